@@ -1,0 +1,30 @@
+"""Topic names: the one place that knows them (events.md, "Topics and keys")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Names of the input and dead-letter topics for one topic prefix."""
+
+    visits: str
+    leads: str
+    transitions: str
+    dead_letter: str
+
+    @classmethod
+    def from_prefix(cls, prefix: str = "funnel.") -> TopicNames:
+        """Names for ``prefix`` (default ``funnel.``)."""
+        return cls(
+            visits=f"{prefix}visits",
+            leads=f"{prefix}leads",
+            transitions=f"{prefix}stage-transitions",
+            dead_letter=f"{prefix}dead-letter",
+        )
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        """The three input topics, in the spec's order."""
+        return (self.visits, self.leads, self.transitions)
