@@ -1,0 +1,3 @@
+"""funnel: exact, real-time marketing-and-sales funnel metrics from Kafka events."""
+
+__version__ = "0.1.0"

@@ -28,3 +28,12 @@ class TopicNames:
     def inputs(self) -> tuple[str, str, str]:
         """The three input topics, in the spec's order."""
         return (self.visits, self.leads, self.transitions)
+
+
+# Faust names a table's changelog topic "<app id>-<table name>-changelog".
+STATE_TABLES = ("lead_states", "visitor_states")
+
+
+def changelog_topics(app_id: str) -> tuple[str, ...]:
+    """The internal (changelog) topics of the worker's state tables."""
+    return tuple(f"{app_id}-{table}-changelog" for table in STATE_TABLES)

@@ -1,0 +1,140 @@
+"""The three input events of the funnel, as pydantic models (events.md, v1).
+
+The models are the executable form of the public event contract: field names, types and
+limits follow the spec exactly, and the JSON Schemas in ``schemas/json/`` are generated
+from them. Validation is strict (a number is not a string, ``1.0`` is not an integer),
+extra fields are dropped unread, and a timestamp must be RFC 3339 with an offset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Annotated, Final, Literal, TypeAlias
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic_core import PydanticCustomError
+
+# RFC 3339 date-time. The offset is optional here only so that a naive timestamp fails with
+# pydantic's own "timezone_aware" error; ``AwareDatetime`` then insists on it.
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
+def _require_rfc3339(value: object) -> object:
+    """Let through datetimes and RFC 3339 strings only; pydantic parses the strings next."""
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and _RFC3339.fullmatch(value) is not None
+    ):
+        return value
+    raise PydanticCustomError("rfc3339_timestamp", "Input should be an RFC 3339 timestamp")
+
+
+# After a before-validator pydantic sees a Python str, which strict mode refuses as a
+# datetime, so the parse itself is lax; the validator above has already refused what lax
+# mode would wrongly accept (numbers and digit strings read as Unix timestamps).
+Timestamp: TypeAlias = Annotated[
+    AwareDatetime,
+    Strict(False),
+    BeforeValidator(_require_rfc3339),
+    Field(description="Event time, RFC 3339 with offset, e.g. 2026-11-27T15:04:05.123Z."),
+]
+Identifier: TypeAlias = Annotated[str, Field(min_length=1, max_length=128)]
+Source: TypeAlias = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="Acquisition channel, e.g. organic, paid_search, social, email.",
+    ),
+]
+Campaign: TypeAlias = Annotated[str | None, Field(max_length=128)]
+
+
+class _EventBase(BaseModel):
+    """Fields and settings shared by every event."""
+
+    model_config = ConfigDict(
+        strict=True,
+        frozen=True,
+        extra="ignore",
+        # Keep payload values out of str(ValidationError), in case one is ever logged.
+        hide_input_in_errors=True,
+    )
+
+    event_id: Identifier = Field(
+        description="Unique per event; a producer retries with the same id.",
+    )
+    type: str
+    occurred_at: Timestamp
+    schema_version: int = Field(default=1, description="Contract version.")
+
+    @property
+    def occurred_epoch(self) -> float:
+        """``occurred_at`` in seconds since the Unix epoch."""
+        return self.occurred_at.timestamp()
+
+
+class Visit(_EventBase):
+    """A page view by an anonymous visitor; on the visits topic, keyed by visitor_id."""
+
+    type: Literal["visit"]
+    visitor_id: Identifier = Field(description="Anonymous visitor id; equals the message key.")
+    source: Source
+    campaign: Campaign = None
+    page: Annotated[str | None, Field(max_length=2048, description="URL path.")] = None
+
+    @property
+    def message_key(self) -> str:
+        """The Kafka key this event must carry: its ``visitor_id``."""
+        return self.visitor_id
+
+
+class LeadCreated(_EventBase):
+    """A visitor became a known lead, in stage lead; on the leads topic, keyed by lead_id."""
+
+    type: Literal["lead_created"]
+    lead_id: Identifier = Field(description="Lead id; equals the message key.")
+    visitor_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=128, description="Links the lead to earlier visits."),
+    ] = None
+    source: Source
+    campaign: Campaign = None
+    team: str = Field(default="default", description="Sales team that owns the lead.")
+
+    @property
+    def message_key(self) -> str:
+        """The Kafka key this event must carry: its ``lead_id``."""
+        return self.lead_id
+
+
+class StageChanged(_EventBase):
+    """A lead moved to another stage; on the stage-transitions topic, keyed by lead_id."""
+
+    type: Literal["stage_changed"]
+    lead_id: Identifier = Field(description="Lead id; equals the message key.")
+    to_stage: str = Field(description="One of the configured stages.")
+    from_stage: str | None = Field(default=None, description="Informational only.")
+    team: str | None = Field(
+        default=None, description="Overrides the lead's team from this event on."
+    )
+    owner: str | None = Field(default=None, description="Sales rep id; never a metric label.")
+
+    @property
+    def message_key(self) -> str:
+        """The Kafka key this event must carry: its ``lead_id``."""
+        return self.lead_id
+
+
+Event: TypeAlias = Visit | LeadCreated | StageChanged
+"""Any valid input event."""
+
+EVENT_MODELS: Final[Mapping[str, type[Event]]] = MappingProxyType(
+    {"visit": Visit, "lead_created": LeadCreated, "stage_changed": StageChanged}
+)
+"""The model for each ``type`` value, in the spec's order."""

@@ -1,0 +1,131 @@
+"""The ``funnel`` command line (interface.md). Every failure is one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from stream.errors import FunnelError
+from stream.settings import Settings, load_settings
+
+log = logging.getLogger("funnel")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Run the embedded broker in the foreground."""
+    from stream.broker import run_foreground
+
+    def ready(bootstrap: str) -> None:
+        print(f"embedded broker ready: {bootstrap} (in memory; Ctrl-C stops it)", flush=True)
+
+    return run_foreground(args.port, ready)
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    """Create the input, dead-letter and internal topics."""
+    from stream.run import create_all_topics
+
+    settings = _settings(args)
+    report = asyncio.run(create_all_topics(settings))
+    for name, state in report.items():
+        print(f"{name}: {state}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one stream-processing worker until SIGINT/SIGTERM."""
+    from stream.run import run_worker
+
+    return run_worker(_settings(args))
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Produce synthetic funnel events."""
+    from stream.run import run_generate
+
+    settings = _settings(args)
+    return run_generate(
+        settings, seed=args.seed, rate=args.rate, count=args.count, backfill_days=args.backfill_days
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Broker, topics, worker and generator, with a live view, until Ctrl-C."""
+    from stream.demo import run_demo
+
+    return run_demo(
+        args.config,
+        seed=args.seed,
+        rate=args.rate,
+        backfill_days=args.backfill_days,
+        duration=args.duration,
+    )
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write the JSON Schema of every event type."""
+    from schemas.export import write_json_schemas
+
+    for path in write_json_schemas(Path(args.output)):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``funnel`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="funnel", description="Exact, real-time marketing-and-sales funnel from Kafka events."
+    )
+    parser.add_argument("--config", default=None, help="TOML configuration file (FUNNEL_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fun: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(fun.__doc__ or "").strip().rstrip("."))
+        p.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file")
+        p.set_defaults(func=fun)
+        return p
+
+    add("broker", cmd_broker).add_argument("--port", type=int, default=9092)
+    add("topics", cmd_topics)
+    add("worker", cmd_worker)
+    gen = add("generate", cmd_generate)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--rate", type=float, default=50.0, help="events per second when live")
+    gen.add_argument("--count", type=int, default=None, help="stop after this many messages")
+    gen.add_argument(
+        "--backfill-days", type=float, default=0.0, help="produce the past N days first"
+    )
+    demo = add("demo", cmd_demo)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--rate", type=float, default=50.0)
+    demo.add_argument("--backfill-days", type=float, default=3.0)
+    demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    add("schema", cmd_schema).add_argument("--output", default="schemas/json")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``funnel`` command."""
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args))
+    except FunnelError as exc:
+        print(f"funnel {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""What applying events did, for the metrics layer to count.
+
+The core never touches Prometheus: it appends to an ``Effects`` accumulator, and the worker
+turns that into counter and histogram updates (with bounded labels) once per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["applied", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A lead's first follow-up, recorded the moment both its start and stop are known."""
+
+    team: str
+    wall_seconds: float
+    business_seconds: float | None
+    within_sla: bool
+    clock_skew: bool
+
+
+@dataclass(slots=True)
+class Effects:
+    """Counts produced by applying events or advancing the clock, not yet exported."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (stage, source)
+    reentries: list[str] = field(default_factory=list)  # stage
+    followups: list[FollowUp] = field(default_factory=list)
+    breaches: list[str] = field(default_factory=list)  # team
+
+    def clear(self) -> None:
+        """Forget everything, to reuse the accumulator for the next batch."""
+        self.entries.clear()
+        self.reentries.clear()
+        self.followups.clear()
+        self.breaches.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self.entries or self.reentries or self.followups or self.breaches)

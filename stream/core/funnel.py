@@ -1,0 +1,296 @@
+"""The funnel state machine: applies events to per-key states and keeps the aggregates.
+
+``Funnel`` is what the worker, the period report and the tests all drive. It knows nothing of
+Faust or Kafka: states live in any ``KeyValueStore`` (a Faust table in the worker, a dict in
+tests and reports), and effects are appended to ``funnel.effects`` for the caller to export.
+
+The clock decides when deadlines and orphan holds pass: in ``event`` mode it is the watermark
+(the highest ``occurred_at`` applied across the partitions this funnel owns), in ``wall`` mode
+it is moved by ``advance(now)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from schemas import Event, LeadCreated, StageChanged, Visit
+from stream.core.effects import Effects, Status
+from stream.core.leads import (
+    LeadState,
+    apply_lead_created,
+    apply_stage_changed,
+    forget_old_ids,
+    lead_status,
+    status_effects,
+)
+from stream.core.rules import FunnelRules
+from stream.core.view import PartitionView, WindowKey, lead_windows
+from stream.core.visits import VisitorState
+from stream.core.windows import previous_window_start, window_start
+
+ClockMode = Literal["wall", "event"]
+StateKind = Literal["visits", "leads"]
+ViewKey = tuple[StateKind, int]
+_S = TypeVar("_S", LeadState, VisitorState)
+
+
+class KeyValueStore(Protocol):
+    """Where states are kept: a Faust table in the worker, a dict elsewhere."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def __setitem__(self, key: str, value: bytes) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupGauge:
+    """Open leads of one team: how many, how many overdue, the oldest clock start."""
+
+    awaiting: int
+    overdue: int
+    oldest_clock_start: float | None
+
+
+class Funnel:
+    """Applies events, advances the clock and exposes exact aggregates per owned partition."""
+
+    def __init__(
+        self,
+        rules: FunnelRules,
+        leads: KeyValueStore,
+        visitors: KeyValueStore,
+        clock_mode: ClockMode = "event",
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.rules = rules
+        self.leads = leads
+        self.visitors = visitors
+        self.clock_mode = clock_mode
+        self._now = now
+        self.clock = now() if clock_mode == "wall" else 0.0
+        # One view per input partition, apart for visits and for leads (they may be owned
+        # by different workers).
+        self.views: dict[ViewKey, PartitionView] = {}
+        self.effects = Effects()
+        self._largest_window = max(rules.windows, key=lambda w: w.seconds)
+
+    # -- applying events -------------------------------------------------------------------
+
+    def view(self, kind: StateKind, partition: int) -> PartitionView:
+        """The aggregates of one input partition (created empty on first use)."""
+        view = self.views.get((kind, partition))
+        if view is None:
+            view = self.views[(kind, partition)] = PartitionView(partition)
+        return view
+
+    def is_late(self, t: float) -> bool:
+        """True if ``t`` falls before the oldest retained window."""
+        cutoff = self.clock - self.rules.window_retention
+        return t < window_start(self._largest_window, cutoff)
+
+    def apply(self, partition: int, event: Event) -> Status:
+        """Apply one valid event from ``partition``: ``applied`` or ``duplicate``."""
+        t = event.occurred_at.timestamp()
+        if isinstance(event, Visit):
+            status = self._apply_visit(self.view("visits", partition), event, t)
+        else:
+            view = self.view("leads", partition)
+            status = self._apply_lead_event(view, event, t)
+        if status == "applied" and self.clock_mode == "event" and t > self.clock:
+            self._move_clock(t)
+        return status
+
+    def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
+        raw = self.visitors.get(event.visitor_id)
+        state = VisitorState.decode(raw) if raw is not None else VisitorState(view.partition)
+        if event.event_id in state.visits:
+            return "duplicate"
+        view.watermark = max(view.watermark, t)
+        state.visits[event.event_id] = t
+        state.forget_before(self.clock - self.rules.dedupe_horizon)
+        self.visitors[event.visitor_id] = state.encode()
+        stage = self.rules.visit_stage
+        self.effects.entries.append((stage, event.source))
+        view.add_windows(
+            tuple((stage, spec.name, window_start(spec, t)) for spec in self.rules.windows), 1
+        )
+        return "applied"
+
+    def _apply_lead_event(
+        self, view: PartitionView, event: LeadCreated | StageChanged, t: float
+    ) -> Status:
+        rules, clock = self.rules, self.clock
+        raw = self.leads.get(event.lead_id)
+        state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
+        if event.event_id in state.seen:
+            return "duplicate"
+        view.watermark = max(view.watermark, t)
+        before = lead_status(state, rules, clock)
+        windows_before = lead_windows(state, before, rules)
+        if isinstance(event, LeadCreated):
+            after = apply_lead_created(
+                state,
+                event.event_id,
+                t,
+                event.source,
+                event.team,
+                rules,
+                clock,
+                before,
+                self.effects,
+            )
+        else:
+            after = apply_stage_changed(
+                state,
+                event.event_id,
+                t,
+                event.to_stage,
+                event.team,
+                rules,
+                clock,
+                before,
+                self.effects,
+            )
+        forget_old_ids(state, clock - rules.dedupe_horizon)
+        self.leads[event.lead_id] = state.encode()
+        windows_after = lead_windows(state, after, rules)
+        if windows_after != windows_before:
+            view.add_windows(windows_before, -1)
+            view.add_windows(windows_after, 1)
+        view.set_lead(event.lead_id, after, clock)
+        return "applied"
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    def advance(self, now: float | None = None) -> None:
+        """Move the wall clock (``wall`` mode; ``event`` mode moves with the watermark)."""
+        if self.clock_mode == "wall":
+            self._move_clock(self._now() if now is None else now)
+
+    def _move_clock(self, new: float) -> None:
+        if new <= self.clock:
+            return
+        self.clock = new
+        for view in self.views.values():
+            for lead in view.pop_breached(new):
+                self.effects.breaches.append(lead.team)
+            for lead_id in view.pop_released(new):
+                self._release(view, lead_id)
+
+    def _release(self, view: PartitionView, lead_id: str) -> None:
+        """Count a held lead on its own: its orphan hold has passed with no lead_created."""
+        raw = self.leads.get(lead_id)
+        if raw is None:
+            return
+        state = LeadState.decode(raw)
+        rules = self.rules
+        # The status just before the clock passed the hold, and now.
+        before = lead_status(state, rules, (state.held_since() or 0.0) + rules.orphan_hold)
+        after = lead_status(state, rules, self.clock)
+        status_effects(before, after, state, self.effects)
+        view.add_windows(lead_windows(state, after, rules), 1)
+        view.set_lead(lead_id, after, self.clock)
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def rebuild(self, lead_partitions: Iterable[int], visit_partitions: Iterable[int]) -> None:
+        """Derive the aggregates of the owned partitions from the stored states.
+
+        Called after recovery (start-up, rebalance): every view of an owned partition is
+        rebuilt from scratch, so the gauges are exact whatever happened before.
+        """
+        wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
+        self.views = {("leads", p): PartitionView(p) for p in wanted_leads}
+        self.views.update({("visits", p): PartitionView(p) for p in wanted_visits})
+        leads = list(_states(self.leads.items(), wanted_leads, LeadState.decode))
+        visitors = list(_states(self.visitors.items(), wanted_visits, VisitorState.decode))
+        for _, lead in leads:
+            view = self.views[("leads", lead.partition)]
+            view.watermark = max(view.watermark, lead.max_time())
+        for _, visitor in visitors:
+            view = self.views[("visits", visitor.partition)]
+            view.watermark = max(view.watermark, max(visitor.visits.values(), default=0.0))
+        if self.clock_mode == "event":
+            self.clock = max(self.clock, self.watermark)
+        else:
+            self.clock = max(self.clock, self._now())
+        rules, clock = self.rules, self.clock
+        for lead_id, lead in leads:
+            view = self.views[("leads", lead.partition)]
+            status = lead_status(lead, rules, clock)
+            view.add_windows(lead_windows(lead, status, rules), 1)
+            view.set_lead(lead_id, status, clock)
+        stage = rules.visit_stage
+        for _, visitor in visitors:
+            view = self.views[("visits", visitor.partition)]
+            for t in visitor.visits.values():
+                view.add_windows(
+                    tuple((stage, s.name, window_start(s, t)) for s in rules.windows), 1
+                )
+
+    def revoke(self, lead_partitions: Iterable[int], visit_partitions: Iterable[int]) -> None:
+        """Stop exporting partitions that another worker owns now."""
+        for p in lead_partitions:
+            self.views.pop(("leads", p), None)
+        for p in visit_partitions:
+            self.views.pop(("visits", p), None)
+
+    # -- what the gauges show ----------------------------------------------------------------
+
+    def window_entries(self) -> dict[tuple[str, str, str], int]:
+        """Entries per (stage, window, period) for the current and previous windows.
+
+        The current window is the one that holds the clock (the watermark in ``event`` mode);
+        every configured stage and window is present, with 0 where nothing entered.
+        """
+        totals: Counter[WindowKey] = Counter()
+        for view in self.views.values():
+            totals.update(view.window_counts)
+        out: dict[tuple[str, str, str], int] = {}
+        watermark = self.watermark
+        for spec in self.rules.windows:
+            current = window_start(spec, watermark)
+            previous = previous_window_start(spec, current)
+            for stage in self.rules.all_stages:
+                out[(stage, spec.name, "current")] = totals[(stage, spec.name, current)]
+                out[(stage, spec.name, "previous")] = totals[(stage, spec.name, previous)]
+        return out
+
+    @property
+    def watermark(self) -> float:
+        """Highest ``occurred_at`` applied across the owned partitions (0 before any)."""
+        return max((v.watermark for v in self.views.values()), default=0.0)
+
+    def followup_gauges(self) -> dict[str, FollowupGauge]:
+        """Awaiting, overdue and oldest open lead per team, over the owned partitions."""
+        awaiting: Counter[str] = Counter()
+        overdue: Counter[str] = Counter()
+        for view in self.views.values():
+            awaiting.update(view.awaiting)
+            overdue.update(view.overdue)
+        out: dict[str, FollowupGauge] = {}
+        for team in awaiting.keys() | overdue.keys():
+            starts = [s for v in self.views.values() if (s := v.oldest_open(team)) is not None]
+            out[team] = FollowupGauge(awaiting[team], overdue[team], min(starts, default=None))
+        return out
+
+    def prune(self) -> None:
+        """Forget window counts past the retention."""
+        cutoff = window_start(self._largest_window, self.clock - self.rules.window_retention)
+        for view in self.views.values():
+            view.prune_windows(cutoff)
+
+
+def _states(
+    items: Iterable[tuple[str, bytes]], partitions: set[int], decode: Callable[[bytes], _S]
+) -> Iterator[tuple[str, _S]]:
+    for key, raw in items:
+        state = decode(raw)
+        if state.partition in partitions:
+            yield key, state

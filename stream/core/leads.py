@@ -1,0 +1,244 @@
+"""Per-lead state: stages reached, the follow-up clock, the lead's team and source.
+
+A ``LeadState`` holds every fact about one lead that the funnel needs, including the ids of the
+events already applied to it, so applying an event twice (a duplicate, or a replay after a
+crash) changes nothing. Everything derived (window counts, open leads) is computed from it by
+``contribution``, so aggregates can always be rebuilt from the states alone.
+
+Arrival order does not matter: a stage's first entry is its earliest ``occurred_at``; stage
+changes that arrive before their ``lead_created`` are held (stored, not counted) until the lead
+arrives or the orphan hold passes, and are then counted on their own (source ``unknown``,
+team ``default``).
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import insort
+from dataclasses import dataclass, field
+
+from stream.core.effects import Effects, FollowUp
+from stream.core.rules import FunnelRules
+
+DEFAULT_TEAM = "default"
+UNKNOWN_SOURCE = "unknown"
+
+
+@dataclass(slots=True)
+class LeadState:
+    """Everything the funnel knows about one lead; serialised into the ``lead_states`` table."""
+
+    partition: int
+    created_at: float | None = None  # earliest lead_created; None while only stage changes came
+    source: str | None = None
+    teams: list[tuple[float, str]] = field(default_factory=list)  # (occurred_at, team), sorted
+    entries: dict[str, list[float]] = field(default_factory=dict)  # stage -> entry times, sorted
+    seen: dict[str, float] = field(default_factory=dict)  # event_id -> occurred_at
+
+    def encode(self) -> bytes:
+        """Compact JSON for the state table."""
+        return json.dumps(
+            [
+                self.partition,
+                self.created_at,
+                self.source,
+                self.teams,
+                self.entries,
+                self.seen,
+            ],
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> LeadState:
+        """Inverse of ``encode``."""
+        p, created, source, teams, entries, seen = json.loads(raw)
+        return cls(
+            partition=p,
+            created_at=created,
+            source=source,
+            teams=[(t, team) for t, team in teams],
+            entries=entries,
+            seen=seen,
+        )
+
+    # -- derived facts -------------------------------------------------------------------
+
+    def first_entry(self, stage: str) -> float | None:
+        """Earliest entry into ``stage``, or None if never entered."""
+        times = self.entries.get(stage)
+        return times[0] if times else None
+
+    def team_at(self, t: float) -> str:
+        """The team that owned the lead at event time ``t``."""
+        team = self.teams[0][1] if self.teams else DEFAULT_TEAM
+        for when, name in self.teams:
+            if when > t:
+                break
+            team = name
+        return team
+
+    @property
+    def current_team(self) -> str:
+        """The team that owns the lead now (the latest assignment in event time)."""
+        return self.teams[-1][1] if self.teams else DEFAULT_TEAM
+
+    def held_since(self) -> float | None:
+        """Earliest held stage change while the lead has not arrived, else None."""
+        if self.created_at is not None or not self.entries:
+            return None
+        return min(times[0] for times in self.entries.values())
+
+    def is_released(self, rules: FunnelRules, clock: float) -> bool:
+        """True once the lead arrived, or its held stage changes waited out the orphan hold."""
+        if self.created_at is not None:
+            return True
+        held = self.held_since()
+        return held is not None and clock > held + rules.orphan_hold
+
+    def clock_start(self, rules: FunnelRules) -> float | None:
+        """When the follow-up clock started: first entry into the configured start stage."""
+        return self.first_entry(rules.clock_starts_at)
+
+    def clock_stop(self, rules: FunnelRules) -> float | None:
+        """The first transition into any follow-up stage."""
+        stops = [times[0] for s, times in self.entries.items() if s in rules.followup_stages]
+        return min(stops) if stops else None
+
+    def max_time(self) -> float:
+        """Highest ``occurred_at`` applied to this lead (for rebuilding the watermark)."""
+        return max((times[-1] for times in self.entries.values()), default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLead:
+    """A lead whose follow-up clock runs: who owns it, since when, and when it breaches."""
+
+    team: str
+    clock_start: float
+    breach_at: float
+
+
+def released_counts(state: LeadState, effects: Effects) -> None:
+    """Count every stage the lead has entered, at the moment it is released."""
+    source = state.source if state.source is not None else UNKNOWN_SOURCE
+    for stage, times in state.entries.items():
+        effects.entries.append((stage, source))
+        effects.reentries.extend([stage] * (len(times) - 1))
+
+
+def enter_stage(state: LeadState, stage: str, t: float, released: bool, effects: Effects) -> None:
+    """Record an entry into ``stage`` at ``t``: a first entry or a re-entry."""
+    times = state.entries.get(stage)
+    if times is None:
+        state.entries[stage] = [t]
+        if released:
+            source = state.source if state.source is not None else UNKNOWN_SOURCE
+            effects.entries.append((stage, source))
+    else:
+        insort(times, t)
+        if released:
+            effects.reentries.append(stage)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadStatus:
+    """Facts derived from a lead's state at a given clock; effects are their changes."""
+
+    released: bool
+    followup: FollowUp | None
+    breached: bool
+    open: OpenLead | None
+    held_until: float | None
+
+
+def lead_status(state: LeadState, rules: FunnelRules, clock: float) -> LeadStatus:
+    """Derive the lead's follow-up and breach status at ``clock`` (event or wall time).
+
+    Nothing here is stored: the follow-up is known once the lead is released and both clock
+    ends are known; the lead is breached when its follow-up came after the deadline, or when
+    the clock passed the deadline with no follow-up.
+    """
+    released = state.is_released(rules, clock)
+    if not released:
+        held = state.held_since()
+        return LeadStatus(
+            False, None, False, None, None if held is None else held + rules.orphan_hold
+        )
+    start = state.clock_start(rules)
+    if start is None:
+        return LeadStatus(True, None, False, None, None)
+    stop = state.clock_stop(rules)
+    breach_at = rules.deadline(start)
+    if stop is None:
+        opened = OpenLead(state.current_team, start, breach_at)
+        return LeadStatus(True, None, clock > breach_at, opened, None)
+    wall = max(0.0, stop - start)
+    business = None if rules.calendar is None else rules.calendar.business_seconds(start, stop)
+    within = rules.sla_latency(wall, business) <= rules.followup_within
+    followup = FollowUp(state.team_at(stop), wall, business, within, stop < start)
+    return LeadStatus(True, followup, stop > breach_at, None, None)
+
+
+def status_effects(
+    before: LeadStatus, after: LeadStatus, state: LeadState, effects: Effects
+) -> None:
+    """Append what changed between two statuses of the same lead."""
+    if after.released and not before.released:
+        released_counts(state, effects)
+    if after.followup is not None and before.followup is None:
+        effects.followups.append(after.followup)
+    if after.breached and not before.breached:
+        team = after.followup.team if after.followup is not None else state.current_team
+        effects.breaches.append(team)
+
+
+def apply_lead_created(
+    state: LeadState,
+    event_id: str,
+    t: float,
+    source: str,
+    team: str,
+    rules: FunnelRules,
+    clock: float,
+    before: LeadStatus,
+    effects: Effects,
+) -> LeadStatus:
+    """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status."""
+    state.seen[event_id] = t
+    if state.created_at is None or t < state.created_at:
+        state.created_at = t
+        state.source = source
+    insort(state.teams, (t, team))
+    enter_stage(state, rules.lead_stage, t, before.released, effects)
+    after = lead_status(state, rules, clock)
+    status_effects(before, after, state, effects)
+    return after
+
+
+def apply_stage_changed(
+    state: LeadState,
+    event_id: str,
+    t: float,
+    to_stage: str,
+    team: str | None,
+    rules: FunnelRules,
+    clock: float,
+    before: LeadStatus,
+    effects: Effects,
+) -> LeadStatus:
+    """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status."""
+    state.seen[event_id] = t
+    if team is not None:
+        insort(state.teams, (t, team))
+    enter_stage(state, to_stage, t, before.released, effects)
+    after = lead_status(state, rules, clock)
+    status_effects(before, after, state, effects)
+    return after
+
+
+def forget_old_ids(state: LeadState, horizon_start: float) -> None:
+    """Drop event ids older than the duplicate horizon, keeping the state bounded."""
+    old = [eid for eid, t in state.seen.items() if t < horizon_start]
+    for eid in old:
+        del state.seen[eid]

@@ -1,0 +1,64 @@
+"""The funnel's agreed rules, as plain values the core works with.
+
+Built once from the settings (``stream.settings``) by ``rules_from_settings``; the core never
+reads configuration itself, so tests and reports can build rules directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream.core.calendar import BusinessCalendar
+from stream.core.windows import WindowSpec, parse_window
+
+DEFAULT_STAGES = ("visit", "lead", "mql", "sql", "opportunity", "customer")
+DEFAULT_EXTRA_STAGES = ("contacted", "disqualified")
+DEFAULT_FOLLOWUP_STAGES = ("contacted", "sql", "opportunity", "customer", "disqualified")
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelRules:
+    """Stages, follow-up SLA, windows and horizons that the core applies to every event."""
+
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    extra_stages: tuple[str, ...] = DEFAULT_EXTRA_STAGES
+    clock_starts_at: str = "lead"
+    followup_stages: frozenset[str] = frozenset(DEFAULT_FOLLOWUP_STAGES)
+    followup_within: float = DAY
+    breach_grace: float = 0.0
+    calendar: BusinessCalendar | None = None
+    time_zone: str = "UTC"
+    windows: tuple[WindowSpec, ...] = field(
+        default_factory=lambda: (parse_window("1h", "UTC"), parse_window("1d", "UTC"))
+    )
+    window_retention: float = 35 * DAY
+    dedupe_horizon: float = 7 * DAY
+    orphan_hold: float = 3600.0
+
+    @property
+    def all_stages(self) -> tuple[str, ...]:
+        """Funnel stages in order, then the stages outside the order."""
+        return self.stages + self.extra_stages
+
+    @property
+    def lead_stage(self) -> str:
+        """The stage a ``lead_created`` event enters: the one after ``visit``."""
+        return self.stages[1]
+
+    @property
+    def visit_stage(self) -> str:
+        """The first funnel stage, entered by every distinct visit."""
+        return self.stages[0]
+
+    def deadline(self, clock_start: float) -> float:
+        """When a lead whose clock started at ``clock_start`` breaches (deadline + grace)."""
+        if self.calendar is None:
+            due = clock_start + self.followup_within
+        else:
+            due = self.calendar.add_business_seconds(clock_start, self.followup_within)
+        return due + self.breach_grace
+
+    def sla_latency(self, wall_seconds: float, business_seconds: float | None) -> float:
+        """The latency the SLA is judged on: business time when a calendar is set."""
+        return wall_seconds if business_seconds is None else business_seconds

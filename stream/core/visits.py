@@ -1,0 +1,30 @@
+"""Per-visitor state: the visits applied recently, for duplicate detection and window counts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class VisitorState:
+    """Visits of one visitor within the duplicate horizon; the ``visitor_states`` table value."""
+
+    partition: int
+    visits: dict[str, float] = field(default_factory=dict)  # event_id -> occurred_at
+
+    def encode(self) -> bytes:
+        """Compact JSON for the state table."""
+        return json.dumps([self.partition, self.visits], separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> VisitorState:
+        """Inverse of ``encode``."""
+        partition, visits = json.loads(raw)
+        return cls(partition, visits)
+
+    def forget_before(self, horizon_start: float) -> None:
+        """Drop visits older than the duplicate horizon, keeping the state bounded."""
+        old = [eid for eid, t in self.visits.items() if t < horizon_start]
+        for eid in old:
+            del self.visits[eid]

@@ -1,0 +1,192 @@
+"""Event-time tumbling windows aligned to the local clock of the business time zone.
+
+A window is named like ``15m``, ``1h``, ``1d`` or ``1w``. Instants are float epoch seconds.
+
+- Whole-day windows start at local midnight, so a ``1d`` window on a daylight-saving day
+  lasts 23 h or 25 h. Multi-day windows are counted from Monday 0001-01-01, so ``1w`` (and
+  ``7d``) windows start on local Monday midnight.
+- Shorter windows must divide a day. They start where the local wall time, read with the
+  UTC offset in force at that instant, is a multiple of the width. So ``1h`` windows in
+  Asia/Kolkata (+05:30) start at half past the UTC hour, and the local hour repeated at a
+  fall-back is two windows, one per UTC hour. When an offset change skips the grid (a
+  ``2h`` window across a one-hour spring-forward), the window runs to the next local
+  boundary and is longer than nominal.
+
+Every instant belongs to exactly one window ``[start, next_window_start)``. The last two
+windows looked up are cached on the spec, so the common call is two float comparisons.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "WindowSpec",
+    "next_window_start",
+    "parse_window",
+    "previous_window_start",
+    "window_start",
+]
+
+_DAY_SECONDS = 86_400
+_MAX_DAYS = 366
+_UNIT_SECONDS = {"m": 60, "h": 3_600, "d": _DAY_SECONDS, "w": 7 * _DAY_SECONDS}
+_NAME = re.compile(r"([1-9][0-9]{0,5})([mhdw])")
+_NO_WINDOW = (math.inf, -math.inf)  # holds no instant: start <= t < end is never true
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A tumbling window: its name (a metric label such as "1h"), nominal width, time zone.
+
+    ``seconds`` must divide a day or be a whole number of days (at most a year); the time
+    zone must be known to ``zoneinfo``. Anything else raises ``ValueError``.
+    """
+
+    name: str
+    seconds: float
+    time_zone: str
+    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    _days: int = field(init=False, repr=False, compare=False)
+    _recent: list[tuple[float, float]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            zone = ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"window {self.name!r}: unknown time zone {self.time_zone!r}") from exc
+        seconds = self.seconds
+        if not (math.isfinite(seconds) and 0 < seconds <= _MAX_DAYS * _DAY_SECONDS):
+            raise ValueError(f"window {self.name!r}: width must be above 0 and at most a year")
+        if seconds % _DAY_SECONDS == 0:
+            days = int(seconds // _DAY_SECONDS)
+        elif _DAY_SECONDS % seconds == 0:
+            days = 0
+        else:
+            raise ValueError(
+                f"window {self.name!r}: width must divide a day or be a whole number of days"
+            )
+        object.__setattr__(self, "_zone", zone)
+        object.__setattr__(self, "_days", days)
+        object.__setattr__(self, "_recent", [_NO_WINDOW, _NO_WINDOW])
+
+
+def parse_window(name: str, time_zone: str) -> WindowSpec:
+    """Parse a window name: a positive count and a unit, ``m``, ``h``, ``d`` or ``w``.
+
+    Raises ``ValueError`` for anything else ("1.5h", "0h", "1 h"), and for widths that
+    neither divide a day nor are whole days ("7h", "36h").
+    """
+    match = _NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"window {name!r}: expected a count and a unit, like 15m, 1h, 1d or 1w")
+    return WindowSpec(name, float(int(match[1]) * _UNIT_SECONDS[match[2]]), time_zone)
+
+
+def window_start(spec: WindowSpec, t: float) -> float:
+    """Start (epoch seconds) of the window of ``spec`` that holds the instant ``t``."""
+    recent = spec._recent
+    start, end = recent[0]
+    if start <= t < end:
+        return start
+    start, end = recent[1]
+    if start <= t < end:
+        return start
+    return _lookup(spec, t)[0]
+
+
+def next_window_start(spec: WindowSpec, start: float) -> float:
+    """Start of the window right after the one that holds ``start`` (its exclusive end)."""
+    return _bounds(spec, start)[1]
+
+
+def previous_window_start(spec: WindowSpec, start: float) -> float:
+    """Start of the window right before the one that holds ``start``.
+
+    For daily windows this is local midnight of the previous day, across DST changes too.
+    """
+    first = _bounds(spec, start)[0]
+    return _bounds(spec, math.nextafter(first, -math.inf))[0]
+
+
+def _bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
+    recent = spec._recent
+    for bounds in recent:
+        if bounds[0] <= t < bounds[1]:
+            return bounds
+    return _lookup(spec, t)
+
+
+def _lookup(spec: WindowSpec, t: float) -> tuple[float, float]:
+    if spec._days:
+        bounds = _day_bounds(spec._zone, spec._days, t)
+    else:
+        bounds = _sub_day_bounds(spec._zone, spec.seconds, t)
+    # Each slot holds a whole tuple, so a reader never sees a half-updated window.
+    recent = spec._recent
+    recent[1] = recent[0]
+    recent[0] = bounds
+    return bounds
+
+
+def _day_bounds(zone: ZoneInfo, days: int, t: float) -> tuple[float, float]:
+    ordinal = datetime.fromtimestamp(t, zone).toordinal()
+    # date.fromordinal(1) is a Monday, so this makes 7-day windows start on Mondays.
+    first = ordinal - (ordinal - 1) % days
+    start = _local_midnight(zone, first)
+    end = _local_midnight(zone, first + days)
+    # Where a fall-back crosses midnight, the local date can step back after midnight.
+    while t >= end:
+        first += days
+        start, end = end, _local_midnight(zone, first + days)
+    while t < start:
+        first -= days
+        start, end = _local_midnight(zone, first), start
+    return start, end
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_midnight(zone: ZoneInfo, ordinal: int) -> float:
+    """First instant of a local date (a midnight inside a DST gap maps to the jump)."""
+    return datetime.combine(date.fromordinal(ordinal), time(0), tzinfo=zone).timestamp()
+
+
+def _sub_day_bounds(zone: ZoneInfo, width: float, t: float) -> tuple[float, float]:
+    offset = _utc_offset(zone, t)
+    start = _floor(t, offset, width)
+    start_offset = _utc_offset(zone, start)
+    if start_offset != offset:
+        # An offset change lies in (start, t] and left no boundary on the new grid before t:
+        # the window began on the old offset's grid, before the change.
+        start = _floor(t, start_offset, width)
+        while _utc_offset(zone, start) != start_offset:
+            start -= width
+        offset = start_offset
+    end = start + width
+    end_offset = _utc_offset(zone, end)
+    if end_offset != offset:
+        # The offset changes in (start, end]: the window ends at the new grid's first
+        # boundary after the change.
+        end = _floor(start, end_offset, width) + width
+        while _utc_offset(zone, end) != end_offset:
+            end += width
+    return start, end
+
+
+def _floor(t: float, offset: float, width: float) -> float:
+    """Latest instant <= t whose local time (t + offset) is a multiple of width, exactly.
+
+    Summing the small remainders instead of computing t + offset avoids a rounding step
+    that could push the result past t.
+    """
+    return t - (t % width + offset % width) % width
+
+
+def _utc_offset(zone: ZoneInfo, t: float) -> float:
+    offset = datetime.fromtimestamp(t, zone).utcoffset()
+    return 0.0 if offset is None else offset.total_seconds()

@@ -1,0 +1,281 @@
+"""Every Prometheus metric of the worker (metrics.md), built per registry.
+
+``FunnelMetrics`` owns the metric objects and turns the core's ``Effects`` and the pipeline's
+message outcomes into counter and histogram updates. Gauges that describe state (window
+counts, open leads, watermarks, lag) are read from the ``Funnel`` at scrape time by
+``StateCollector``, so they are exact and follow partition ownership.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from schemas import REJECT_REASONS
+from stream import __version__
+from stream.core.effects import Effects
+from stream.core.funnel import Funnel
+from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
+from stream.labels import LabelBound
+
+LATENCY_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
+DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+OUTCOMES = ("applied", "duplicate")
+
+# The *_created series double the exposition and no dashboard uses them.
+disable_created_metrics()
+
+
+class FunnelMetrics:
+    """The worker's counters and histograms, with bounded labels."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        stages: Iterable[str],
+        input_topics: Iterable[str],
+        teams: Iterable[str] | None,
+        sources: Iterable[str] | None,
+        max_values: int,
+        business_hours: bool,
+    ) -> None:
+        r = registry
+        self.stage_entries = Counter(
+            "funnel_stage_entries",
+            "First entries into a stage (visits: every distinct visit).",
+            ["stage", "source"],
+            registry=r,
+        )
+        self.stage_reentries = Counter(
+            "funnel_stage_reentries",
+            "Repeated entries into a stage a lead had already reached.",
+            ["stage"],
+            registry=r,
+        )
+        self.followup_latency = Histogram(
+            "funnel_followup_latency_seconds",
+            "Lead to first follow-up, wall time.",
+            ["team"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.followup_business_latency = (
+            Histogram(
+                "funnel_followup_business_latency_seconds",
+                "Lead to first follow-up, on the business-hours calendar.",
+                ["team"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+            if business_hours
+            else None
+        )
+        self.followups = Counter(
+            "funnel_followups",
+            "Follow-ups, split by whether they met the SLA.",
+            ["team", "within_sla"],
+            registry=r,
+        )
+        self.breaches = Counter(
+            "funnel_followup_sla_breaches",
+            "Deadlines that passed with no follow-up.",
+            ["team"],
+            registry=r,
+        )
+        self.clock_skew = Counter(
+            "funnel_followup_clock_skew",
+            "Follow-ups stamped before their lead.",
+            ["team"],
+            registry=r,
+        )
+        self.label_overflow = Counter(
+            "funnel_label_overflow",
+            "Label values replaced by 'other' (cardinality bound).",
+            ["label"],
+            registry=r,
+        )
+        self.consumed = Counter(
+            "funnel_events_consumed", "Messages read from input topics.", ["topic"], registry=r
+        )
+        self.applied = Counter(
+            "funnel_events_applied", "Messages that changed state.", ["topic"], registry=r
+        )
+        self.duplicate = Counter(
+            "funnel_events_duplicate",
+            "Messages whose event_id was already applied.",
+            ["topic"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "funnel_events_rejected",
+            "Messages sent to the dead-letter topic.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.late = Counter(
+            "funnel_events_late",
+            "Events older than the oldest retained window.",
+            ["topic"],
+            registry=r,
+        )
+        self.processing_delay = Histogram(
+            "funnel_processing_delay_seconds",
+            "Processing time minus Kafka record timestamp.",
+            buckets=DELAY_BUCKETS,
+            registry=r,
+        )
+        self.last_processed = Gauge(
+            "funnel_last_processed_timestamp_seconds",
+            "Wall time of the last processed message.",
+            registry=r,
+        )
+        Gauge("funnel_build_info", "Build information.", ["version"], registry=r).labels(
+            __version__
+        ).set(1)
+
+        overflow = self.label_overflow.labels
+        self.team = LabelBound(
+            "team", teams, max_values, lambda label: overflow(label).inc(), always=[DEFAULT_TEAM]
+        )
+        self.source = LabelBound(
+            "source",
+            sources,
+            max_values,
+            lambda label: overflow(label).inc(),
+            always=[UNKNOWN_SOURCE],
+        )
+        for label in ("source", "campaign", "team"):
+            overflow(label)
+        self._export_known_series(tuple(stages), tuple(input_topics))
+
+    def _export_known_series(self, stages: tuple[str, ...], topics: tuple[str, ...]) -> None:
+        """Create every series the configuration makes known, at 0 (metrics.md)."""
+        for stage in stages:
+            self.stage_reentries.labels(stage)
+        for topic in topics:
+            for counter in (self.consumed, self.applied, self.duplicate, self.late):
+                counter.labels(topic)
+            for reason in REJECT_REASONS:
+                self.rejected.labels(topic, reason)
+        for team in self.team.known:
+            self._team_series(team)
+
+    def _team_series(self, team: str) -> None:
+        self.followup_latency.labels(team)
+        if self.followup_business_latency is not None:
+            self.followup_business_latency.labels(team)
+        self.followups.labels(team, "true")
+        self.followups.labels(team, "false")
+        self.breaches.labels(team)
+        self.clock_skew.labels(team)
+
+    def record_effects(self, effects: Effects) -> None:
+        """Export what the core did (then the caller clears ``effects``)."""
+        for stage, source in effects.entries:
+            self.stage_entries.labels(stage, self.source(source)).inc()
+        for stage in effects.reentries:
+            self.stage_reentries.labels(stage).inc()
+        for f in effects.followups:
+            team = self.team(f.team)
+            self.followup_latency.labels(team).observe(f.wall_seconds)
+            if self.followup_business_latency is not None and f.business_seconds is not None:
+                self.followup_business_latency.labels(team).observe(f.business_seconds)
+            self.followups.labels(team, "true" if f.within_sla else "false").inc()
+            if f.clock_skew:
+                self.clock_skew.labels(team).inc()
+        for team in effects.breaches:
+            self.breaches.labels(self.team(team)).inc()
+
+    def record_message(
+        self, topic: str, outcome: str, *, record_timestamp: float | None, late: bool = False
+    ) -> None:
+        """Count one consumed message and its outcome (``applied``, ``duplicate`` or a reason)."""
+        now = time.time()
+        self.consumed.labels(topic).inc()
+        if outcome == "applied":
+            self.applied.labels(topic).inc()
+        elif outcome == "duplicate":
+            self.duplicate.labels(topic).inc()
+        else:
+            self.rejected.labels(topic, outcome).inc()
+        if late:
+            self.late.labels(topic).inc()
+        if record_timestamp is not None:
+            self.processing_delay.observe(max(0.0, now - record_timestamp))
+        self.last_processed.set(now)
+
+
+class StateCollector(Collector):
+    """Gauges read from the funnel's state at scrape time: exact, and only for owned partitions."""
+
+    def __init__(
+        self,
+        funnel: Funnel,
+        metrics: FunnelMetrics,
+        watermarks: Mapping[str, float],
+        lag: Callable[[], Mapping[tuple[str, int], int]],
+    ) -> None:
+        self._funnel = funnel
+        self._metrics = metrics
+        self._watermarks = watermarks
+        self._lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the state gauges of metrics.md."""
+        windows = GaugeMetricFamily(
+            "funnel_window_stage_entries",
+            "Exact event-time entries per stage in the current and previous window.",
+            labels=["stage", "window", "period"],
+        )
+        for (stage, window, period), n in self._funnel.window_entries().items():
+            windows.add_metric([stage, window, period], n)
+        yield windows
+
+        awaiting = GaugeMetricFamily(
+            "funnel_leads_awaiting_followup", "Open leads whose clock runs.", labels=["team"]
+        )
+        overdue = GaugeMetricFamily(
+            "funnel_leads_overdue", "Open leads past their deadline.", labels=["team"]
+        )
+        oldest = GaugeMetricFamily(
+            "funnel_oldest_awaiting_followup_timestamp_seconds",
+            "Clock start of the oldest open lead.",
+            labels=["team"],
+        )
+        per_team: dict[str, list[float]] = {t: [0, 0, 0.0] for t in self._metrics.team.known}
+        for team, g in self._funnel.followup_gauges().items():
+            row = per_team.setdefault(self._metrics.team(team), [0, 0, 0.0])
+            row[0] += g.awaiting
+            row[1] += g.overdue
+            if g.oldest_clock_start is not None:
+                row[2] = g.oldest_clock_start if not row[2] else min(row[2], g.oldest_clock_start)
+        for team, (n_awaiting, n_overdue, first) in sorted(per_team.items()):
+            awaiting.add_metric([team], n_awaiting)
+            overdue.add_metric([team], n_overdue)
+            oldest.add_metric([team], first)
+        yield awaiting
+        yield overdue
+        yield oldest
+
+        watermark = GaugeMetricFamily(
+            "funnel_event_time_watermark_timestamp_seconds",
+            "Highest occurred_at applied.",
+            labels=["topic"],
+        )
+        for topic, t in sorted(self._watermarks.items()):
+            watermark.add_metric([topic], t)
+        yield watermark
+
+        lag = GaugeMetricFamily(
+            "funnel_consumer_lag_messages",
+            "High watermark minus committed offset, for partitions this worker owns.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted(self._lag().items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag

@@ -1,0 +1,262 @@
+"""The Faust layer: topics, tables, agents, timers and web views around the funnel core.
+
+One ``faust.App`` per worker process, built by ``create_app(settings)``. The agents only
+classify messages, hand valid events to ``Funnel`` (the plain-Python core) and export what it
+did; all state lives in two Faust tables keyed like their source topics:
+
+- ``lead_states`` (key ``lead_id``): every fact about a lead, with the ids of the events
+  applied to it, so a replay after a crash is recognised and changes nothing;
+- ``visitor_states`` (key ``visitor_id``): the visits of the duplicate horizon.
+
+Each table write goes to the changelog partition of the event being processed, which is the
+source partition of the key: state moves with its partition on a rebalance. Aggregates
+(event-time window counts, open leads) are derived from these states and rebuilt after every
+recovery, which is what keeps them exact after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, generate_latest
+
+from schemas import Rejection, TopicKind, classify
+from stream.core.funnel import Funnel
+from stream.metrics import FunnelMetrics, StateCollector
+from stream.rules import rules_from_settings
+from stream.security import faust_credentials
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A consumer joining a group waits up to the rebalance timeout on the embedded broker
+# (notes/embedded-broker.md): 10 s keeps start-up at a few seconds and still tolerates a
+# worker busy rebuilding its aggregates.
+REBALANCE_TIMEOUT_S = 10.0
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+class Worker:
+    """Wires one ``Funnel`` to a Faust app: agents, tables, recovery, timers and web views."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        names = settings.topics
+        self.kinds: dict[str, TopicKind] = {
+            names.visits: "visits",
+            names.leads: "leads",
+            names.transitions: "transitions",
+        }
+        self.stages = frozenset(settings.funnel.all_stages)
+        self.ready = False
+        self.app = self._create_app()
+        app = self.app
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+            "partitions": settings.partitions,
+        }
+        self.visits_topic = app.topic(names.visits, **raw)
+        self.lead_topics = app.topic(names.leads, names.transitions, **raw)
+        self.dead_letter = app.topic(names.dead_letter, **raw)
+        table: dict[str, Any] = {
+            "schema": faust.Schema(
+                key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            ),
+            "partitions": settings.partitions,
+        }
+        self.lead_states = app.Table("lead_states", **table)
+        self.visitor_states = app.Table("visitor_states", **table)
+
+        self.funnel = Funnel(
+            rules_from_settings(settings), self.lead_states, self.visitor_states, settings.clock
+        )
+        self.registry = CollectorRegistry()
+        self.metrics = FunnelMetrics(
+            self.registry,
+            stages=settings.funnel.all_stages,
+            input_topics=names.inputs,
+            teams=settings.labels.team,
+            sources=settings.labels.source,
+            max_values=settings.labels.max_values,
+            business_hours=settings.sla.business_hours is not None,
+        )
+        self.watermarks: dict[str, float] = {}
+        self.registry.register(
+            StateCollector(self.funnel, self.metrics, self.watermarks, self.consumer_lag)
+        )
+        self._wire()
+
+    def _create_app(self) -> faust.App:
+        s = self.settings
+        return faust.App(
+            s.app_id,
+            broker=s.faust_broker,
+            broker_credentials=faust_credentials(s.kafka),
+            store="rocksdb://" if s.store == "rocksdb" else "memory://",
+            datadir=str(s.data_dir),
+            web_port=s.web_port,
+            web_bind=s.web_bind,
+            web_host=s.web_bind,
+            topic_partitions=s.partitions,
+            topic_replication_factor=1,
+            topic_disable_leader=True,
+            table_standby_replicas=0,
+            consumer_auto_offset_reset="earliest",
+            broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
+            broker_session_timeout=REBALANCE_TIMEOUT_S,
+            broker_heartbeat_interval=1.0,
+            broker_commit_interval=1.0,
+            autodiscover=False,
+        )
+
+    # -- processing ------------------------------------------------------------------------
+
+    async def handle(self, event: faust.types.EventT) -> None:
+        """Classify one message, apply it or dead-letter it, and count the outcome."""
+        msg = event.message
+        topic, partition = msg.topic, msg.partition
+        result = classify(self.kinds[topic], msg.key, msg.value, stages=self.stages)
+        late = False
+        if isinstance(result, Rejection):
+            await self._dead_letter(msg, result)
+            outcome: str = result.reason
+        else:
+            t = result.occurred_at.timestamp()
+            late = self.funnel.is_late(t)
+            outcome = self.funnel.apply(partition, result)
+            if outcome == "applied" and t > self.watermarks.get(topic, 0.0):
+                self.watermarks[topic] = t
+        self.metrics.record_message(topic, outcome, record_timestamp=msg.timestamp, late=late)
+        self._export_effects()
+
+    async def _dead_letter(self, msg: Any, rejection: Rejection) -> None:
+        headers = [
+            ("source_topic", msg.topic.encode()),
+            ("source_partition", str(msg.partition).encode()),
+            ("source_offset", str(msg.offset).encode()),
+            ("reason", rejection.reason.encode()),
+        ]
+        await self.dead_letter.send(key=msg.key, value=msg.value, headers=headers)
+        log.info(
+            "rejected topic=%s partition=%s offset=%s reason=%s",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            rejection.reason,
+        )
+
+    def _export_effects(self) -> None:
+        effects = self.funnel.effects
+        if effects:
+            self.metrics.record_effects(effects)
+            effects.clear()
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def owned_partitions(self) -> tuple[set[int], set[int]]:
+        """Input partitions this worker owns now: (lead partitions, visit partitions)."""
+        names = self.settings.topics
+        actives = self.app.assignor.assigned_actives()
+        leads = {tp.partition for tp in actives if tp.topic in (names.leads, names.transitions)}
+        visits = {tp.partition for tp in actives if tp.topic == names.visits}
+        return leads, visits
+
+    async def on_recovered(self) -> None:
+        """Tables are recovered: rebuild the aggregates of the owned partitions."""
+        started = time.monotonic()
+        leads, visits = self.owned_partitions()
+        self.funnel.rebuild(leads, visits)
+        names = self.settings.topics
+        for topic, kind in self.kinds.items():
+            views = [
+                v
+                for (k, _), v in self.funnel.views.items()
+                if k == kind[:6] or (kind != "visits" and k == "leads")
+            ]
+            best = max((v.watermark for v in views), default=0.0)
+            self.watermarks[topic] = max(self.watermarks.get(topic, 0.0), best)
+        self._export_effects()
+        self.ready = True
+        log.info(
+            "recovered lead_partitions=%s visit_partitions=%s seconds=%.2f dead_letter=%s",
+            sorted(leads),
+            sorted(visits),
+            time.monotonic() - started,
+            names.dead_letter,
+        )
+
+    async def on_revoked(self, revoked: set[Any]) -> None:
+        """Partitions moved away: stop exporting them."""
+        names = self.settings.topics
+        leads = {tp.partition for tp in revoked if tp.topic in (names.leads, names.transitions)}
+        visits = {tp.partition for tp in revoked if tp.topic == names.visits}
+        self.funnel.revoke(leads, visits)
+
+    def consumer_lag(self) -> dict[tuple[str, int], int]:
+        """High watermark minus committed offset for every owned input partition."""
+        consumer = self.app.consumer
+        lag: dict[tuple[str, int], int] = {}
+        # Faust keeps the offsets it committed in ``_committed_offset``; it has no public
+        # accessor, and asking the broker on every scrape would be a request per partition.
+        committed = getattr(consumer, "_committed_offset", {})
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic not in self.kinds:
+                continue
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag[(tp.topic, tp.partition)] = max(0, high - (committed.get(tp) or 0))
+        return lag
+
+    def tick(self) -> None:
+        """Once a second: move the wall clock (breaches, orphan holds) and prune windows."""
+        self.funnel.advance()
+        self.funnel.prune()
+        self._export_effects()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        app, worker = self.app, self
+
+        @app.agent(self.visits_topic, name="count_visits")
+        async def count_visits(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await worker.handle(event)
+
+        @app.agent(self.lead_topics, name="track_leads")
+        async def track_leads(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await worker.handle(event)
+
+        @self.visitor_states.on_recover
+        async def rebuild_aggregates() -> None:
+            await worker.on_recovered()
+
+        @app.on_partitions_revoked.connect
+        async def drop_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+            await worker.on_revoked(revoked)
+
+        @app.timer(interval=1.0)
+        async def advance_clock() -> None:
+            worker.tick()
+
+        @app.page("/metrics")
+        async def metrics(view: Any, request: Any) -> Any:
+            return view.bytes(generate_latest(worker.registry), content_type=METRICS_CONTENT_TYPE)
+
+        @app.page("/health")
+        async def health(view: Any, request: Any) -> Any:
+            if worker.ready and not app.rebalancing:
+                return view.json({"status": "ok"})
+            return view.json({"status": "starting"}, status=503)
+
+
+def create_worker(settings: Settings) -> Worker:
+    """A worker for ``settings`` (not started)."""
+    return Worker(settings)
