@@ -1,14 +1,12 @@
 """Kafka administration: reachability, topic creation, offsets, reading a topic back.
 
 Every function takes the bootstrap servers (a list of ``host:port``, or one comma-separated
-string; a ``kafka://`` scheme is accepted and dropped) and ``client_kwargs``, the security
-settings (``security_protocol``, ``sasl_*``, ``ssl_context``) handed to every aiokafka client it
-opens. Each client is closed before the function returns. A broker that cannot be reached raises
-:class:`~stream.errors.BrokerUnavailable` with a one-line message.
+string; a ``kafka://`` scheme is dropped) and ``client_kwargs``, the security settings
+(``security_protocol``, ``sasl_*``, ``ssl_context``) given to every aiokafka client it opens and
+closes. A broker that does not answer raises :class:`~stream.errors.BrokerUnavailable` (one line).
 
-Metadata is always requested for *all* topics: a metadata request naming a topic that does not
-exist makes the embedded broker (and Kafka with ``auto.create.topics.enable``) create it with
-its default partition count, which would defeat :func:`ensure_topics`.
+Metadata is always asked for *all* topics: naming a missing topic in a metadata request makes
+the embedded broker (and Kafka with ``auto.create.topics.enable``) create it.
 """
 
 from __future__ import annotations
@@ -18,19 +16,12 @@ import logging
 import os
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 # aiokafka ships no type information; the ignore stays valid if pyproject later silences it.
-from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
-    AIOKafkaConsumer,
-    ConsumerRecord,
-    TopicPartition,
-)
-from aiokafka.admin import (  # type: ignore[import-untyped,unused-ignore]
-    AIOKafkaAdminClient,
-    NewTopic,
-)
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -42,14 +33,6 @@ from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
 
 from stream.errors import BrokerUnavailable, ConfigError
 
-__all__ = [
-    "consumer_group_offsets",
-    "ensure_topics",
-    "read_topic",
-    "topic_end_offsets",
-    "wait_for_broker",
-]
-
 logger = logging.getLogger(__name__)
 
 Servers = str | Sequence[str]
@@ -57,24 +40,22 @@ Servers = str | Sequence[str]
 # Errors that mean "the broker did not answer", as opposed to "the broker said no".
 _UNREACHABLE = (
     OSError,
-    TimeoutError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,
     RequestTimedOutError,
 )
 _RETRY_SECONDS = 0.2
-_DEFAULT_PORT = 9092
+# A reader outside any consumer group: it commits nothing and starts from the beginning.
+_READER = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest"}
 
 
 def _servers(bootstrap_servers: Servers) -> list[str]:
     """Normalise the bootstrap servers to aiokafka's list of ``host:port``."""
-    items = (
-        bootstrap_servers.split(",") if isinstance(bootstrap_servers, str) else bootstrap_servers
-    )
-    servers = [item.strip().removeprefix("kafka://").rstrip("/") for item in items]
-    servers = [server for server in servers if server]
-    if not servers:
+    if isinstance(bootstrap_servers, str):
+        bootstrap_servers = bootstrap_servers.split(",")
+    servers = [item.strip().removeprefix("kafka://").rstrip("/") for item in bootstrap_servers]
+    if not (servers := [server for server in servers if server]):
         raise ValueError("no Kafka bootstrap servers given")
     return servers
 
@@ -83,12 +64,11 @@ def _host_port(server: str) -> tuple[str, int]:
     """Split ``host:port`` (``[v6]:port`` too); the port defaults to Kafka's 9092."""
     host, sep, port = server.rpartition(":")
     if not sep or host.endswith(":"):  # no port, or a bare IPv6 address
-        return server.strip("[]"), _DEFAULT_PORT
+        return server.strip("[]"), 9092
     return host.strip("[]"), int(port)
 
 
 def _reason(exc: BaseException) -> str:
-    """A short, single-line description of why a request failed."""
     if isinstance(exc, ssl.SSLError):
         text = f"TLS: {exc.reason or exc}"
     elif isinstance(exc, OSError) and exc.errno:
@@ -105,41 +85,26 @@ def _unavailable(servers: Sequence[str], reason: str) -> BrokerUnavailable:
 
 
 @asynccontextmanager
-async def _admin_client(
-    servers: Sequence[str], client_kwargs: Mapping[str, Any] | None
-) -> AsyncIterator[Any]:
-    """A started admin client; connection failures become :class:`BrokerUnavailable`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=list(servers), **(client_kwargs or {}))
+async def _started(client: Any, servers: Sequence[str]) -> AsyncIterator[Any]:
+    """Start an aiokafka client, always close it; "no answer" becomes BrokerUnavailable."""
     try:
         try:
-            await admin.start()
-            yield admin
+            await client.start()
+            yield client
         except _UNREACHABLE as exc:
             raise _unavailable(servers, _reason(exc)) from exc
     finally:
-        await admin.close()
+        await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
 
 
-@asynccontextmanager
-async def _plain_consumer(
-    servers: Sequence[str], client_kwargs: Mapping[str, Any] | None
-) -> AsyncIterator[Any]:
-    """A started consumer outside any group, committing nothing."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=list(servers),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **(client_kwargs or {}),
-    )
-    try:
-        try:
-            await consumer.start()
-            yield consumer
-        except _UNREACHABLE as exc:
-            raise _unavailable(servers, _reason(exc)) from exc
-    finally:
-        await consumer.stop()
+def _admin_client(servers: Sequence[str], client_kwargs: Mapping[str, Any] | None) -> Any:
+    client = AIOKafkaAdminClient(bootstrap_servers=list(servers), **(client_kwargs or {}))
+    return _started(client, servers)
+
+
+def _reader(servers: Sequence[str], client_kwargs: Mapping[str, Any] | None) -> Any:
+    client = AIOKafkaConsumer(bootstrap_servers=list(servers), **_READER, **(client_kwargs or {}))
+    return _started(client, servers)
 
 
 async def _partitions_by_topic(admin: Any) -> dict[str, dict[int, int]]:
@@ -154,12 +119,11 @@ async def _partitions_by_topic(admin: Any) -> dict[str, dict[int, int]]:
 async def _probe(
     servers: Sequence[str], client_kwargs: Mapping[str, Any], connected: list[str]
 ) -> None:
-    """One attempt: a TCP connection, then a metadata request through the advertised address.
+    """One attempt: TCP (noting in ``connected`` who accepted), then a metadata request.
 
-    Appends the server that accepted the TCP connection to ``connected``.
+    TCP comes first so a closed port reads "connection refused" rather than aiokafka's
+    bootstrap error, which it also logs at ERROR on every retry.
     """
-    # A plain TCP attempt first, so a closed port reads "connection refused" instead of
-    # aiokafka's bootstrap error (which it also logs at ERROR on every retry).
     last_error: OSError | None = None
     for server in servers:
         try:
@@ -168,8 +132,6 @@ async def _probe(
             last_error = exc
             continue
         writer.close()
-        with suppress(OSError):
-            await writer.wait_closed()
         connected.append(server)
         break
     else:
@@ -225,14 +187,12 @@ async def ensure_topics(
     client_kwargs: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
 ) -> dict[str, str]:
-    """Create the topics that are missing, ``topics`` mapping each name to its partition count.
+    """Create the missing topics (``topics`` maps names to partition counts); idempotent.
 
-    Idempotent: an existing topic is left alone. Returns, per topic in the given order,
-    ``"created"``, ``"exists"``, or ``"exists (4 partitions, wanted 8)"`` when an existing topic
-    has a different partition count (Kafka cannot shrink a topic, and growing one would move keys
-    between partitions, so that is left to the operator). A topic the broker refuses to create
-    raises :class:`ConfigError`; created topics are waited for (up to ``timeout`` seconds) until
-    every partition has a leader.
+    Returns per topic, in order, ``"created"``, ``"exists"`` or ``"exists (4 partitions, wanted
+    8)"``: an existing topic is left alone (growing it would move keys between partitions; that
+    is the operator's call). A refused creation raises :class:`ConfigError`. New topics are
+    waited for (up to ``timeout`` seconds) until every partition has a leader.
     """
     for name, partitions in topics.items():
         if partitions < 1:
@@ -244,90 +204,124 @@ async def ensure_topics(
         created: list[str] = []
         if missing:
             created = await _create(admin, topics, missing, replication_factor, timeout)
-            await _wait_until_led(admin, servers, {name: topics[name] for name in created}, timeout)
-            existing = await _partitions_by_topic(admin)
+            new = {name: topics[name] for name in created}
+            existing = await _wait_until_led(admin, servers, new, timeout)
     report: dict[str, str] = {}
     for name, wanted in topics.items():
-        if name in created:
-            report[name] = "created"
-            continue
         have = len(existing.get(name, {}))
-        report[name] = (
-            "exists" if have == wanted else f"exists ({have} partitions, wanted {wanted})"
-        )
-        if have < wanted:
-            logger.warning("topic=%s partitions=%d wanted=%d status=exists", name, have, wanted)
-    for name, status in report.items():
-        logger.info("topic=%s partitions=%d status=%s", name, topics[name], status)
+        note = "" if have == wanted else f" ({have} partitions, wanted {wanted})"
+        report[name] = ("created" if name in created else "exists") + note
+        log = logger.info if have == wanted else logger.warning
+        log("topic=%s partitions=%d wanted=%d status=%s", name, have, wanted, report[name])
     return report
 
 
 async def _create(
-    admin: Any,
-    topics: Mapping[str, int],
-    names: Sequence[str],
-    replication_factor: int,
-    timeout: float,
+    admin: Any, topics: Mapping[str, int], names: Sequence[str], replication: int, timeout: float
 ) -> list[str]:
     """Create ``names``; returns those this call created (a concurrent creator may win a race)."""
     response = await admin.create_topics(
-        [NewTopic(name, topics[name], replication_factor) for name in names],
+        [NewTopic(name, topics[name], replication) for name in names],
         timeout_ms=max(1, int(timeout * 1000)),
     )
-    created: list[str] = []
-    for entry in response.topic_errors:  # (topic, error_code[, error_message])
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 and entry[2] else ""
-        if code == 0:
-            created.append(name)
-        elif code != TopicAlreadyExistsError.errno:
-            error = for_code(code).__name__
+    for name, code, *message in response.topic_errors:  # v1+ adds an error message
+        if code not in (0, TopicAlreadyExistsError.errno):
             raise ConfigError(
                 f"the broker refused to create topic {name!r} ({topics[name]} partitions, "
-                f"replication factor {replication_factor}): {error} {message}".rstrip()
+                f"replication factor {replication}): {for_code(code).__name__} "
+                f"{message[0] if message and message[0] else ''}".rstrip()
             )
-    return created
+    return [name for name, code, *_ in response.topic_errors if code == 0]
 
 
 async def _wait_until_led(
     admin: Any, servers: Sequence[str], wanted: Mapping[str, int], timeout: float
-) -> None:
-    """Wait until every partition of the new topics appears in metadata with a leader."""
+) -> dict[str, dict[int, int]]:
+    """Wait until every partition of the new topics has a leader; returns all partitions."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         partitions = await _partitions_by_topic(admin)
-        pending = [
-            name
-            for name, count in wanted.items()
-            if len(partitions.get(name, {})) < count
-            or any(leader < 0 for leader in partitions[name].values())
-        ]
-        if not pending:
-            return
+        led = {
+            name: sum(lead >= 0 for lead in partitions.get(name, {}).values()) for name in wanted
+        }
+        if not (pending := [name for name, count in wanted.items() if led[name] < count]):
+            return partitions
         if loop.time() >= deadline:
             raise _unavailable(servers, f"topics {', '.join(pending)} have no leader yet")
         await asyncio.sleep(_RETRY_SECONDS)
+
+
+async def _topic_partitions(
+    servers: Sequence[str], client_kwargs: Mapping[str, Any] | None, topic: str
+) -> list[Any]:
+    """The topic's partitions as ``TopicPartition``s, ``[]`` if it does not exist."""
+    async with _admin_client(servers, client_kwargs) as admin:
+        partitions = (await _partitions_by_topic(admin)).get(topic, {})
+    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+
+
+async def _fetch(
+    consumer: Any, pending: set[Any], deadline: float, servers: Sequence[str], doing: str
+) -> dict[Any, list[ConsumerRecord]]:
+    """One ``getmany`` on the pending partitions, bounded by the deadline."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        raise _unavailable(servers, f"timed out {doing} ({len(pending)} partitions unfinished)")
+    batch: dict[Any, list[ConsumerRecord]] = await consumer.getmany(
+        *pending, timeout_ms=int(min(remaining, 0.5) * 1000)
+    )
+    return batch
+
+
+async def _high_watermarks(
+    consumer: Any, tps: Sequence[Any], servers: Sequence[str], deadline: float
+) -> dict[Any, int]:
+    """Each partition's high watermark, as a fetch response reports it.
+
+    ListOffsets ("latest") alone is not enough: the embedded broker (Tansu 0.6.0) answers the
+    last record *batch*'s base offset + 1, short of the end whenever that batch holds several
+    records. So fetch from just below the listed end and keep the larger of the listed offset
+    and the fetch's high watermark, which is right on Tansu and on Kafka alike.
+    """
+    listed: dict[Any, int] = await consumer.end_offsets(list(tps))
+    ends = {tp: int(offset) for tp, offset in listed.items()}
+    pending = {tp for tp in tps if ends[tp] > 0}
+    if not pending:
+        return ends
+    consumer.assign(sorted(pending))
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    while pending:
+        await _fetch(consumer, pending, deadline, servers, "asking for high watermarks")
+        for tp in list(pending):
+            highwater: int | None = consumer.highwater(tp)
+            if highwater is not None:
+                ends[tp] = max(ends[tp], highwater)
+                pending.discard(tp)
+    return ends
 
 
 async def topic_end_offsets(
     bootstrap_servers: Servers,
     topic: str,
     *,
+    timeout: float = 10.0,
     client_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[int, int]:
     """The high watermark (offset of the next message) of each partition of ``topic``.
 
-    An unknown topic gives ``{}`` (and is not created by asking).
+    An unknown topic gives ``{}`` (and is not created by asking). Raises
+    :class:`BrokerUnavailable` if the broker does not answer within ``timeout`` seconds.
     """
     servers = _servers(bootstrap_servers)
-    async with _admin_client(servers, client_kwargs) as admin:
-        partitions = (await _partitions_by_topic(admin)).get(topic, {})
-    if not partitions:
+    deadline = asyncio.get_running_loop().time() + timeout
+    tps = await _topic_partitions(servers, client_kwargs, topic)
+    if not tps:
         return {}
-    async with _plain_consumer(servers, client_kwargs) as consumer:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
-    return {tp.partition: int(offset) for tp, offset in ends.items()}
+    async with _reader(servers, client_kwargs) as consumer:
+        ends = await _high_watermarks(consumer, tps, servers, deadline)
+    return {tp.partition: offset for tp, offset in sorted(ends.items())}
 
 
 async def consumer_group_offsets(
@@ -377,31 +371,21 @@ async def read_topic(
     :class:`BrokerUnavailable` if the messages cannot be read within ``timeout`` seconds.
     """
     servers = _servers(bootstrap_servers)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with _admin_client(servers, client_kwargs) as admin:
-        partitions = (await _partitions_by_topic(admin)).get(topic, {})
-    if not partitions:
+    deadline = asyncio.get_running_loop().time() + timeout
+    tps = await _topic_partitions(servers, client_kwargs, topic)
+    if not tps:
         return []
     records: list[ConsumerRecord] = []
-    async with _plain_consumer(servers, client_kwargs) as consumer:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    async with _reader(servers, client_kwargs) as consumer:
         starts: dict[Any, int] = await consumer.beginning_offsets(tps)
-        ends: dict[Any, int] = await consumer.end_offsets(tps)
+        ends = await _high_watermarks(consumer, tps, servers, deadline)
         pending = {tp for tp in tps if ends[tp] > starts[tp]}
         if not pending:
             return []
         consumer.assign(sorted(pending))
         await consumer.seek_to_beginning(*pending)
         while pending:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise _unavailable(
-                    servers,
-                    f"reading {topic} timed out after {timeout:g} s "
-                    f"with {len(records)} messages read and {len(pending)} partitions unfinished",
-                )
-            batch = await consumer.getmany(*pending, timeout_ms=int(min(remaining, 0.5) * 1000))
+            batch = await _fetch(consumer, pending, deadline, servers, f"reading {topic}")
             for tp, messages in batch.items():
                 records.extend(m for m in messages if m.offset < ends[tp])
             for tp in list(pending):

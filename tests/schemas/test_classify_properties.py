@@ -39,10 +39,12 @@ _PROBLEM = rf"(?:{_FIELD}): [a-z0-9_]+"
 DETAIL_GRAMMAR = {
     "invalid_json": re.compile(
         r"value is (?:missing|empty|not a JSON object"
-        r"|not valid JSON: [A-Za-z `,:{}\[\]]+ at line [0-9]+ column [0-9]+)"
+        # jiter's messages are fixed phrases, e.g. "control character (\u0000-\u001F) found"
+        r"|not valid JSON: [A-Za-z0-9 `,:{}\[\]()\\/+-]+ at line [0-9]+ column [0-9]+)"
     ),
     "wrong_topic_for_type": re.compile(
-        r"type (?:visit|lead_created|stage_changed) belongs on the (?:visits|leads|transitions) topic"
+        r"type (?:visit|lead_created|stage_changed)"
+        r" belongs on the (?:visits|leads|transitions) topic"
     ),
     "schema_violation": re.compile(rf"{_PROBLEM}(?:; {_PROBLEM}){{0,2}}(?:; \(\+[0-9]+ more\))?"),
     "unknown_stage": re.compile(r"to_stage is not a configured stage"),

@@ -78,42 +78,34 @@ FULL_TOML = """\
 [funnel]
 time_zone = "Europe/Madrid"
 orphan_hold = "30m"
-
 [funnel.definitions]
 mql = "Lead from a company of 10+ employees that downloaded a guide or asked for a demo"
 sql = "Sales accepted it after a first call: budget, need and timing confirmed"
-
 [labels]
 source = ["organic", "paid_search", "social", "email", "referral", "direct"]
 team = ["sales-emea", "sales-amer"]
-
 [sla]
 clock_starts_at = "mql"
 followup_within = "4h"
-
 [sla.business_hours]
 time_zone = "Europe/Madrid"
 days = ["mon", "tue", "wed", "thu", "fri"]
 start = "09:00"
 end = "18:00"
 holidays = ["2026-12-25", "2027-01-01"]
-
 [sla.marketing]
 mql_per_month = 400
 sql_per_month = 120
-
 [north_star]
 revenue_goal = 1200000
 period = "quarter"
 average_deal_size = 12000.5
-
 [north_star.conversion]
 visit = 0.025
 lead = 0.25
 mql = 0.35
 sql = 0.5
 opportunity = 0.25
-
 [kafka]
 security_protocol = "SASL_SSL"
 sasl_mechanism = "SCRAM-SHA-256"
@@ -124,6 +116,7 @@ ssl_cafile = "/etc/funnel/ca.pem"
 
 PASSWORD = "correct-horse-battery-staple"
 HOURS = "time_zone = 'UTC'\nstart = '09:00'\nend = '17:00'\n"
+BACKWARDS = "time_zone = 'UTC'\nstart = '18:00'\nend = '09:00'"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -135,39 +128,32 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file() -> None:
     settings = load_settings(environ={})
 
+    funnel, sla, north_star = settings.funnel, settings.sla, settings.north_star
+    assert settings == Settings()
     assert settings.config_path is None
-    assert settings.funnel.stages == ("visit", "lead", "mql", "sql", "opportunity", "customer")
-    assert settings.funnel.all_stages[-2:] == ("contacted", "disqualified")
-    assert settings.funnel.time_zone == "UTC"
-    assert settings.funnel.windows == ("1h", "1d")
-    assert settings.funnel.window_seconds == (3_600.0, 86_400.0)
-    assert settings.funnel.window_retention == 35 * 86_400
-    assert settings.funnel.dedupe_horizon == 7 * 86_400
-    assert settings.funnel.orphan_hold == 3_600
-    assert settings.funnel.definitions == {}
+    assert funnel.stages == ("visit", "lead", "mql", "sql", "opportunity", "customer")
+    assert funnel.all_stages[-2:] == ("contacted", "disqualified")
+    assert (funnel.time_zone, funnel.windows) == ("UTC", ("1h", "1d"))
+    assert funnel.window_seconds == (3_600.0, 86_400.0)
+    assert (funnel.window_retention, funnel.dedupe_horizon) == (35 * 86_400, 7 * 86_400)
+    assert (funnel.orphan_hold, funnel.definitions) == (3_600, {})
     assert settings.labels.max_values == 50
     assert (settings.labels.source, settings.labels.campaign, settings.labels.team) == (None,) * 3
-    assert settings.sla.followup_within == 86_400
-    assert settings.sla.clock_starts_at == "lead"
-    assert settings.sla.followup_stages[0] == "contacted"
-    assert settings.sla.breach_grace == 0
-    assert settings.sla.business_hours is None
-    assert settings.sla.marketing.mql_per_month == settings.sla.marketing.sql_per_month == 0
-    assert settings.north_star.revenue_goal == 0
-    assert settings.north_star.period == "year"
-    assert settings.north_star.rep_capacity_leads_per_month == 150
-    assert settings.north_star.conversion == {}
-    assert settings.kafka.security_protocol == "PLAINTEXT"
-    assert settings.kafka.sasl_password is None
+    assert (sla.followup_within, sla.clock_starts_at, sla.breach_grace) == (86_400, "lead", 0)
+    assert sla.followup_stages == ("contacted", "sql", "opportunity", "customer", "disqualified")
+    assert sla.business_hours is None
+    assert sla.marketing.mql_per_month == sla.marketing.sql_per_month == 0
+    assert (north_star.revenue_goal, north_star.average_deal_size) == (0, 0)
+    assert north_star.period == "year"
+    assert (north_star.rep_capacity_leads_per_month, north_star.conversion) == (150, {})
+    assert (settings.kafka.security_protocol, settings.kafka.sasl_password) == ("PLAINTEXT", None)
     assert settings.broker == ("127.0.0.1:9092",)
     assert settings.bootstrap_servers == ["127.0.0.1:9092"]
     assert settings.faust_broker == "kafka://127.0.0.1:9092"
     assert (settings.web_port, settings.web_bind) == (6066, "127.0.0.1")
     assert (settings.clock, settings.store, settings.app_id) == ("wall", "rocksdb", "funnel")
-    assert settings.data_dir == Path("var")
-    assert (settings.topic_prefix, settings.partitions) == ("funnel.", 8)
+    assert (settings.data_dir, settings.partitions) == (Path("var"), 8)
     assert settings.topics == TopicNames.from_prefix("funnel.")
-    assert settings == Settings()
 
 
 def test_the_example_file_holds_exactly_the_defaults(tmp_path: Path) -> None:
@@ -186,30 +172,13 @@ def test_funnel_config_names_the_file_and_an_argument_wins(tmp_path: Path) -> No
 
 
 def test_every_example_key_switched_on(tmp_path: Path) -> None:
-    settings = load_settings(
-        write(tmp_path, FULL_TOML), environ={"FUNNEL_KAFKA_PASSWORD": PASSWORD}
-    )
+    settings = load_settings(write(tmp_path, FULL_TOML), {"FUNNEL_KAFKA_PASSWORD": PASSWORD})
 
     assert settings.funnel.orphan_hold == 1_800
     assert set(settings.funnel.definitions) == {"mql", "sql"}
-    assert settings.labels.team == ("sales-emea", "sales-amer")
-    assert settings.labels.campaign is None
-    assert settings.sla.clock_starts_at == "mql"
-    assert settings.sla.followup_within == 4 * 3_600
+    assert (settings.labels.team, settings.labels.campaign) == (("sales-emea", "sales-amer"), None)
+    assert (settings.sla.clock_starts_at, settings.sla.followup_within) == ("mql", 4 * 3_600)
     assert settings.sla.marketing.mql_per_month == 400
-    assert settings.north_star.period == "quarter"
-    assert settings.north_star.revenue_goal == 1_200_000.0
-    assert settings.north_star.conversion["visit"] == 0.025
-    assert settings.kafka.security_protocol == "SASL_SSL"
-    assert settings.kafka.ssl_cafile == Path("/etc/funnel/ca.pem")
-    assert settings.kafka.sasl_password == SecretStr(PASSWORD)
-
-
-def test_business_hours_parse(tmp_path: Path) -> None:
-    settings = load_settings(
-        write(tmp_path, FULL_TOML), environ={"FUNNEL_KAFKA_PASSWORD": PASSWORD}
-    )
-
     assert settings.sla.business_hours == BusinessHours(
         time_zone="Europe/Madrid",
         days=("mon", "tue", "wed", "thu", "fri"),
@@ -217,6 +186,13 @@ def test_business_hours_parse(tmp_path: Path) -> None:
         end=datetime.time(18, 0),
         holidays=(datetime.date(2026, 12, 25), datetime.date(2027, 1, 1)),
     )
+    assert (settings.north_star.period, settings.north_star.revenue_goal) == ("quarter", 1.2e6)
+    assert settings.north_star.conversion["visit"] == 0.025
+    assert settings.kafka.security_protocol == "SASL_SSL"
+    assert settings.kafka.ssl_cafile == Path("/etc/funnel/ca.pem")
+    assert settings.kafka.sasl_password == SecretStr(PASSWORD)
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert PASSWORD not in text
 
 
 def test_business_hours_accept_toml_native_times_and_dates(tmp_path: Path) -> None:
@@ -228,8 +204,7 @@ def test_business_hours_accept_toml_native_times_and_dates(tmp_path: Path) -> No
 
     assert hours is not None
     assert (hours.start, hours.end) == (datetime.time(10), datetime.time(14, 30))
-    assert hours.days == ("sat", "sun")
-    assert hours.holidays == (datetime.date(2026, 7, 4),)
+    assert (hours.days, hours.holidays) == (("sat", "sun"), (datetime.date(2026, 7, 4),))
 
 
 def test_environment_sets_the_runtime_values() -> None:
@@ -263,10 +238,7 @@ def test_an_empty_variable_counts_as_unset() -> None:
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "[kafka]\nsecurity_protocol = 'SSL'\nssl_cafile = '/etc/a.pem'\n",
-    )
+    path = write(tmp_path, "[kafka]\nsecurity_protocol = 'SSL'\nssl_cafile = '/etc/a.pem'\n")
     settings = load_settings(
         path,
         environ={
@@ -284,15 +256,6 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert settings.kafka.ssl_cafile == Path("/etc/b.pem")
     assert settings.kafka.sasl_password is not None
     assert settings.kafka.sasl_password.get_secret_value() == PASSWORD
-
-
-def test_the_password_never_shows(tmp_path: Path) -> None:
-    settings = load_settings(
-        write(tmp_path, FULL_TOML), environ={"FUNNEL_KAFKA_PASSWORD": PASSWORD}
-    )
-
-    for text in (repr(settings), str(settings), settings.model_dump_json()):
-        assert PASSWORD not in text
 
 
 def test_settings_are_frozen() -> None:
@@ -320,11 +283,7 @@ FILE_REFUSALS = [
     ("funnel", "stages = ['visit']", "funnel.stages: must list at least two stages"),
     ("funnel", "stages = ['visit', 'Lead']", "funnel.stages[1]: must be a name made of a-z"),
     ("funnel", "stages = ['visit', 'lead', 'visit']", "funnel.stages: lists 'visit' twice"),
-    (
-        "funnel",
-        "extra_stages = ['lead']",
-        "funnel.extra_stages: 'lead' is already in funnel.stages",
-    ),
+    ("funnel", "extra_stages = ['lead']", "funnel.extra_stages: 'lead' is already in funnel"),
     ("funnel", "time_zone = 'Mars/Olympus'", "funnel.time_zone: must be an IANA time zone"),
     ("funnel", "windows = ['1h', 'daily']", "funnel.windows[1]: must be a duration"),
     ("funnel", "windows = ['0s']", "funnel.windows[0]: must be longer than 0s, got '0s'"),
@@ -341,26 +300,16 @@ FILE_REFUSALS = [
     ("sla", "breach_grace = '1 hour'", "sla.breach_grace: must be a duration"),
     ("sla", "clock_starts_at = 'contacted'", "sla.clock_starts_at: not a configured stage"),
     ("sla", "followup_stages = ['sql', 'called']", "sla.followup_stages[1]: not a configured"),
-    (
-        "sla",
-        "followup_stages = ['lead']",
-        "sla.followup_stages[0]: must not be sla.clock_starts_at",
-    ),
+    ("sla", "followup_stages = ['lead']", "sla.followup_stages[0]: must not be sla.clock_start"),
     ("sla.marketing", "mql_per_month = -1", "sla.marketing.mql_per_month: must be a whole number"),
     ("sla.business_hours", "start = 09:00:00", "sla.business_hours.time_zone: required key is"),
-    ("sla.business_hours", HOURS + "end = '08:00'", "sla.business_hours.end: must be later than"),
-    (
-        "sla.business_hours",
-        HOURS + "days = ['funday']",
-        "sla.business_hours.days[0]: must be 'mon'",
-    ),
+    ("sla.business_hours", HOURS + "days = []", "sla.business_hours.days: must not be empty"),
+    ("sla.business_hours", "time_zone = 'UTC'\nstart = 09:00:00", "sla.business_hours.end:"),
+    ("sla.business_hours", BACKWARDS, "sla.business_hours.end: must be later than start (18:00"),
+    ("sla.business_hours", HOURS + "days = ['funday']", "sla.business_hours.days[0]: must be"),
     ("sla.business_hours", HOURS + "holidays = ['25/12']", "sla.business_hours.holidays[0]: must"),
     ("kafka", "security_protocol = 'TLS'", "kafka.security_protocol: must be 'PLAINTEXT', 'SASL_"),
-    (
-        "kafka",
-        "sasl_mechanism = 'GSSAPI'",
-        "kafka.sasl_mechanism: must be 'PLAIN', 'SCRAM-SHA-256'",
-    ),
+    ("kafka", "sasl_mechanism = 'GSSAPI'", "kafka.sasl_mechanism: must be 'PLAIN', 'SCRAM-"),
     ("kafka", "security_protocol = 'SASL_SSL'", "kafka.sasl_mechanism: required with SASL_SSL"),
     ("kafka", "sasl_password = 'hunter2'", "kafka.sasl_password: the password may not sit in the"),
     ("kafka", "sasl_password_env = 'PW'", "kafka.sasl_password_env: PW is not set"),
