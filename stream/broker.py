@@ -57,7 +57,10 @@ def tansu_binary() -> Path:
 
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+        try:
+            sock.bind((host, 0))
+        except OSError as exc:
+            raise BrokerUnavailable(f"cannot listen on {host}: {exc.strerror or exc}") from exc
         port: int = sock.getsockname()[1]
         return port
 
@@ -75,7 +78,8 @@ def _check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise BrokerUnavailable(f"port {port} is already in use") from exc
-            raise BrokerUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            reason = exc.strerror or exc
+            raise BrokerUnavailable(f"cannot listen on {host}:{port}: {reason}") from exc
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
@@ -95,14 +99,14 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 def _last_line(path: Path) -> str:
-    """The log's last non-empty line without colour codes, for one-line error messages."""
+    """The log's last error line (else its last line) without colours, for one-line messages."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1] if lines else ""
+    lines = [line for line in (_ANSI.sub("", raw).strip() for raw in text.splitlines()) if line]
+    errors = [line for line in lines if " ERROR " in line]
+    return (errors or lines or [""])[-1]
 
 
 class EmbeddedBroker:

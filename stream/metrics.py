@@ -27,7 +27,7 @@ DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 OUTCOMES = ("applied", "duplicate")
 
 # The *_created series double the exposition and no dashboard uses them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class FunnelMetrics:

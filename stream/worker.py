@@ -117,7 +117,7 @@ class Worker:
 
     # -- processing ------------------------------------------------------------------------
 
-    async def handle(self, event: faust.types.EventT) -> None:
+    async def handle(self, event: Any) -> None:
         """Classify one message, apply it or dead-letter it, and count the outcome."""
         msg = event.message
         topic, partition = msg.topic, msg.partition
@@ -238,9 +238,10 @@ class Worker:
         async def rebuild_aggregates() -> None:
             await worker.on_recovered()
 
-        @app.on_partitions_revoked.connect
         async def drop_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
             await worker.on_revoked(revoked)
+
+        app.on_partitions_revoked.connect(drop_revoked)  # type: ignore[arg-type]
 
         @app.timer(interval=1.0)
         async def advance_clock() -> None:

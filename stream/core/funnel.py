@@ -4,9 +4,12 @@
 Faust or Kafka: states live in any ``KeyValueStore`` (a Faust table in the worker, a dict in
 tests and reports), and effects are appended to ``funnel.effects`` for the caller to export.
 
-The clock decides when deadlines and orphan holds pass: in ``event`` mode it is the watermark
-(the highest ``occurred_at`` applied across the partitions this funnel owns), in ``wall`` mode
-it is moved by ``advance(now)``.
+The clock decides when deadlines and orphan holds pass. In ``wall`` mode it is moved by
+``advance(now)``. In ``event`` mode each lead partition has its own clock: the lower of the
+highest ``occurred_at`` applied from its ``lead_created`` and its ``stage_changed`` events.
+Every event of a lead is in the same partition of both topics, so a deadline passes only once
+both have been read past it, and the outcome does not depend on how fast the worker reads one
+topic or partition against another (see docs/semantics.md).
 """
 
 from __future__ import annotations
@@ -87,11 +90,14 @@ class Funnel:
         view = self.views.get((kind, partition))
         if view is None:
             view = self.views[(kind, partition)] = PartitionView(partition)
+            if self.clock_mode == "wall":
+                view.clock = self.clock
         return view
 
     def is_late(self, t: float) -> bool:
         """True if ``t`` falls before the oldest retained window."""
-        cutoff = self.clock - self.rules.window_retention
+        now = self.clock if self.clock_mode == "wall" else self.watermark
+        cutoff = now - self.rules.window_retention
         return t < window_start(self._largest_window, cutoff)
 
     def apply(self, partition: int, event: Event) -> Status:
@@ -102,8 +108,6 @@ class Funnel:
         else:
             view = self.view("leads", partition)
             status = self._apply_lead_event(view, event, t)
-        if status == "applied" and self.clock_mode == "event" and t > self.clock:
-            self._move_clock(t)
         return status
 
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
@@ -113,7 +117,7 @@ class Funnel:
             return "duplicate"
         view.watermark = max(view.watermark, t)
         state.visits[event.event_id] = t
-        state.forget_before(self.clock - self.rules.dedupe_horizon)
+        state.forget_before(view.watermark - self.rules.dedupe_horizon)
         self.visitors[event.visitor_id] = state.encode()
         stage = self.rules.visit_stage
         self.effects.entries.append((stage, event.source))
@@ -125,7 +129,7 @@ class Funnel:
     def _apply_lead_event(
         self, view: PartitionView, event: LeadCreated | StageChanged, t: float
     ) -> Status:
-        rules, clock = self.rules, self.clock
+        rules, clock = self.rules, view.clock
         raw = self.leads.get(event.lead_id)
         state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
         if event.event_id in state.seen:
@@ -164,24 +168,36 @@ class Funnel:
             view.add_windows(windows_before, -1)
             view.add_windows(windows_after, 1)
         view.set_lead(event.lead_id, after, clock)
+        if self.clock_mode == "event":
+            if isinstance(event, LeadCreated):
+                view.created_watermark = max(view.created_watermark, t)
+            else:
+                view.changed_watermark = max(view.changed_watermark, t)
+            self._move_view_clock(view, min(view.created_watermark, view.changed_watermark))
         return "applied"
 
     # -- the clock ---------------------------------------------------------------------------
 
     def advance(self, now: float | None = None) -> None:
-        """Move the wall clock (``wall`` mode; ``event`` mode moves with the watermark)."""
-        if self.clock_mode == "wall":
-            self._move_clock(self._now() if now is None else now)
-
-    def _move_clock(self, new: float) -> None:
+        """Move the wall clock (``wall`` mode; in ``event`` mode the watermarks move it)."""
+        if self.clock_mode != "wall":
+            return
+        new = self._now() if now is None else now
         if new <= self.clock:
             return
         self.clock = new
-        for view in self.views.values():
-            for lead in view.pop_breached(new):
-                self.effects.breaches.append(lead.team)
-            for lead_id in view.pop_released(new):
-                self._release(view, lead_id)
+        for (kind, _), view in self.views.items():
+            if kind == "leads":
+                self._move_view_clock(view, new)
+
+    def _move_view_clock(self, view: PartitionView, new: float) -> None:
+        if new <= view.clock:
+            return
+        view.clock = new
+        for lead in view.pop_breached(new):
+            self.effects.breaches.append(lead.team)
+        for lead_id in view.pop_released(new):
+            self._release(view, lead_id)
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
         """Count a held lead on its own: its orphan hold has passed with no lead_created."""
@@ -192,10 +208,10 @@ class Funnel:
         rules = self.rules
         # The status just before the clock passed the hold, and now.
         before = lead_status(state, rules, (state.held_since() or 0.0) + rules.orphan_hold)
-        after = lead_status(state, rules, self.clock)
+        after = lead_status(state, rules, view.clock)
         status_effects(before, after, state, self.effects)
         view.add_windows(lead_windows(state, after, rules), 1)
-        view.set_lead(lead_id, after, self.clock)
+        view.set_lead(lead_id, after, view.clock)
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -213,16 +229,24 @@ class Funnel:
         for _, lead in leads:
             view = self.views[("leads", lead.partition)]
             view.watermark = max(view.watermark, lead.max_time())
+            view.created_watermark = max(view.created_watermark, lead.max_created_at)
+            view.changed_watermark = max(view.changed_watermark, lead.max_changed_at)
         for _, visitor in visitors:
             view = self.views[("visits", visitor.partition)]
             view.watermark = max(view.watermark, max(visitor.visits.values(), default=0.0))
-        if self.clock_mode == "event":
-            self.clock = max(self.clock, self.watermark)
-        else:
+        if self.clock_mode == "wall":
             self.clock = max(self.clock, self._now())
-        rules, clock = self.rules, self.clock
+        for (kind, _), view in self.views.items():
+            if kind == "leads":
+                view.clock = (
+                    self.clock
+                    if self.clock_mode == "wall"
+                    else min(view.created_watermark, view.changed_watermark)
+                )
+        rules = self.rules
         for lead_id, lead in leads:
             view = self.views[("leads", lead.partition)]
+            clock = view.clock
             status = lead_status(lead, rules, clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, status, clock)
@@ -282,7 +306,8 @@ class Funnel:
 
     def prune(self) -> None:
         """Forget window counts past the retention."""
-        cutoff = window_start(self._largest_window, self.clock - self.rules.window_retention)
+        now = self.clock if self.clock_mode == "wall" else self.watermark
+        cutoff = window_start(self._largest_window, now - self.rules.window_retention)
         for view in self.views.values():
             view.prune_windows(cutoff)
 

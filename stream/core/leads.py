@@ -34,6 +34,9 @@ class LeadState:
     teams: list[tuple[float, str]] = field(default_factory=list)  # (occurred_at, team), sorted
     entries: dict[str, list[float]] = field(default_factory=dict)  # stage -> entry times, sorted
     seen: dict[str, float] = field(default_factory=dict)  # event_id -> occurred_at
+    # Highest occurred_at of each event type applied: rebuilds the partition's event clock.
+    max_created_at: float = 0.0
+    max_changed_at: float = 0.0
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
@@ -45,6 +48,8 @@ class LeadState:
                 self.teams,
                 self.entries,
                 self.seen,
+                self.max_created_at,
+                self.max_changed_at,
             ],
             separators=(",", ":"),
         ).encode()
@@ -52,7 +57,7 @@ class LeadState:
     @classmethod
     def decode(cls, raw: bytes) -> LeadState:
         """Inverse of ``encode``."""
-        p, created, source, teams, entries, seen = json.loads(raw)
+        p, created, source, teams, entries, seen, max_created, max_changed = json.loads(raw)
         return cls(
             partition=p,
             created_at=created,
@@ -60,6 +65,8 @@ class LeadState:
             teams=[(t, team) for t, team in teams],
             entries=entries,
             seen=seen,
+            max_created_at=max_created,
+            max_changed_at=max_changed,
         )
 
     # -- derived facts -------------------------------------------------------------------
@@ -206,6 +213,7 @@ def apply_lead_created(
 ) -> LeadStatus:
     """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status."""
     state.seen[event_id] = t
+    state.max_created_at = max(state.max_created_at, t)
     if state.created_at is None or t < state.created_at:
         state.created_at = t
         state.source = source
@@ -229,6 +237,7 @@ def apply_stage_changed(
 ) -> LeadStatus:
     """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status."""
     state.seen[event_id] = t
+    state.max_changed_at = max(state.max_changed_at, t)
     if team is not None:
         insort(state.teams, (t, team))
     enter_stage(state, to_stage, t, before.released, effects)

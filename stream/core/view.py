@@ -35,7 +35,14 @@ class PartitionView:
     """Aggregates over the states of one input partition."""
 
     partition: int
-    watermark: float = 0.0
+    watermark: float = 0.0  # highest occurred_at applied
+    # The clock deadlines and orphan holds are judged by. In event mode it is the lower of
+    # the two topics' watermarks (lead_created, stage_changed) of this partition: a lead and
+    # all its stage changes live in the same partition of both, so a deadline is only passed
+    # once both topics have moved past it, whatever the order in which they are read.
+    clock: float = 0.0
+    created_watermark: float = 0.0
+    changed_watermark: float = 0.0
     window_counts: Counter[WindowKey] = field(default_factory=Counter)
     open_leads: dict[str, OpenLead] = field(default_factory=dict)
     held: dict[str, float] = field(default_factory=dict)  # lead_id -> release time

@@ -63,6 +63,13 @@ def test_start_on_taken_port_fails_in_one_line(broker: str) -> None:
     assert len(_tansu_pids(port)) == 1  # only the session's broker
 
 
+def test_unusable_address_fails_in_one_line() -> None:
+    with pytest.raises(BrokerUnavailable, match=r"^cannot listen on 192\.0\.2\.1: [^\n]+$"):
+        EmbeddedBroker(host="192.0.2.1")  # TEST-NET-1: never a local address
+    with pytest.raises(BrokerUnavailable, match=r"^cannot listen on 192\.0\.2\.1:9092: [^\n]+$"):
+        EmbeddedBroker(port=9092, host="192.0.2.1").start()
+
+
 def test_stop_leaves_no_process() -> None:
     embedded = EmbeddedBroker()
     embedded.start()

@@ -171,7 +171,7 @@ def default_sample() -> Measured:
 @pytest.fixture(scope="module")
 def lead_rich_sample() -> Measured:
     profile = replace(TrafficProfile(), visit_to_lead=0.5)
-    return drained(profile, seed=11, visits_per_s=120_000 / (10 * DAY), days=10)
+    return drained(profile, seed=11, visits_per_s=90_000 / (10 * DAY), days=10)
 
 
 def _window(seed: int, **kwargs: Any) -> list[OutMessage]:
@@ -179,15 +179,15 @@ def _window(seed: int, **kwargs: Any) -> list[OutMessage]:
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not() -> None:
-    first = _window(3, rate_per_s=2.0)
-    assert first == _window(3, rate_per_s=2.0)
-    other = _window(4, rate_per_s=2.0)
+    first = _window(3, rate_per_s=0.5)
+    assert first == _window(3, rate_per_s=0.5)
+    other = _window(4, rate_per_s=0.5)
     assert [m.value for m in first[:100]] != [m.value for m in other[:100]]
 
 
 def test_output_does_not_depend_on_how_time_is_advanced() -> None:
     def run(steps: int) -> list[OutMessage]:
-        generator = TrafficGenerator(5, TrafficProfile(), TOPICS, start=START, visits_per_s=1.0)
+        generator = TrafficGenerator(5, TrafficProfile(), TOPICS, start=START, visits_per_s=0.2)
         out: list[OutMessage] = []
         for i in range(1, steps + 1):
             out += generator.advance(START + 2 * DAY * i / steps)
@@ -198,14 +198,14 @@ def test_output_does_not_depend_on_how_time_is_advanced() -> None:
 
 def test_messages_come_in_delivery_order_with_event_times_in_the_window() -> None:
     end = START + DAY
-    messages = _window(8, rate_per_s=3.0)
+    messages = _window(8, rate_per_s=1.0)
     assert [m.timestamp for m in messages] == sorted(m.timestamp for m in messages)
     measured = measure(messages, wall_clock=end)
     assert measured.reasons["ok"] > 0.99 * len(messages)
     times = [_parse_time(e["occurred_at"]) for e in measured.events]
     assert all(t is not None and START <= t <= end for t in times)
     # the rate is messages of all kinds per second of event time
-    assert len(messages) == pytest.approx(3.0 * DAY, rel=0.05)
+    assert len(messages) == pytest.approx(1.0 * DAY, rel=0.05)
 
 
 def test_count_gives_exactly_that_many_messages() -> None:
@@ -241,7 +241,7 @@ def test_visit_to_lead_and_lead_to_mql_rates(default_sample: Measured) -> None:
 
 
 def test_deeper_conversion_rates(lead_rich_sample: Measured) -> None:
-    assert len(lead_rich_sample.lead_created) > 50_000
+    assert len(lead_rich_sample.lead_created) > 40_000
     assert lead_rich_sample.rate("mql", "lead") == pytest.approx(0.25, abs=0.02)
     assert lead_rich_sample.rate("sql", "mql") == pytest.approx(0.35, abs=0.02)
     assert lead_rich_sample.rate("opportunity", "sql") == pytest.approx(0.50, abs=0.03)
@@ -313,7 +313,7 @@ def test_noise_rates(default_sample: Measured) -> None:
 
 def test_future_timestamps_only_when_asked() -> None:
     profile = replace(TrafficProfile(), malformed=0.05, malformed_mix=(("future_timestamp", 1.0),))
-    messages = _window(12, rate_per_s=1.0, profile=profile)
+    messages = _window(12, rate_per_s=0.3, profile=profile)
     reasons = measure(messages, wall_clock=START + DAY).reasons
     assert set(reasons) == {"ok", "future_timestamp"}
     assert reasons["future_timestamp"] / len(messages) == pytest.approx(0.05, abs=0.01)

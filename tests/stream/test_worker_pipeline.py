@@ -21,15 +21,26 @@ def _visit(eid: str, visitor: str, at: str = "2026-11-20T10:00:00Z", **extra: ob
 
 def _lead(eid: str, lead: str, at: str = "2026-11-20T10:05:00Z") -> bytes:
     return json.dumps(
-        {"event_id": eid, "type": "lead_created", "occurred_at": at, "lead_id": lead,
-         "source": "email", "team": "sales-emea"}
+        {
+            "event_id": eid,
+            "type": "lead_created",
+            "occurred_at": at,
+            "lead_id": lead,
+            "source": "email",
+            "team": "sales-emea",
+        }
     ).encode()
 
 
 def _stage(eid: str, lead: str, to: str, at: str = "2026-11-20T10:20:00Z") -> bytes:
     return json.dumps(
-        {"event_id": eid, "type": "stage_changed", "occurred_at": at, "lead_id": lead,
-         "to_stage": to}
+        {
+            "event_id": eid,
+            "type": "stage_changed",
+            "occurred_at": at,
+            "lead_id": lead,
+            "to_stage": to,
+        }
     ).encode()
 
 
@@ -107,6 +118,8 @@ async def test_worker_is_ready_within_ten_seconds(
         samples = worker.metrics()
         # Known series are exported from start-up with 0.
         assert samples.has("funnel_stage_reentries_total", stage="customer")
-        assert samples.has("funnel_window_stage_entries", stage="mql", window="1d", period="current")
+        assert samples.has(
+            "funnel_window_stage_entries", stage="mql", window="1d", period="current"
+        )
     finally:
         worker.stop()
