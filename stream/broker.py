@@ -82,8 +82,10 @@ def _check_port_free(host: str, port: int) -> None:
             raise BrokerUnavailable(f"cannot listen on {host}:{port}: {reason}") from exc
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the broker's process group, SIGKILL it after a grace period, and reap it."""
+def _terminate(process: subprocess.Popen[bytes], temp_log: Path | None = None) -> None:
+    """SIGTERM the broker's process group, SIGKILL it after a grace period, reap it."""
+    if temp_log is not None:
+        temp_log.unlink(missing_ok=True)  # the child keeps writing to its open descriptor
     if process.poll() is not None:
         return
     # The child leads its own process group (start_new_session), whose id is its pid.
@@ -130,7 +132,7 @@ class EmbeddedBroker:
         self._log_path = Path(log_path) if log_path is not None else None
         self._process: subprocess.Popen[bytes] | None = None
         self._temp_log: Path | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], EmbeddedBroker] | None = None
+        self._finalizer: weakref.finalize[..., EmbeddedBroker] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -188,7 +190,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._finalizer = weakref.finalize(self, _terminate, self._process)
+        self._finalizer = weakref.finalize(self, _terminate, self._process, self._temp_log)
         try:
             self._wait_ready(timeout, log_path)
         except BaseException:

@@ -48,7 +48,7 @@ class WorkerProcess:
 
     @property
     def app_id(self) -> str:
-        return self.prefix.rstrip(".") + "-app"
+        return self.extra_env.get("FUNNEL_APP_ID", self.prefix.rstrip(".") + "-app")
 
     @property
     def log_path(self) -> Path:

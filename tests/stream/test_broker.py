@@ -103,7 +103,7 @@ sys.exit(run_foreground({port}, lambda bootstrap: print(bootstrap, flush=True)))
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_run_foreground_stops_cleanly_on_signal(signum: signal.Signals) -> None:
     port = EmbeddedBroker().port  # a free port
     with subprocess.Popen(
