@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from stream.admin import ensure_topics, wait_for_broker
-from stream.errors import StateDirError
+from stream.errors import ConfigError, StateDirError
 from stream.security import client_kwargs
 from stream.settings import Settings
 from stream.topics import changelog_topics
@@ -30,7 +30,16 @@ async def create_all_topics(settings: Settings) -> dict[str, str]:
     wanted.update({name: settings.partitions for name in changelog_topics(settings.app_id)})
     kwargs = client_kwargs(settings.kafka)
     await wait_for_broker(settings.bootstrap_servers, BROKER_WAIT_S, **kwargs)
-    return await ensure_topics(settings.bootstrap_servers, wanted, client_kwargs=kwargs)
+    report = await ensure_topics(settings.bootstrap_servers, wanted, client_kwargs=kwargs)
+    for name, state in report.items():
+        if state not in ("created", "exists"):
+            # Tables are co-partitioned with their source topics: a mismatch cannot run.
+            raise ConfigError(
+                f"topic {name} {state.removeprefix('exists ')}: create the topics with "
+                f"FUNNEL_PARTITIONS={settings.partitions} before any producer writes to them, "
+                "or set FUNNEL_PARTITIONS to their partition count"
+            )
+    return report
 
 
 def check_data_dir(path: Path) -> None:

@@ -2,8 +2,8 @@
 
 :func:`parse_metrics` is pure; :class:`Samples` answers the few questions the demo, the tests
 and the reports ask (a sum over matching series, the series of a name, a histogram quantile
-computed like PromQL's ``histogram_quantile``). :func:`fetch_metrics` gets and parses one
-scrape over HTTP.
+computed like PromQL's ``histogram_quantile``), and :func:`summarize` condenses a scrape into
+the funnel's headline numbers. :func:`fetch_metrics` gets and parses one scrape over HTTP.
 """
 
 from __future__ import annotations
@@ -15,12 +15,24 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.errors import FunnelError
 
-__all__ = ["Samples", "ScrapeError", "fetch_metrics", "fetch_status", "parse_metrics"]
+__all__ = [
+    "FunnelSummary",
+    "Samples",
+    "ScrapeError",
+    "StageRow",
+    "TeamRow",
+    "fetch_metrics",
+    "fetch_status",
+    "format_seconds",
+    "parse_metrics",
+    "summarize",
+]
 
 Series = tuple[dict[str, str], float]
 
@@ -109,6 +121,135 @@ def parse_metrics(text: str) -> Samples:
     except ValueError as exc:
         raise ScrapeError(f"not Prometheus text format: {exc}") from None
     return Samples(by_name)
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    """One funnel stage: entries (all sources), conversion from the previous stage (None for
+    the first stage or when the previous one has none) and entries in the current window."""
+
+    stage: str
+    entries: float
+    conversion: float | None
+    in_window: float
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    """One sales team: first follow-ups, their latency p50/p95 (seconds, None without any),
+    the share within the SLA (None without follow-ups), and open leads awaiting and overdue."""
+
+    team: str
+    followups: float
+    p50_seconds: float | None
+    p95_seconds: float | None
+    within_sla: float | None
+    awaiting: float
+    overdue: float
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelSummary:
+    """What one scrape says about the funnel, the follow-up SLA and the pipeline."""
+
+    window: str
+    stages: tuple[StageRow, ...]
+    teams: tuple[TeamRow, ...]
+    events: dict[str, float]  # consumed, applied, duplicate, rejected, lag (all topics)
+
+    def stage_cells(self) -> list[list[str]]:
+        """The stage rows as text, headers first: stage, entries, conversion, window entries."""
+        return [["stage", "entries", "conversion", f"current {self.window}"]] + [
+            [row.stage, _count(row.entries), _percent(row.conversion), _count(row.in_window)]
+            for row in self.stages
+        ]
+
+    def team_cells(self) -> list[list[str]]:
+        """The team rows as text, headers first."""
+        headers = ["team", "follow-ups", "p50", "p95", "within SLA", "awaiting", "overdue"]
+        return [headers] + [
+            [
+                row.team,
+                _count(row.followups),
+                format_seconds(row.p50_seconds),
+                format_seconds(row.p95_seconds),
+                _percent(row.within_sla),
+                _count(row.awaiting),
+                _count(row.overdue),
+            ]
+            for row in self.teams
+        ]
+
+    def events_line(self) -> str:
+        """``consumed 1,234 · applied ...`` for the pipeline counts."""
+        return " · ".join(f"{kind} {_count(n)}" for kind, n in self.events.items())
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration in its largest unit with one decimal (``42s``, ``12.5m``, ``3.0h``, ``1.5d``)."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:.1f}%"
+
+
+def _count(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def summarize(samples: Samples, stages: tuple[str, ...], window: str = "1d") -> FunnelSummary:
+    """The funnel in one scrape: per stage (in ``stages`` order) the entries since the worker
+    started and in the current event-time ``window``; per team with any follow-up or open lead
+    (sorted) the follow-up latency and SLA; and the pipeline's message counts and lag."""
+    rows: list[StageRow] = []
+    for stage in stages:
+        entries = samples.value("funnel_stage_entries_total", stage=stage)
+        previous = rows[-1].entries if rows else 0.0
+        rows.append(
+            StageRow(
+                stage,
+                entries,
+                entries / previous if previous > 0 else None,
+                samples.value(
+                    "funnel_window_stage_entries", stage=stage, window=window, period="current"
+                ),
+            )
+        )
+    latency = "funnel_followup_latency_seconds"
+    names = {labels.get("team", "") for labels, _ in samples.series(f"{latency}_count")}
+    names |= {
+        labels.get("team", "") for labels, _ in samples.series("funnel_leads_awaiting_followup")
+    }
+    teams: list[TeamRow] = []
+    for team in sorted(names - {""}):
+        done = samples.value("funnel_followups_total", team=team)
+        awaiting = samples.value("funnel_leads_awaiting_followup", team=team)
+        overdue = samples.value("funnel_leads_overdue", team=team)
+        if done or awaiting or overdue:
+            within = samples.value("funnel_followups_total", team=team, within_sla="true")
+            teams.append(
+                TeamRow(
+                    team,
+                    done,
+                    samples.histogram_quantile(0.5, latency, team=team),
+                    samples.histogram_quantile(0.95, latency, team=team),
+                    within / done if done > 0 else None,
+                    awaiting,
+                    overdue,
+                )
+            )
+    events = {
+        kind: samples.value(f"funnel_events_{kind}_total")
+        for kind in ("consumed", "applied", "duplicate", "rejected")
+    }
+    events["lag"] = samples.value("funnel_consumer_lag_messages")
+    return FunnelSummary(window, tuple(rows), tuple(teams), events)
 
 
 def _get(url: str, timeout: float) -> tuple[int, bytes]:

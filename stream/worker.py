@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
-from stream.core.funnel import Funnel
+from stream.core.funnel import Funnel, KeyValueStore
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
 from stream.security import faust_credentials
@@ -37,6 +37,19 @@ log = logging.getLogger(__name__)
 # worker busy rebuilding its aggregates.
 REBALANCE_TIMEOUT_S = 10.0
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
+PROCESSING_ERROR = "processing_error"
+
+
+class StateTable(faust.Table[str, bytes]):
+    """A table of states the core encodes itself: values are stored as the bytes given.
+
+    Faust picks a table's serializer from its value type and would decode the core's JSON
+    bytes into lists; the core wants its own bytes back.
+    """
+
+    def _serializer_from_type(self, typ: Any) -> str:
+        return "raw"
 
 
 class Worker:
@@ -64,17 +77,20 @@ class Worker:
         self.visits_topic = app.topic(names.visits, **raw)
         self.lead_topics = app.topic(names.leads, names.transitions, **raw)
         self.dead_letter = app.topic(names.dead_letter, **raw)
-        table: dict[str, Any] = {
-            "schema": faust.Schema(
-                key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            ),
-            "partitions": settings.partitions,
-        }
-        self.lead_states = app.Table("lead_states", **table)
-        self.visitor_states = app.Table("visitor_states", **table)
+        self.lead_states = StateTable(
+            app, name="lead_states", key_type=str, partitions=settings.partitions
+        )
+        self.visitor_states = StateTable(
+            app, name="visitor_states", key_type=str, partitions=settings.partitions
+        )
+        app.tables.add(self.lead_states)
+        app.tables.add(self.visitor_states)
 
         self.funnel = Funnel(
-            rules_from_settings(settings), self.lead_states, self.visitor_states, settings.clock
+            rules_from_settings(settings),
+            cast(KeyValueStore, self.lead_states),
+            cast(KeyValueStore, self.visitor_states),
+            settings.clock,
         )
         self.registry = CollectorRegistry()
         self.metrics = FunnelMetrics(
@@ -124,23 +140,35 @@ class Worker:
         result = classify(self.kinds[topic], msg.key, msg.value, stages=self.stages)
         late = False
         if isinstance(result, Rejection):
-            await self._dead_letter(msg, result)
+            await self._dead_letter(msg, result.reason)
             outcome: str = result.reason
         else:
             t = result.occurred_at.timestamp()
             late = self.funnel.is_late(t)
-            outcome = self.funnel.apply(partition, result)
+            try:
+                outcome = self.funnel.apply(partition, result)
+            except Exception:
+                # A bug, not bad input. Faust would drop the message and commit past it if
+                # the agent crashed; dead-letter it instead, loudly, so nothing is lost.
+                log.exception(
+                    "processing failed topic=%s partition=%s offset=%s",
+                    topic,
+                    partition,
+                    msg.offset,
+                )
+                outcome = PROCESSING_ERROR
+                await self._dead_letter(msg, PROCESSING_ERROR)
             if outcome == "applied" and t > self.watermarks.get(topic, 0.0):
                 self.watermarks[topic] = t
         self.metrics.record_message(topic, outcome, record_timestamp=msg.timestamp, late=late)
         self._export_effects()
 
-    async def _dead_letter(self, msg: Any, rejection: Rejection) -> None:
+    async def _dead_letter(self, msg: Any, reason: str) -> None:
         headers = [
             ("source_topic", msg.topic.encode()),
             ("source_partition", str(msg.partition).encode()),
             ("source_offset", str(msg.offset).encode()),
-            ("reason", rejection.reason.encode()),
+            ("reason", reason.encode()),
         ]
         await self.dead_letter.send(key=msg.key, value=msg.value, headers=headers)
         log.info(
@@ -148,7 +176,7 @@ class Worker:
             msg.topic,
             msg.partition,
             msg.offset,
-            rejection.reason,
+            reason,
         )
 
     def _export_effects(self) -> None:

@@ -19,10 +19,22 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas import TopicKind
-from stream.admin import consumer_group_offsets, read_topic, topic_end_offsets
+from stream.admin import consumer_group_offsets, ensure_topics, read_topic, topic_end_offsets
 from stream.recount import InputMessage
 from stream.scrape import Samples, parse_metrics
 from stream.topics import TopicNames
+
+
+def has_series(samples: Samples, name: str, **labels: str) -> bool:
+    """True if some series of ``name`` carries ``labels``."""
+    return any(
+        all(found.get(k) == v for k, v in labels.items()) for found, _ in samples.series(name)
+    )
+
+
+def all_series(samples: Samples) -> list[tuple[str, dict[str, str], float]]:
+    """Every (sample name, labels, value) of a scrape."""
+    return [(name, labels, v) for name in samples.names() for labels, v in samples.series(name)]
 
 
 def free_port() -> int:
@@ -137,7 +149,13 @@ class WorkerProcess:
 async def produce(
     bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None, int | None]]
 ) -> int:
-    """Send (topic, key, value, partition or None) messages in order; returns how many."""
+    """Send (topic, key, value, partition or None) messages in order; returns how many.
+
+    The topics are created first with 8 partitions, as ``funnel topics`` would: the broker
+    would otherwise create them on first write with its own default.
+    """
+    messages = list(messages)
+    await ensure_topics(bootstrap, {topic: 8 for topic, *_ in messages})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
     await producer.start()
     n = 0

@@ -48,7 +48,7 @@ class KeyValueStore(Protocol):
 
     def __setitem__(self, key: str, value: bytes) -> None: ...
 
-    def items(self) -> Iterable[tuple[str, bytes]]: ...
+    def items(self) -> Iterable[tuple[str | bytes, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +313,9 @@ class Funnel:
 
 
 def _states(
-    items: Iterable[tuple[str, bytes]], partitions: set[int], decode: Callable[[bytes], _S]
+    items: Iterable[tuple[str | bytes, bytes]], partitions: set[int], decode: Callable[[bytes], _S]
 ) -> Iterator[tuple[str, _S]]:
     for key, raw in items:
         state = decode(raw)
         if state.partition in partitions:
-            yield key, state
+            yield (key.decode() if isinstance(key, bytes) else key), state

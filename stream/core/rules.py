@@ -57,6 +57,10 @@ class FunnelRules:
             due = clock_start + self.followup_within
         else:
             due = self.calendar.add_business_seconds(clock_start, self.followup_within)
+            # When the SLA runs out exactly at a closing time, no business time passes until
+            # the next opening: a follow-up before then still meets the SLA, so that opening
+            # is the deadline (else a follow-up could be within the SLA and a breach at once).
+            due = self.calendar.add_business_seconds(due, 0.0)
         return due + self.breach_grace
 
     def sla_latency(self, wall_seconds: float, business_seconds: float | None) -> float:

@@ -18,7 +18,7 @@ from stream.generate import generate_messages
 from stream.recount import recount
 from stream.scrape import Samples
 from stream.topics import TopicNames
-from tests.harness import WorkerProcess, produce, read_inputs, wait_caught_up
+from tests.harness import WorkerProcess, all_series, produce, read_inputs, wait_caught_up
 
 PARTITIONS = 8
 START = 1_795_000_000.0  # 2026-11-18T10:13:20Z, in the past so nothing is "future"
@@ -40,8 +40,13 @@ def closing_events(names: TopicNames) -> list[Message]:
         common = {"occurred_at": _at(CLOSE), "source": "direct"}
         visit = {"event_id": f"cv{p}", "type": "visit", "visitor_id": vid, **common}
         lead = {"event_id": f"cl{p}", "type": "lead_created", "lead_id": lid, **common}
-        touch = {"event_id": f"cc{p}", "type": "stage_changed", "lead_id": lid,
-                 "to_stage": "contacted", "occurred_at": _at(CLOSE)}
+        touch = {
+            "event_id": f"cc{p}",
+            "type": "stage_changed",
+            "lead_id": lid,
+            "to_stage": "contacted",
+            "occurred_at": _at(CLOSE),
+        }
         out.append((names.visits, vid.encode(), json.dumps(visit).encode(), p))
         out.append((names.leads, lid.encode(), json.dumps(lead).encode(), p))
         out.append((names.transitions, lid.encode(), json.dumps(touch).encode(), p))
@@ -141,7 +146,7 @@ TIMING = (
 def summed(*samples: Samples) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     total: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
     for s in samples:
-        for name, labels, value in s.all():
+        for name, labels, value in all_series(s):
             if not name.startswith(TIMING):
                 total[(name, tuple(sorted(labels.items())))] += value
     return dict(total)

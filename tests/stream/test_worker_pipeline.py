@@ -10,7 +10,7 @@ from pathlib import Path
 from schemas import REJECT_REASONS
 from stream.admin import read_topic
 from stream.topics import TopicNames
-from tests.harness import WorkerProcess, produce, wait_caught_up
+from tests.harness import WorkerProcess, has_series, produce, wait_caught_up
 
 
 def _visit(eid: str, visitor: str, at: str = "2026-11-20T10:00:00Z", **extra: object) -> bytes:
@@ -117,9 +117,9 @@ async def test_worker_is_ready_within_ten_seconds(
         assert time.monotonic() - started < 10.0
         samples = worker.metrics()
         # Known series are exported from start-up with 0.
-        assert samples.has("funnel_stage_reentries_total", stage="customer")
-        assert samples.has(
-            "funnel_window_stage_entries", stage="mql", window="1d", period="current"
+        assert has_series(samples, "funnel_stage_reentries_total", stage="customer")
+        assert has_series(
+            samples, "funnel_window_stage_entries", stage="mql", window="1d", period="current"
         )
     finally:
         worker.stop()

@@ -1,0 +1,249 @@
+"""One lead's state and status: first entries, the follow-up clock, teams, holds, deadlines.
+
+These drive ``stream.core.leads`` directly (no ``Funnel``), with hand-computed expectations.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+
+from stream.core.calendar import BusinessCalendar
+from stream.core.effects import Effects, FollowUp
+from stream.core.leads import (
+    DEFAULT_TEAM,
+    LeadState,
+    LeadStatus,
+    OpenLead,
+    apply_lead_created,
+    apply_stage_changed,
+    forget_old_ids,
+    lead_status,
+)
+from stream.core.rules import FunnelRules
+from tests.stream.core.scenario import HOUR, at
+
+RULES = FunnelRules()
+T0 = at("2026-11-20T09:00:00Z")  # a Friday
+MINUTE = 60.0
+# Monday to Friday, 09:00-17:00 UTC: 8 business hours a day.
+OFFICE = BusinessCalendar.from_names("UTC", ["mon", "tue", "wed", "thu", "fri"], time(9), time(17))
+OFFICE_RULES = FunnelRules(calendar=OFFICE, followup_within=8 * HOUR)
+
+
+class Lead:
+    """A lead's state with the effects its events produced, at a clock the test sets."""
+
+    def __init__(self, rules: FunnelRules = RULES, clock: float = 0.0) -> None:
+        self.rules = rules
+        self.clock = clock
+        self.state = LeadState(partition=0)
+        self.effects = Effects()
+
+    def created(
+        self, event_id: str, t: float, source: str = "organic", team: str = "north"
+    ) -> None:
+        before = lead_status(self.state, self.rules, self.clock)
+        apply_lead_created(
+            self.state, event_id, t, source, team, self.rules, self.clock, before, self.effects
+        )
+
+    def changed(self, event_id: str, to_stage: str, t: float, team: str | None = None) -> None:
+        before = lead_status(self.state, self.rules, self.clock)
+        apply_stage_changed(
+            self.state, event_id, t, to_stage, team, self.rules, self.clock, before, self.effects
+        )
+
+    def status(self, clock: float | None = None) -> LeadStatus:
+        return lead_status(self.state, self.rules, self.clock if clock is None else clock)
+
+
+class TestState:
+    def test_encode_decode_round_trip(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0, "email", "north")
+        lead.changed("s1", "mql", T0 + HOUR, team="south")
+        lead.changed("s2", "mql", T0 + 2 * HOUR)
+        assert LeadState.decode(lead.state.encode()) == lead.state
+        assert LeadState.decode(lead.state.encode()).teams == [(T0, "north"), (T0 + HOUR, "south")]
+
+    def test_first_entry_is_the_earliest_whatever_the_order(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0)
+        lead.changed("s2", "mql", T0 + 3 * HOUR)
+        lead.changed("s1", "mql", T0 + HOUR)  # arrives later, happened earlier
+        assert lead.state.first_entry("mql") == T0 + HOUR
+        assert lead.state.entries["mql"] == [T0 + HOUR, T0 + 3 * HOUR]
+        assert lead.state.first_entry("sql") is None
+        # One entry, one re-entry, in whichever order they came.
+        assert lead.effects.entries == [("lead", "organic"), ("mql", "organic")]
+        assert lead.effects.reentries == ["mql"]
+
+    def test_team_follows_overrides_from_their_time_on(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0, team="north")
+        lead.changed("s1", "mql", T0 + 2 * HOUR, team="south")
+        assert lead.state.team_at(T0 - HOUR) == "north"  # before the lead: its own team
+        assert lead.state.team_at(T0 + HOUR) == "north"
+        assert lead.state.team_at(T0 + 2 * HOUR) == "south"
+        assert lead.state.current_team == "south"
+
+    def test_a_lead_without_team_events_belongs_to_the_default_team(self) -> None:
+        state = LeadState(partition=0)
+        assert state.current_team == DEFAULT_TEAM == "default"
+        assert state.team_at(T0) == "default"
+
+    def test_forget_old_ids_drops_only_ids_before_the_horizon(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0)
+        lead.changed("s1", "mql", T0 + HOUR)
+        forget_old_ids(lead.state, T0 + 1)
+        assert lead.state.seen == {"s1": T0 + HOUR}
+        assert lead.state.entries == {"lead": [T0], "mql": [T0 + HOUR]}  # facts stay
+
+
+class TestFollowUp:
+    def test_latency_from_lead_to_first_follow_up_stage(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0, team="north")
+        lead.changed("s1", "mql", T0 + HOUR)  # not a follow-up stage
+        assert lead.effects.followups == []
+        lead.changed("s2", "contacted", T0 + 90 * MINUTE)
+        lead.changed("s3", "sql", T0 + 2 * HOUR)  # a later stop: no second follow-up
+        assert lead.effects.followups == [FollowUp("north", 5400.0, None, True, False)]
+        assert lead.effects.breaches == []
+
+    def test_latency_is_recorded_the_moment_the_lead_arrives_after_its_stop(self) -> None:
+        lead = Lead()
+        lead.changed("s1", "contacted", T0 + 30 * MINUTE)
+        assert lead.status() == LeadStatus(False, None, False, None, T0 + 30 * MINUTE + HOUR)
+        assert lead.effects.entries == []  # held: not counted
+        lead.created("l1", T0, "paid_search", "south")
+        assert lead.effects.followups == [FollowUp("south", 1800.0, None, True, False)]
+        assert sorted(lead.effects.entries) == [
+            ("contacted", "paid_search"),
+            ("lead", "paid_search"),
+        ]
+
+    def test_stop_before_start_is_clock_skew_with_latency_zero(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0)
+        lead.changed("s1", "contacted", T0 - 5 * MINUTE)
+        assert lead.effects.followups == [FollowUp("north", 0.0, None, True, True)]
+
+    def test_exactly_at_the_sla_is_within_one_second_later_is_a_breach(self) -> None:
+        on_time, late = Lead(), Lead()
+        for lead in (on_time, late):
+            lead.created("l1", T0)
+        on_time.changed("s1", "contacted", T0 + 24 * HOUR)
+        late.changed("s1", "contacted", T0 + 24 * HOUR + 1)
+        assert on_time.effects.followups == [FollowUp("north", 86400.0, None, True, False)]
+        assert on_time.effects.breaches == []
+        assert late.effects.followups == [FollowUp("north", 86401.0, None, False, False)]
+        assert late.effects.breaches == ["north"]
+
+    def test_the_follow_up_belongs_to_the_team_at_its_stop(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0, team="north")
+        lead.changed("s1", "mql", T0 + HOUR, team="south")
+        lead.changed("s2", "contacted", T0 + 2 * HOUR)
+        assert [f.team for f in lead.effects.followups] == ["south"]
+
+    def test_clock_can_start_at_mql(self) -> None:
+        lead = Lead(FunnelRules(clock_starts_at="mql"))
+        lead.created("l1", T0)
+        assert lead.status().open is None  # no clock before the lead is an mql
+        lead.changed("s1", "mql", T0 + HOUR)
+        assert lead.status().open == OpenLead("north", T0 + HOUR, T0 + 25 * HOUR)
+        lead.changed("s2", "sql", T0 + 3 * HOUR)
+        assert lead.effects.followups == [FollowUp("north", 7200.0, None, True, False)]
+
+
+class TestBreach:
+    def test_open_lead_breaches_only_once_the_clock_is_past_deadline_and_grace(self) -> None:
+        lead = Lead(FunnelRules(breach_grace=HOUR))
+        lead.created("l1", T0)
+        deadline = T0 + 25 * HOUR  # 24 h SLA + 1 h grace
+        assert lead.status(deadline).open == OpenLead("north", T0, deadline)
+        assert not lead.status(deadline).breached
+        assert lead.status(deadline + 1).breached
+
+    def test_a_follow_up_inside_the_grace_is_late_but_not_a_breach(self) -> None:
+        lead = Lead(FunnelRules(breach_grace=HOUR))
+        lead.created("l1", T0)
+        lead.changed("s1", "contacted", T0 + 24 * HOUR + 30 * MINUTE)
+        assert lead.effects.followups == [FollowUp("north", 88200.0, None, False, False)]
+        assert lead.effects.breaches == []
+
+    def test_a_late_follow_up_after_a_declared_breach_is_no_second_breach(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0)
+        lead.clock = T0 + 25 * HOUR  # the clock has passed the deadline: breach declared
+        assert lead.status().breached
+        lead.changed("s1", "contacted", T0 + 26 * HOUR)
+        assert lead.effects.followups == [FollowUp("north", 93600.0, None, False, False)]
+        assert lead.effects.breaches == []  # the breach was the clock's, not this event's
+
+
+class TestHeld:
+    def test_held_until_the_orphan_hold_then_released_on_its_own(self) -> None:
+        lead = Lead()
+        lead.changed("s2", "sql", T0 + HOUR)
+        lead.changed("s1", "mql", T0)  # the earliest held change sets the hold
+        assert lead.status(T0 + HOUR).held_until == T0 + HOUR
+        assert not lead.status(T0 + HOUR).released
+        released = lead.status(T0 + HOUR + 1)
+        assert released.released
+        assert released.held_until is None
+        assert released.open is None  # no lead stage: no follow-up clock
+        assert lead.effects == Effects()  # nothing counted while held
+
+
+class TestBusinessHours:
+    def test_latency_in_wall_and_business_seconds(self) -> None:
+        lead = Lead(OFFICE_RULES)
+        lead.created("l1", at("2026-11-20T15:00:00Z"))  # Friday 15:00
+        lead.changed("s1", "contacted", at("2026-11-23T14:00:00Z"))  # Monday 14:00
+        # 71 h of wall time; 2 h on Friday + 5 h on Monday of business time.
+        assert lead.effects.followups == [FollowUp("north", 71 * HOUR, 7 * HOUR, True, False)]
+
+    def test_deadline_follows_the_calendar(self) -> None:
+        lead = Lead(OFFICE_RULES)
+        lead.created("l1", at("2026-11-20T15:00:00Z"))  # Friday 15:00
+        monday_15 = at("2026-11-23T15:00:00Z")  # 2 h Friday + 6 h Monday
+        assert lead.status().open == OpenLead("north", at("2026-11-20T15:00:00Z"), monday_15)
+        assert not lead.status(at("2026-11-22T23:00:00Z")).breached  # the weekend is free
+        assert lead.status(monday_15 + 1).breached
+
+    def test_a_follow_up_after_closing_on_the_last_sla_day_meets_the_sla(self) -> None:
+        # The SLA ends exactly at Friday's closing; no business time passes until Monday
+        # 09:00, so a follow-up on Friday evening used exactly 8 business hours: within the
+        # SLA, and no breach. (The core used to put the deadline at Friday 17:00 and count
+        # this as within the SLA *and* as a breach.)
+        lead = Lead(OFFICE_RULES)
+        lead.created("l1", at("2026-11-20T09:00:00Z"))  # Friday 09:00
+        assert lead.status().open == OpenLead(
+            "north", at("2026-11-20T09:00:00Z"), at("2026-11-23T09:00:00Z")
+        )
+        lead.changed("s1", "contacted", at("2026-11-20T20:00:00Z"))
+        assert lead.effects.followups == [FollowUp("north", 11 * HOUR, 8 * HOUR, True, False)]
+        assert lead.effects.breaches == []
+
+    def test_a_follow_up_one_business_second_late_is_a_breach(self) -> None:
+        lead = Lead(OFFICE_RULES)
+        lead.created("l1", at("2026-11-20T09:00:00Z"))
+        lead.changed("s1", "contacted", at("2026-11-23T09:00:01Z"))  # Monday
+        assert lead.effects.followups == [
+            FollowUp("north", 72 * HOUR + 1, 8 * HOUR + 1, False, False)
+        ]
+        assert lead.effects.breaches == ["north"]
+
+
+@pytest.mark.parametrize("clock", [0.0, T0 + 30 * HOUR])
+def test_a_lead_arriving_after_its_deadline_passed_breaches_once(clock: float) -> None:
+    lead = Lead(clock=clock)
+    lead.created("l1", T0, team="south")
+    expected = ["south"] if clock > T0 + 24 * HOUR else []
+    assert lead.effects.breaches == expected
+    assert lead.status().breached is bool(expected)
