@@ -128,6 +128,9 @@ class Worker:
             broker_session_timeout=REBALANCE_TIMEOUT_S,
             broker_heartbeat_interval=1.0,
             broker_commit_interval=1.0,
+            # Changelog writes are many and small: batch them instead of one request each.
+            producer_linger=0.02,
+            producer_max_batch_size=1 << 20,
             autodiscover=False,
         )
 
