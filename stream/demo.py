@@ -8,7 +8,8 @@ every second: a ``rich`` live display on a terminal, a plain-text snapshot every
 The demo's traffic is the generator's default profile (published conversion rates and
 follow-up mix) with the sales cycle compressed from weeks to hours, so that a backfill of a
 day already reaches every stage. The backfill holds at most ``BACKFILL_MESSAGES_PER_DAY`` per
-day, which one worker processes in seconds; live traffic then follows at ``rate``.
+day and ``BACKFILL_MAX_MESSAGES`` in all, which one worker catches up with in seconds; live
+traffic then follows at ``rate`` (its density per day is far higher than the backfill's).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -57,7 +57,8 @@ GENERATOR_STOP_S = 10.0
 REFRESH_S = 1.0
 PLAIN_EVERY_S = 5.0
 SCRAPE_TIMEOUT_S = 2.0
-BACKFILL_MESSAGES_PER_DAY = 60_000
+BACKFILL_MESSAGES_PER_DAY = 60_000  # a day holds every stage (seed 1: 4 customers)
+BACKFILL_MAX_MESSAGES = 100_000  # what one worker catches up with in well under a minute
 LOG_TAIL_LINES = 20
 
 DEMO_PROFILE = dataclasses.replace(
@@ -104,8 +105,7 @@ def _bind(host: str, port: int) -> int | None:
             sock.bind((host, port))
         except OSError:
             return None
-        bound: int = sock.getsockname()[1]
-        return bound
+        return int(sock.getsockname()[1])
 
 
 def _stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
@@ -120,8 +120,6 @@ def _stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    with contextlib.suppress(ProcessLookupError):  # anything it left in its group
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -162,10 +160,8 @@ def render_summary(samples: Samples, stages: tuple[str, ...], window: str) -> li
     """The view's body from a scrape: a stage table, a team table and the pipeline's counts."""
     summary = summarize(samples, stages, window)
     return [
-        _table(
-            "Funnel: entries since start, conversion from the stage before", summary.stage_cells()
-        ),
-        _table("Sales follow-up per team (lead → first follow-up)", summary.team_cells()),
+        _table("Funnel: entries since start", summary.stage_cells()),
+        _table("Follow-up per team: lead → first follow-up", summary.team_cells()),
         Text(f"events: {summary.events_line()}"),
     ]
 
@@ -181,7 +177,8 @@ class _Demo:
         self.tty = sys.stdout.isatty()
         # Not a terminal (CI, a pipe): plain text, wide enough for the tables.
         self.console = Console() if self.tty else Console(width=110, no_color=True)
-        self.window = "1d" if "1d" in settings.funnel.windows else settings.funnel.windows[-1]
+        window = "1d" if "1d" in settings.funnel.windows else settings.funnel.windows[-1]
+        self.view = settings.funnel.stages, window  # what the tables show
         self.started = time.monotonic()
         self.stop = asyncio.Event()  # Ctrl-C, SIGTERM
         self.stop_generator = asyncio.Event()
@@ -203,39 +200,41 @@ class _Demo:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop.set)
         clean = False
-        try:
-            with _logs_to(self.tmp / "demo.log") if self.tty else contextlib.nullcontext():
+        with _logs_to(self.tmp / "demo.log") if self.tty else contextlib.nullcontext():
+            try:
                 settings = await self.start()
                 if await self.wait_healthy():
                     self.generating = asyncio.create_task(self.generate(settings))
                     await self.show(duration)
                 clean = True
-        finally:
-            await self.end_generator()
-            if self.worker is not None:
-                _stop_process(self.worker, WORKER_STOP_GRACE_S)
-            if self.broker is not None:
-                self.broker.stop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-            if clean:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-            self.say("demo stopped" + ("" if clean else f"; its logs are kept in {self.tmp}"))
+            finally:
+                await self.end_generator()
+                if self.worker is not None:
+                    _stop_process(self.worker, WORKER_STOP_GRACE_S)
+                if self.broker is not None:
+                    self.broker.stop()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+                keep = not clean and self.worker is not None  # its log explains the failure
+                if not keep:
+                    shutil.rmtree(self.tmp, ignore_errors=True)
+                if self.broker is not None:
+                    self.say("demo stopped" + (f"; logs kept in {self.tmp}" if keep else ""))
         return 0
 
     async def start(self) -> Settings:
         """Broker (9092 if free), topics and the worker (6066 if free); the worker's settings."""
+        web_host, port = self.base.web_bind, self.base.web_port
+        if _bind(web_host, port) is None:
+            if port != WEB_PORT:  # chosen on purpose with FUNNEL_WEB_PORT: refuse
+                raise DemoError(f"web port {port} is already in use (FUNNEL_WEB_PORT)")
+            port = _bind(web_host, 0) or 0
+            self.say(f"web port {WEB_PORT} is in use, so the worker serves on {port}")
         host = "127.0.0.1"
         self.broker = broker = EmbeddedBroker(_bind(host, BROKER_PORT), host)
         broker.start()
         note = "" if broker.port == BROKER_PORT else f" (port {BROKER_PORT} is in use)"
         self.say(f"embedded broker: {broker.bootstrap}{note}, pid {broker.pid}")
-        web_host, port = self.base.web_bind, self.base.web_port
-        if _bind(web_host, port) is None:
-            if port != WEB_PORT:  # chosen on purpose (FUNNEL_WEB_PORT or the file): refuse
-                raise DemoError(f"web port {port} is already in use (FUNNEL_WEB_PORT)")
-            port = _bind(web_host, 0) or 0
-            self.say(f"web port {WEB_PORT} is in use, so the worker serves on {port}")
         env = dict(os.environ)
         env.update(
             FUNNEL_BROKER=f"kafka://{broker.bootstrap}",
@@ -288,9 +287,7 @@ class _Demo:
                     self.say(f"worker healthy after {time.monotonic() - self.started:.1f} s")
                     return True
             if time.monotonic() >= deadline:
-                raise self.worker_failed(
-                    f"the worker did not become healthy within {HEALTH_TIMEOUT_S:g} s"
-                )
+                raise self.worker_failed(f"the worker was not healthy after {HEALTH_TIMEOUT_S:g} s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), 0.25)
         return False
@@ -299,13 +296,14 @@ class _Demo:
         """The backfill (bounded volume per day), then live traffic at ``rate`` until stopped."""
         kwargs = client_kwargs(settings.kafka)
         servers, stop = settings.bootstrap_servers, self.stop_generator
-        if self.backfill_days > 0:
+        if (seconds := self.backfill_days * DAY_S) > 0:
             now = time.time()
+            cap = min(BACKFILL_MESSAGES_PER_DAY / DAY_S, BACKFILL_MAX_MESSAGES / seconds)
             backfill = generate_messages(
                 seed=self.seed,
-                start=now - self.backfill_days * DAY_S,
+                start=now - seconds,
                 end=now,
-                rate_per_s=min(self.rate, BACKFILL_MESSAGES_PER_DAY / DAY_S),
+                rate_per_s=min(self.rate, cap),
                 profile=DEMO_PROFILE,
                 topics=settings.topics,
             )
@@ -357,15 +355,14 @@ class _Demo:
         samples: Samples | None = None
         live = Live(console=self.console, auto_refresh=False) if self.tty else None
         next_plain = time.monotonic() + PLAIN_EVERY_S
+        deadline = self.started + (float("inf") if duration is None else duration)
         with live or contextlib.nullcontext():
             while True:
                 self.check_alive()
                 with contextlib.suppress(ScrapeError):
                     samples = await fetch_metrics(f"{self.base_url}/metrics", SCRAPE_TIMEOUT_S)
                 now = time.monotonic()
-                done = self.stop.is_set() or (
-                    duration is not None and now - self.started >= duration
-                )
+                done = self.stop.is_set() or now >= deadline
                 if live is not None:
                     live.update(self.render(samples, "funnel demo"), refresh=True)
                 elif done or now >= next_plain:
@@ -389,11 +386,10 @@ class _Demo:
 
     def render(self, samples: Samples | None, title: str) -> RenderableType:
         """The whole view: where things are, the generator's progress and the metrics."""
-        parts: list[Any] = [Text(self.header), Text(self.status_line())]
-        if samples is None:
-            parts.append(Text("(no metrics yet)"))
-        else:
-            parts += render_summary(samples, self.base.funnel.stages, self.window)
+        body = (
+            [Text("(no metrics yet)")] if samples is None else render_summary(samples, *self.view)
+        )
+        parts = [Text(self.header), Text(self.status_line()), *body]
         if self.tty:
             return Panel(Group(*parts), title=title, subtitle="Ctrl-C stops")
         return Group(Text(f"=== {title}"), *parts)

@@ -158,8 +158,10 @@ class FunnelSummary:
     events: dict[str, float]  # consumed, applied, duplicate, rejected, lag (all topics)
 
     def stage_cells(self) -> list[list[str]]:
-        """The stage rows as text, headers first: stage, entries, conversion, window entries."""
-        return [["stage", "entries", "conversion", f"current {self.window}"]] + [
+        """The stage rows as text, headers first: stage, entries, conversion, window entries
+        (the current ``1d`` window is headed "today")."""
+        in_window = "today" if self.window == "1d" else f"current {self.window}"
+        return [["stage", "entries", "conversion", in_window]] + [
             [row.stage, _count(row.entries), _percent(row.conversion), _count(row.in_window)]
             for row in self.stages
         ]

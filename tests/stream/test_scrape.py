@@ -10,7 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.scrape import ScrapeError, fetch_metrics, fetch_status, parse_metrics
+from stream.scrape import (
+    ScrapeError,
+    StageRow,
+    TeamRow,
+    fetch_metrics,
+    fetch_status,
+    format_seconds,
+    parse_metrics,
+    summarize,
+)
 
 EXPOSITION = """\
 # HELP funnel_stage_entries_total First entries into a stage.
@@ -43,6 +52,35 @@ funnel_followup_latency_seconds_bucket{le="900.0",team="c"} 0.0
 funnel_followup_latency_seconds_bucket{le="+Inf",team="c"} 0.0
 funnel_followup_latency_seconds_count{team="c"} 0.0
 funnel_followup_latency_seconds_sum{team="c"} 0.0
+# HELP funnel_followups_total Follow-ups, split by whether they met the SLA.
+# TYPE funnel_followups_total counter
+funnel_followups_total{team="a",within_sla="true"} 7.0
+funnel_followups_total{team="a",within_sla="false"} 3.0
+funnel_followups_total{team="b",within_sla="true"} 2.0
+funnel_followups_total{team="b",within_sla="false"} 6.0
+funnel_followups_total{team="c",within_sla="true"} 0.0
+funnel_followups_total{team="c",within_sla="false"} 0.0
+# HELP funnel_leads_awaiting_followup Open leads whose clock runs.
+# TYPE funnel_leads_awaiting_followup gauge
+funnel_leads_awaiting_followup{team="a"} 0.0
+funnel_leads_awaiting_followup{team="b"} 5.0
+funnel_leads_awaiting_followup{team="c"} 0.0
+funnel_leads_awaiting_followup{team="d"} 1.0
+# HELP funnel_leads_overdue Open leads past their deadline.
+# TYPE funnel_leads_overdue gauge
+funnel_leads_overdue{team="b"} 2.0
+# HELP funnel_events_consumed_total Messages read from input topics.
+# TYPE funnel_events_consumed_total counter
+funnel_events_consumed_total{topic="funnel.visits"} 110.0
+funnel_events_consumed_total{topic="funnel.leads"} 12.0
+# HELP funnel_events_applied_total Messages that changed state.
+# TYPE funnel_events_applied_total counter
+funnel_events_applied_total{topic="funnel.visits"} 100.0
+funnel_events_applied_total{topic="funnel.leads"} 10.0
+# HELP funnel_consumer_lag_messages Lag.
+# TYPE funnel_consumer_lag_messages gauge
+funnel_consumer_lag_messages{partition="0",topic="funnel.visits"} 4.0
+funnel_consumer_lag_messages{partition="1",topic="funnel.visits"} 3.0
 """
 
 samples = parse_metrics(EXPOSITION)
@@ -125,6 +163,59 @@ def test_histogram_quantile_needs_an_inf_bucket() -> None:
     assert parse_metrics(text).histogram_quantile(0.5, "x_seconds") is None
 
 
+def test_summarize_gives_stages_in_order_with_conversion() -> None:
+    summary = summarize(samples, ("visit", "lead", "mql"), "1d")
+    assert summary.stages == (
+        StageRow("visit", 100.0, None, 42.0),
+        StageRow("lead", 3.0, 0.03, 0.0),
+        StageRow("mql", 0.0, 0.0, 0.0),
+    )
+    assert summary.stage_cells() == [
+        ["stage", "entries", "conversion", "today"],
+        ["visit", "100", "-", "42"],
+        ["lead", "3", "3.0%", "0"],
+        ["mql", "0", "0.0%", "0"],
+    ]
+    assert summarize(samples, ("visit",), "1h").stages[0].in_window == 5.0
+
+
+def test_summarize_gives_teams_with_activity_and_pipeline_totals() -> None:
+    summary = summarize(samples, ("visit",))
+    assert summary.teams == (
+        TeamRow("a", 10.0, 240.0, 825.0, 0.7, 0.0, 0.0),
+        TeamRow("b", 8.0, 900.0, 900.0, 0.25, 5.0, 2.0),
+        TeamRow("d", 0.0, None, None, None, 1.0, 0.0),  # c: nothing followed up, none open
+    )
+    assert summary.team_cells()[1:] == [
+        ["a", "10", "4.0m", "13.8m", "70.0%", "0", "0"],
+        ["b", "8", "15.0m", "15.0m", "25.0%", "5", "2"],
+        ["d", "0", "-", "-", "-", "1", "0"],
+    ]
+    assert summary.events == {
+        "consumed": 122.0,
+        "applied": 110.0,
+        "duplicate": 0.0,
+        "rejected": 0.0,
+        "lag": 7.0,
+    }
+    assert summary.events_line().startswith("consumed 122 · applied 110 · duplicate 0")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (42.4, "42s"),
+        (60.0, "1.0m"),
+        (750.0, "12.5m"),
+        (10800.0, "3.0h"),
+        (129600.0, "1.5d"),
+    ],
+)
+def test_format_seconds_uses_the_largest_unit(seconds: float | None, text: str) -> None:
+    assert format_seconds(seconds) == text
+
+
 def test_bad_text_is_a_scrape_error() -> None:
     with pytest.raises(ScrapeError, match="not Prometheus text format"):
         parse_metrics("funnel_stage_entries_total{stage=visit 1\n")
@@ -150,7 +241,7 @@ def metrics_server() -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
