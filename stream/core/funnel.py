@@ -161,7 +161,10 @@ class Funnel:
                 before,
                 self.effects,
             )
-        forget_old_ids(state, clock - rules.dedupe_horizon)
+        # The horizon runs in event time, as for visits: in wall mode the wall clock would
+        # forget the id of every event older than the horizon (a backfill) the moment it is
+        # applied, and count its duplicate again.
+        forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
         self.leads[event.lead_id] = state.encode()
         windows_after = lead_windows(state, after, rules)
         if windows_after != windows_before:
@@ -195,7 +198,7 @@ class Funnel:
             return
         view.clock = new
         for lead in view.pop_breached(new):
-            self.effects.breaches.append(lead.team)
+            self.effects.breaches.append(lead.breach_team)
         for lead_id in view.pop_released(new):
             self._release(view, lead_id)
 
@@ -292,14 +295,16 @@ class Funnel:
         return max((v.watermark for v in self.views.values()), default=0.0)
 
     def followup_gauges(self) -> dict[str, FollowupGauge]:
-        """Awaiting, overdue and oldest open lead per team, over the owned partitions."""
+        """Awaiting, overdue and oldest open lead per team with open leads, over the owned
+        partitions (the same live and after a rebuild)."""
         awaiting: Counter[str] = Counter()
         overdue: Counter[str] = Counter()
         for view in self.views.values():
             awaiting.update(view.awaiting)
             overdue.update(view.overdue)
         out: dict[str, FollowupGauge] = {}
-        for team in awaiting.keys() | overdue.keys():
+        # Teams whose open leads are all followed up have no row, live or rebuilt alike.
+        for team in {t for t in awaiting.keys() | overdue.keys() if awaiting[t] or overdue[t]}:
             starts = [s for v in self.views.values() if (s := v.oldest_open(team)) is not None]
             out[team] = FollowupGauge(awaiting[team], overdue[team], min(starts, default=None))
         return out

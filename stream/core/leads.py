@@ -31,12 +31,14 @@ class LeadState:
     partition: int
     created_at: float | None = None  # earliest lead_created; None while only stage changes came
     source: str | None = None
-    teams: list[tuple[float, str]] = field(default_factory=list)  # (occurred_at, team), sorted
+    # (occurred_at, team), sorted: the lead's own team at created_at, then the overrides
+    teams: list[tuple[float, str]] = field(default_factory=list)
     entries: dict[str, list[float]] = field(default_factory=dict)  # stage -> entry times, sorted
     seen: dict[str, float] = field(default_factory=dict)  # event_id -> occurred_at
     # Highest occurred_at of each event type applied: rebuilds the partition's event clock.
     max_created_at: float = 0.0
     max_changed_at: float = 0.0
+    team: str | None = None  # the lead's own team, from its earliest lead_created
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
@@ -50,23 +52,26 @@ class LeadState:
                 self.seen,
                 self.max_created_at,
                 self.max_changed_at,
+                self.team,
             ],
             separators=(",", ":"),
         ).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> LeadState:
-        """Inverse of ``encode``."""
-        p, created, source, teams, entries, seen, max_created, max_changed = json.loads(raw)
+        """Inverse of ``encode`` (also reads states written before ``team`` was kept)."""
+        p, created, source, teams, entries, seen, max_created, max_changed, *rest = json.loads(raw)
+        team = rest[0] if rest else next((n for t, n in teams if t == created), None)
         return cls(
             partition=p,
             created_at=created,
             source=source,
-            teams=[(t, team) for t, team in teams],
+            teams=[(t, name) for t, name in teams],
             entries=entries,
             seen=seen,
             max_created_at=max_created,
             max_changed_at=max_changed,
+            team=team,
         )
 
     # -- derived facts -------------------------------------------------------------------
@@ -77,13 +82,21 @@ class LeadState:
         return times[0] if times else None
 
     def team_at(self, t: float) -> str:
-        """The team that owned the lead at event time ``t``."""
-        team = self.teams[0][1] if self.teams else DEFAULT_TEAM
+        """The team that owned the lead at event time ``t``.
+
+        That is the latest assignment (``lead_created`` or override) at or before ``t``.
+        Before any, it is the lead's own team, from its earliest ``lead_created`` (a stop
+        stamped before the lead, clock skew, belongs to it), or ``default`` for a lead that
+        never arrived: an override only counts from its own time on.
+        """
+        team = None
         for when, name in self.teams:
             if when > t:
                 break
             team = name
-        return team
+        if team is not None:
+            return team
+        return self.team if self.team is not None else DEFAULT_TEAM
 
     @property
     def current_team(self) -> str:
@@ -119,11 +132,16 @@ class LeadState:
 
 @dataclass(frozen=True, slots=True)
 class OpenLead:
-    """A lead whose follow-up clock runs: who owns it, since when, and when it breaches."""
+    """A lead whose follow-up clock runs: who owns it, since when, and when it breaches.
+
+    ``breach_team`` owns the lead at ``breach_at``: a breach is that team's, whatever
+    reassignment (stamped later) has been read by the time the clock passes it.
+    """
 
     team: str
     clock_start: float
     breach_at: float
+    breach_team: str
 
 
 def released_counts(state: LeadState, effects: Effects) -> None:
@@ -157,6 +175,7 @@ class LeadStatus:
     breached: bool
     open: OpenLead | None
     held_until: float | None
+    breach_team: str | None = None  # the team at the deadline, once the clock has started
 
 
 def lead_status(state: LeadState, rules: FunnelRules, clock: float) -> LeadStatus:
@@ -177,14 +196,15 @@ def lead_status(state: LeadState, rules: FunnelRules, clock: float) -> LeadStatu
         return LeadStatus(True, None, False, None, None)
     stop = state.clock_stop(rules)
     breach_at = rules.deadline(start)
+    breach_team = state.team_at(breach_at)
     if stop is None:
-        opened = OpenLead(state.current_team, start, breach_at)
-        return LeadStatus(True, None, clock > breach_at, opened, None)
+        opened = OpenLead(state.current_team, start, breach_at, breach_team)
+        return LeadStatus(True, None, clock > breach_at, opened, None, breach_team)
     wall = max(0.0, stop - start)
     business = None if rules.calendar is None else rules.calendar.business_seconds(start, stop)
     within = rules.sla_latency(wall, business) <= rules.followup_within
     followup = FollowUp(state.team_at(stop), wall, business, within, stop < start)
-    return LeadStatus(True, followup, stop > breach_at, None, None)
+    return LeadStatus(True, followup, stop > breach_at, None, None, breach_team)
 
 
 def status_effects(
@@ -196,8 +216,8 @@ def status_effects(
     if after.followup is not None and before.followup is None:
         effects.followups.append(after.followup)
     if after.breached and not before.breached:
-        team = after.followup.team if after.followup is not None else state.current_team
-        effects.breaches.append(team)
+        # The team that owned the lead when the deadline passed, whichever event declares it.
+        effects.breaches.append(after.breach_team or state.current_team)
 
 
 def apply_lead_created(
@@ -215,9 +235,16 @@ def apply_lead_created(
     state.seen[event_id] = t
     state.max_created_at = max(state.max_created_at, t)
     if state.created_at is None or t < state.created_at:
+        # Only the earliest lead_created gives the lead its team: a later one (a re-import,
+        # a second form) is a re-entry, not a reassignment, all the more as its ``team``
+        # reads ``default`` when the producer left it out. Reassignments are stage changes.
+        replaced = (state.created_at, state.team)
+        if replaced in state.teams:
+            state.teams.remove(replaced)
         state.created_at = t
         state.source = source
-    insort(state.teams, (t, team))
+        state.team = team
+        insort(state.teams, (t, team))
     enter_stage(state, rules.lead_stage, t, before.released, effects)
     after = lead_status(state, rules, clock)
     status_effects(before, after, state, effects)

@@ -89,7 +89,9 @@ class PartitionView:
                 self.overdue[new.team] += 1
             elif changed:
                 heapq.heappush(self._breach_heap, (new.breach_at, lead_id))
-            if changed or old is None or old.team != new.team:
+            # A new start need not move the deadline (on a calendar, two starts outside
+            # opening hours share one), so the start itself is compared.
+            if old is None or old.team != new.team or old.clock_start != new.clock_start:
                 heapq.heappush(self._oldest_heaps[new.team], (new.clock_start, lead_id))
         if status.held_until is None:
             self.held.pop(lead_id, None)

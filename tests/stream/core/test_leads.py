@@ -1,6 +1,7 @@
 """One lead's state and status: first entries, the follow-up clock, teams, holds, deadlines.
 
-These drive ``stream.core.leads`` directly (no ``Funnel``), with hand-computed expectations.
+These drive ``stream.core.leads`` directly (no ``Funnel``), with hand-computed expectations,
+and one property: a follow-up is within the SLA exactly when it is no breach.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.core.calendar import BusinessCalendar
 from stream.core.effects import Effects, FollowUp
@@ -94,6 +97,55 @@ class TestState:
         assert state.current_team == DEFAULT_TEAM == "default"
         assert state.team_at(T0) == "default"
 
+    def test_before_the_lead_and_its_overrides_the_lead_keeps_its_own_team(self) -> None:
+        # An override counts from its own time on, even when it is stamped before the lead:
+        # a stop stamped before both (clock skew) is still the lead's own team's. (The core
+        # used to give it the team of the earliest assignment, here the override.)
+        lead = Lead()
+        lead.changed("s1", "mql", T0 - 10 * MINUTE, team="south")
+        lead.created("l1", T0, team="north")
+        assert lead.state.team_at(T0 - 20 * MINUTE) == "north"
+        assert lead.state.team_at(T0 - 10 * MINUTE) == "south"
+        assert lead.state.team_at(T0) == "north"
+
+    def test_an_orphan_is_the_default_teams_until_an_override(self) -> None:
+        # events.md: a lead that never arrives belongs to ``default``; an override applies
+        # from its event on, not before. (The core used to give the whole orphan to the
+        # team of its first override.)
+        lead = Lead()
+        lead.changed("s1", "sql", T0 + HOUR, team="south")
+        assert lead.state.team_at(T0) == "default"
+        assert lead.state.team_at(T0 + HOUR) == "south"
+
+    def test_a_second_lead_created_is_a_reentry_not_a_reassignment(self) -> None:
+        # A re-submitted form for a north lead, without a team field: it reads "default".
+        # (The core used to move the lead to that team from the second event on.)
+        lead = Lead()
+        lead.created("l1", T0, "email", "north")
+        lead.created("l2", T0 + HOUR, "organic", "default")
+        assert lead.state.current_team == "north"
+        assert lead.effects.entries == [("lead", "email")]
+        assert lead.effects.reentries == ["lead"]
+        lead.changed("s1", "contacted", T0 + 2 * HOUR)
+        assert lead.effects.followups == [FollowUp("north", 7200.0, None, True, False)]
+
+    def test_the_earliest_lead_created_gives_team_and_source_whatever_the_order(self) -> None:
+        lead = Lead()
+        lead.created("l2", T0 + HOUR, "organic", "south")
+        lead.created("l1", T0, "email", "north")  # read later, happened first
+        assert (lead.state.created_at, lead.state.source, lead.state.team) == (T0, "email", "north")
+        assert lead.state.teams == [(T0, "north")]
+        assert lead.state.team_at(T0 + 2 * HOUR) == "north"
+
+    def test_reads_states_stored_before_the_lead_team_was_kept(self) -> None:
+        old = b'[3,1795165200.0,"email",[[1795165200.0,"north"],[1795168800.0,"south"]],'
+        old += b'{"lead":[1795165200.0],"mql":[1795168800.0]},{"l1":1795165200.0},'
+        old += b"1795165200.0,1795168800.0]"
+        state = LeadState.decode(old)
+        assert state.team == "north"
+        assert state.current_team == "south"
+        assert LeadState.decode(state.encode()) == state
+
     def test_forget_old_ids_drops_only_ids_before_the_horizon(self) -> None:
         lead = Lead()
         lead.created("l1", T0)
@@ -155,7 +207,7 @@ class TestFollowUp:
         lead.created("l1", T0)
         assert lead.status().open is None  # no clock before the lead is an mql
         lead.changed("s1", "mql", T0 + HOUR)
-        assert lead.status().open == OpenLead("north", T0 + HOUR, T0 + 25 * HOUR)
+        assert lead.status().open == OpenLead("north", T0 + HOUR, T0 + 25 * HOUR, "north")
         lead.changed("s2", "sql", T0 + 3 * HOUR)
         assert lead.effects.followups == [FollowUp("north", 7200.0, None, True, False)]
 
@@ -165,7 +217,7 @@ class TestBreach:
         lead = Lead(FunnelRules(breach_grace=HOUR))
         lead.created("l1", T0)
         deadline = T0 + 25 * HOUR  # 24 h SLA + 1 h grace
-        assert lead.status(deadline).open == OpenLead("north", T0, deadline)
+        assert lead.status(deadline).open == OpenLead("north", T0, deadline, "north")
         assert not lead.status(deadline).breached
         assert lead.status(deadline + 1).breached
 
@@ -175,6 +227,20 @@ class TestBreach:
         lead.changed("s1", "contacted", T0 + 24 * HOUR + 30 * MINUTE)
         assert lead.effects.followups == [FollowUp("north", 88200.0, None, False, False)]
         assert lead.effects.breaches == []
+
+    def test_a_breach_is_the_team_that_owned_the_lead_at_the_deadline(self) -> None:
+        # Reassigned after its deadline passed: the breach is still north's, the late
+        # follow-up south's. (The core used to give the breach to whichever team owned the
+        # lead when the breach was noticed, so the figure depended on arrival order.)
+        lead = Lead()
+        lead.created("l1", T0, team="north")
+        lead.changed("s1", "mql", T0 + 30 * HOUR, team="south")
+        status = lead.status(T0 + 31 * HOUR)
+        assert status.open == OpenLead("south", T0, T0 + 24 * HOUR, "north")
+        assert status.breached
+        lead.changed("s2", "contacted", T0 + 32 * HOUR)
+        assert lead.effects.followups == [FollowUp("south", 32 * HOUR, None, False, False)]
+        assert lead.effects.breaches == ["north"]
 
     def test_a_late_follow_up_after_a_declared_breach_is_no_second_breach(self) -> None:
         lead = Lead()
@@ -212,7 +278,9 @@ class TestBusinessHours:
         lead = Lead(OFFICE_RULES)
         lead.created("l1", at("2026-11-20T15:00:00Z"))  # Friday 15:00
         monday_15 = at("2026-11-23T15:00:00Z")  # 2 h Friday + 6 h Monday
-        assert lead.status().open == OpenLead("north", at("2026-11-20T15:00:00Z"), monday_15)
+        assert lead.status().open == OpenLead(
+            "north", at("2026-11-20T15:00:00Z"), monday_15, "north"
+        )
         assert not lead.status(at("2026-11-22T23:00:00Z")).breached  # the weekend is free
         assert lead.status(monday_15 + 1).breached
 
@@ -224,7 +292,7 @@ class TestBusinessHours:
         lead = Lead(OFFICE_RULES)
         lead.created("l1", at("2026-11-20T09:00:00Z"))  # Friday 09:00
         assert lead.status().open == OpenLead(
-            "north", at("2026-11-20T09:00:00Z"), at("2026-11-23T09:00:00Z")
+            "north", at("2026-11-20T09:00:00Z"), at("2026-11-23T09:00:00Z"), "north"
         )
         lead.changed("s1", "contacted", at("2026-11-20T20:00:00Z"))
         assert lead.effects.followups == [FollowUp("north", 11 * HOUR, 8 * HOUR, True, False)]
@@ -247,3 +315,36 @@ def test_a_lead_arriving_after_its_deadline_passed_breaches_once(clock: float) -
     expected = ["south"] if clock > T0 + 24 * HOUR else []
     assert lead.effects.breaches == expected
     assert lead.status().breached is bool(expected)
+
+
+MADRID_OFFICE = BusinessCalendar.from_names(
+    "Europe/Madrid", ["mon", "tue", "wed", "thu", "fri"], time(9), time(17, 30)
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    rules=st.sampled_from(
+        [
+            RULES,
+            FunnelRules(calendar=MADRID_OFFICE, followup_within=8 * HOUR),
+            FunnelRules(calendar=MADRID_OFFICE, followup_within=30 * HOUR),
+        ]
+    ),
+    start_ms=st.integers(0, 40 * 86_400_000),  # 2026-03-20 + 40 days: a DST change inside
+    latency_ms=st.integers(-1_000_000, 6 * 86_400_000),
+    at_deadline=st.booleans(),
+)
+def test_a_follow_up_is_within_the_sla_exactly_when_it_is_no_breach(
+    rules: FunnelRules, start_ms: int, latency_ms: int, at_deadline: bool
+) -> None:
+    start = at("2026-03-20T00:00:00Z") + start_ms / 1000
+    if at_deadline:  # a millisecond before, at, or after the deadline
+        stop = rules.deadline(start) + (latency_ms % 3 - 1) / 1000
+    else:
+        stop = start + latency_ms / 1000
+    lead = Lead(rules)
+    lead.created("l1", start)
+    lead.changed("s1", "contacted", stop)
+    [followup] = lead.effects.followups
+    assert lead.effects.breaches == ([] if followup.within_sla else ["north"])
