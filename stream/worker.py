@@ -24,10 +24,11 @@ import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
+from stream import highwater
 from stream.core.funnel import Funnel, KeyValueStore
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
-from stream.security import faust_credentials
+from stream.security import client_kwargs, faust_credentials
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Worker:
 
     def _create_app(self) -> faust.App:
         s = self.settings
+        highwater.install(s.bootstrap_servers, client_kwargs(s.kafka))
         return faust.App(
             s.app_id,
             broker=s.faust_broker,
