@@ -30,6 +30,7 @@ from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
 from stream.security import client_kwargs, faust_credentials
 from stream.settings import Settings
+from stream.targets import register_targets
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class Worker:
             max_values=settings.labels.max_values,
             business_hours=settings.sla.business_hours is not None,
         )
+        register_targets(self.registry, settings)
         self.watermarks: dict[str, float] = {}
         self.registry.register(
             StateCollector(self.funnel, self.metrics, self.watermarks, self.consumer_lag)
