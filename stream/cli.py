@@ -70,6 +70,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The reverse funnel from the north star to the monthly effort per stage."""
+    from stream.report import plan_output
+
+    if not args.verbose:  # the Kafka client's INFO lines only clutter the output
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings = _settings(args)
+    print(plan_output(settings, measured_days=args.measured_days, as_json=args.json), end="")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """An exact report of a period, recomputed from the topics."""
+    from stream.report import report_output, write_output
+
+    if not args.verbose:  # the Kafka client's INFO lines only clutter the output
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings = _settings(args)
+    text = report_output(settings, args.from_date, args.to_date, args.format)
+    if args.output is None:
+        print(text, end="")
+    else:
+        write_output(text, args.output)
+        print(f"report written to {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write the JSON Schema of every event type."""
     from schemas.export import write_json_schemas
@@ -109,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=50.0)
     demo.add_argument("--backfill-days", type=float, default=3.0)
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    plan = add("plan", cmd_plan)
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.add_argument(
+        "--measured-days",
+        type=float,
+        default=90.0,
+        help="trailing days over which missing conversion rates are measured",
+    )
+    report = add("report", cmd_report)
+    report.add_argument(
+        "--from", dest="from_date", required=True, help="first day (YYYY-MM-DD), included"
+    )
+    report.add_argument("--to", dest="to_date", required=True, help="end day, not included")
+    report.add_argument("--format", choices=("md", "html", "json"), default="md")
+    report.add_argument("--output", default=None, help="write to this file instead of stdout")
     add("schema", cmd_schema).add_argument("--output", default="schemas/json")
     return parser
 

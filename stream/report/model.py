@@ -1,0 +1,378 @@
+"""The period report as plain values, computed from the facts of a recount (pure).
+
+``build_report`` takes the facts (``stream.report.facts``), the settings and a ``Period`` and
+returns a ``Report`` that the Markdown, HTML and JSON renderers only format. What counts in a
+period is decided here and explained in docs/reports.md: a stage entry by the time of its
+first entry, a lead's follow-up outcome by the time its follow-up clock started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from stream.core.effects import FollowUp
+from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
+from stream.labels import OTHER
+from stream.metrics import LATENCY_BUCKETS
+from stream.plan import DAYS_PER_MONTH, Gap, Measured, Plan, PlanError, bottleneck, reverse_funnel
+from stream.report.errors import ReportError
+from stream.report.facts import Facts, LeadOutcome
+from stream.settings import Settings
+
+__all__ = [
+    "COMMITTED_STAGES",
+    "Commitment",
+    "Latency",
+    "Pace",
+    "Period",
+    "Report",
+    "StageRow",
+    "TeamRow",
+    "build_report",
+    "parse_period",
+]
+
+COMMITTED_STAGES = ("mql", "sql")  # [sla.marketing] mql_per_month, sql_per_month
+ALL_TEAMS = "all teams"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``[start, end)`` in epoch seconds, with the dates as given and the business time zone."""
+
+    start: float
+    end: float
+    time_zone: str
+    label_from: str
+    label_to: str
+
+    @property
+    def days(self) -> float:
+        """Length in days."""
+        return (self.end - self.start) / 86400.0
+
+
+def _instant(text: str, zone: ZoneInfo, option: str) -> float:
+    """A date (local midnight) or an ISO date-time (local if it has no offset)."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), zone).timestamp()
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"{option}: must be a date such as 2026-11-01, got {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).timestamp()
+
+
+def parse_period(start: str, end: str, time_zone: str) -> Period:
+    """The period ``[start, end)``: dates are local midnights in ``time_zone``."""
+    zone = ZoneInfo(time_zone)
+    period = Period(
+        _instant(start, zone, "--from"), _instant(end, zone, "--to"), time_zone, start, end
+    )
+    if period.end <= period.start:
+        raise ReportError(f"--to ({end}) must be later than --from ({start})")
+    return period
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    """First entries into one stage in the period, by source, and conversion to the next."""
+
+    stage: str
+    entries: int
+    by_source: Mapping[str, int]
+    conversion: float | None  # entries of the next funnel stage ÷ these; None if n/a
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Nearest-rank percentiles of latencies in seconds (None without any)."""
+
+    p50: float | None
+    p90: float | None
+    p95: float | None
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Latency:
+        """The percentiles of ``values``: the smallest value with at least q of them ≤ it."""
+        ordered = sorted(values)
+
+        def rank(q: float) -> float | None:
+            return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
+
+        return cls(rank(0.5), rank(0.9), rank(0.95))
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    """One team's follow-up record for the leads whose clock started in the period."""
+
+    team: str
+    leads: int
+    followups: int
+    within_sla: int
+    wall: Latency
+    business: Latency | None
+    breaches: int
+    open: int
+    overdue: int
+    clock_skew: int
+
+    @property
+    def share_within_sla(self) -> float | None:
+        """Follow-ups within the SLA ÷ follow-ups (None without any)."""
+        return self.within_sla / self.followups if self.followups else None
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """Marketing's deliveries into one stage against its monthly commitment, per month."""
+
+    stage: str
+    per_month: int
+    months: Sequence[tuple[str, int, float]]  # (YYYY-MM, delivered, committed pro rata)
+
+    @property
+    def delivered(self) -> int:
+        """Entries in the whole period."""
+        return sum(delivered for _, delivered, _ in self.months)
+
+    @property
+    def committed(self) -> float:
+        """The commitment for the period, pro rata for partly covered months."""
+        return sum(committed for _, _, committed in self.months)
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """Entries in the elapsed part of the period against the north star's target for it."""
+
+    stage: str
+    actual: int
+    target: float
+
+    @property
+    def share(self) -> float | None:
+        """Actual ÷ target."""
+        return self.actual / self.target if self.target else None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything the report shows; the renderers only format it."""
+
+    period: Period
+    generated_at: float
+    as_of: float
+    clock: str
+    definitions: Mapping[str, str]
+    funnel: Sequence[StageRow]
+    extra: Sequence[StageRow]
+    sources: Sequence[str]
+    teams: Sequence[TeamRow]
+    total: TeamRow
+    sla_seconds: float
+    business_hours: bool
+    latency_buckets: Sequence[tuple[float, int]]  # (upper bound, count); the last is +inf
+    commitments: Sequence[Commitment]
+    elapsed_days: float
+    plan: Plan | None
+    plan_note: str | None
+    pace: Sequence[Pace]
+    revenue: tuple[float, float] | None  # (won so far at the average deal size, target)
+    bottleneck: Gap | None
+    rejected: int
+
+    @property
+    def entries(self) -> dict[str, int]:
+        """First entries per stage in the period, every configured stage."""
+        return {row.stage: row.entries for row in (*self.funnel, *self.extra)}
+
+
+def _bounded(allow: Sequence[str] | None, always: str) -> dict[str, str]:
+    """A lookup that keeps allowed values (and ``always``) and maps the rest to ``other``."""
+    return {} if allow is None else dict.fromkeys((*allow, always), "")
+
+
+def _label(value: str, allowed: Mapping[str, str]) -> str:
+    return value if not allowed or value in allowed else OTHER
+
+
+def _stage_rows(
+    settings: Settings, facts: Facts, period: Period
+) -> tuple[list[StageRow], list[StageRow], list[str]]:
+    allowed = _bounded(settings.labels.source, UNKNOWN_SOURCE)
+    counts: dict[str, Counter[str]] = {s: Counter() for s in settings.funnel.all_stages}
+    for entry in facts.entries:
+        if entry.stage in counts and period.start <= entry.at < period.end:
+            counts[entry.stage][_label(entry.source, allowed)] += 1
+    stages = settings.funnel.stages
+    totals = {stage: sum(c.values()) for stage, c in counts.items()}
+    funnel = [
+        StageRow(
+            stage,
+            totals[stage],
+            dict(counts[stage].most_common()),
+            totals[following] / totals[stage] if following and totals[stage] else None,
+        )
+        for stage, following in zip(stages, (*stages[1:], None), strict=True)
+    ]
+    extra = [
+        StageRow(s, totals[s], dict(counts[s].most_common()), None)
+        for s in settings.funnel.extra_stages
+    ]
+    everywhere: Counter[str] = Counter()
+    for counter in counts.values():
+        everywhere.update(counter)
+    return funnel, extra, [source for source, _ in everywhere.most_common()]
+
+
+def _team_row(team: str, leads: Sequence[LeadOutcome], business_hours: bool) -> TeamRow:
+    followups: list[FollowUp] = [lead.followup for lead in leads if lead.followup is not None]
+    business = [f.business_seconds for f in followups if f.business_seconds is not None]
+    return TeamRow(
+        team=team,
+        leads=len(leads),
+        followups=len(followups),
+        within_sla=sum(f.within_sla for f in followups),
+        wall=Latency.of(f.wall_seconds for f in followups),
+        business=Latency.of(business) if business_hours else None,
+        breaches=sum(lead.breached for lead in leads),
+        open=sum(lead.open for lead in leads),
+        overdue=sum(lead.overdue for lead in leads),
+        clock_skew=sum(f.clock_skew for f in followups),
+    )
+
+
+def _teams(
+    settings: Settings, facts: Facts, period: Period
+) -> tuple[list[TeamRow], TeamRow, list[tuple[float, int]]]:
+    allowed = _bounded(settings.labels.team, DEFAULT_TEAM)
+    business_hours = settings.sla.business_hours is not None
+    by_team: dict[str, list[LeadOutcome]] = defaultdict(list)
+    in_period = [lead for lead in facts.leads if period.start <= lead.clock_start < period.end]
+    for lead in in_period:
+        by_team[_label(lead.team, allowed)].append(lead)
+    teams = [_team_row(team, leads, business_hours) for team, leads in sorted(by_team.items())]
+    buckets = Counter[float]()
+    for lead in in_period:
+        if (f := lead.followup) is not None:
+            judged = f.wall_seconds if f.business_seconds is None else f.business_seconds
+            buckets[next((b for b in LATENCY_BUCKETS if judged <= b), math.inf)] += 1
+    histogram = [(float(b), buckets[float(b)]) for b in (*LATENCY_BUCKETS, math.inf)]
+    return teams, _team_row(ALL_TEAMS, in_period, business_hours), histogram
+
+
+def _month_spans(period: Period) -> list[tuple[str, float, float, float]]:
+    """The calendar months the period touches: (YYYY-MM, covered start, end, month length)."""
+    zone = ZoneInfo(period.time_zone)
+    local = datetime.fromtimestamp(period.start, zone)
+    year, month = local.year, local.month
+    spans: list[tuple[str, float, float, float]] = []
+    while True:
+        first = datetime(year, month, 1, tzinfo=zone).timestamp()
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        after = datetime(year, month, 1, tzinfo=zone).timestamp()
+        if first >= period.end:
+            return spans
+        label = datetime.fromtimestamp(first, zone).strftime("%Y-%m")
+        spans.append((label, max(first, period.start), min(after, period.end), after - first))
+
+
+def _commitments(settings: Settings, facts: Facts, period: Period) -> list[Commitment]:
+    marketing = settings.sla.marketing
+    per_month = {"mql": marketing.mql_per_month, "sql": marketing.sql_per_month}
+    spans = _month_spans(period)
+    out: list[Commitment] = []
+    for stage in COMMITTED_STAGES:
+        if stage not in settings.funnel.stages:
+            continue
+        times = [e.at for e in facts.entries if e.stage == stage]
+        months = [
+            (
+                label,
+                sum(start <= t < end for t in times),
+                per_month[stage] * (end - start) / length,
+            )
+            for label, start, end, length in spans
+        ]
+        out.append(Commitment(stage, per_month[stage], months))
+    return out
+
+
+def _plan(settings: Settings, measured: Measured) -> tuple[Plan | None, str | None]:
+    """The north star's plan, with missing rates measured over the period."""
+    north = settings.north_star
+    if not north.revenue_goal > 0:
+        return None, "no north star is set (north_star.revenue_goal = 0)"
+    stages = settings.funnel.stages
+    rates = dict(north.conversion)
+    measured_stages: set[str] = set()
+    for stage, following in itertools.pairwise(stages):
+        if stage not in rates and (rate := measured.rate(stage, following)):
+            rates[stage] = rate
+            measured_stages.add(stage)
+    try:
+        plan = reverse_funnel(
+            stages,
+            revenue_goal=north.revenue_goal,
+            average_deal_size=north.average_deal_size,
+            period=north.period,
+            rates=rates,
+            rep_capacity=north.rep_capacity_leads_per_month,
+            measured=frozenset(measured_stages),
+        )
+    except PlanError as exc:
+        return None, f"{exc} (and it cannot be measured in this period)"
+    return plan, None
+
+
+def build_report(
+    facts: Facts, settings: Settings, period: Period, *, generated_at: float
+) -> Report:
+    """The report of ``period`` from ``facts`` (a recount of the topics)."""
+    funnel, extra, sources = _stage_rows(settings, facts, period)
+    teams, total, histogram = _teams(settings, facts, period)
+    # Pace and the bottleneck look at the part of the period the data has reached.
+    elapsed_end = min(period.end, max(period.start, facts.as_of))
+    measured = facts.measure(settings.funnel.stages, period.start, elapsed_end)
+    plan, note = _plan(settings, measured)
+    elapsed_months = measured.days / DAYS_PER_MONTH
+    pace: list[Pace] = []
+    revenue = None
+    if plan is not None:
+        pace = [
+            Pace(row.stage, measured.entries[row.stage], plan.per_month[row.stage] * elapsed_months)
+            for row in funnel
+        ]
+        won = measured.entries[plan.stages[-1]] * plan.average_deal_size
+        revenue = (won, plan.revenue_goal * elapsed_months / plan.months)
+    return Report(
+        period=period,
+        generated_at=generated_at,
+        as_of=facts.as_of,
+        clock=settings.clock,
+        definitions=dict(settings.funnel.definitions),
+        funnel=funnel,
+        extra=extra,
+        sources=sources,
+        teams=teams,
+        total=total,
+        sla_seconds=settings.sla.followup_within,
+        business_hours=settings.sla.business_hours is not None,
+        latency_buckets=histogram,
+        commitments=_commitments(settings, facts, period),
+        elapsed_days=measured.days,
+        plan=plan,
+        plan_note=note,
+        pace=pace,
+        revenue=revenue,
+        bottleneck=None if plan is None else bottleneck(plan, measured),
+        rejected=facts.rejected,
+    )

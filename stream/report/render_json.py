@@ -1,0 +1,154 @@
+"""The report and the plan as JSON-ready dictionaries (``--json``, ``--format json``)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from stream.plan import Gap, Measured, Plan
+from stream.report.model import Latency, Report, TeamRow
+
+__all__ = ["gap_dict", "measured_dict", "plan_dict", "report_dict"]
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    """The object of interface.md (period, per_period, per_month, reps_needed) and more."""
+    return {
+        "period": plan.period,
+        "months_in_period": plan.months,
+        "revenue_goal": plan.revenue_goal,
+        "average_deal_size": plan.average_deal_size,
+        "per_period": dict(plan.per_period),
+        "per_month": dict(plan.per_month),
+        "reps_needed": plan.reps_needed,
+        "followups_per_month": plan.followups_per_month,
+        "rep_capacity_leads_per_month": plan.rep_capacity,
+        "rates": {stage: _round(rate) for stage, rate in plan.rates.items()},
+        "measured_rates": {
+            stage: _round(rate) for stage, rate in plan.rates.items() if stage in plan.measured
+        },
+    }
+
+
+def gap_dict(gap: Gap) -> dict[str, Any]:
+    """A gap (the bottleneck) with its numbers and its sentence."""
+    return {
+        "stage": gap.stage,
+        "kind": gap.kind,
+        "from_stage": gap.from_stage,
+        "needed_per_month": gap.needed_per_month,
+        "measured_per_month": _round(gap.measured_per_month, 2),
+        "needed_rate": _round(gap.needed_rate),
+        "measured_rate": _round(gap.measured_rate),
+        "attainment": _round(gap.attainment, 4),
+        "shortfall_per_month": gap.shortfall_per_month,
+        "summary": gap.describe(),
+    }
+
+
+def measured_dict(measured: Measured) -> dict[str, Any]:
+    """What was measured: the span and the first entries per stage in it."""
+    return {
+        "from": _iso(measured.start),
+        "to": _iso(measured.end),
+        "days": _round(measured.days, 3),
+        "entries": dict(measured.entries),
+    }
+
+
+def _latency(latency: Latency | None) -> dict[str, float | None] | None:
+    if latency is None:
+        return None
+    return {"p50": latency.p50, "p90": latency.p90, "p95": latency.p95}
+
+
+def _team(row: TeamRow) -> dict[str, Any]:
+    return {
+        "leads": row.leads,
+        "followups": row.followups,
+        "within_sla": row.within_sla,
+        "share_within_sla": _round(row.share_within_sla, 4),
+        "wall_seconds": _latency(row.wall),
+        "business_seconds": _latency(row.business),
+        "breaches": row.breaches,
+        "open": row.open,
+        "overdue": row.overdue,
+        "clock_skew": row.clock_skew,
+    }
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """Every number of the report, keyed by stage, team and source."""
+    p = report.period
+    north: dict[str, Any] = {
+        "plan": None if report.plan is None else plan_dict(report.plan),
+        "note": report.plan_note,
+        "elapsed_days": _round(report.elapsed_days, 3),
+        "pace": {
+            row.stage: {
+                "actual": row.actual,
+                "target": _round(row.target, 2),
+                "share": _round(row.share, 4),
+            }
+            for row in report.pace
+        },
+        "revenue": None
+        if report.revenue is None
+        else {"won": report.revenue[0], "target": _round(report.revenue[1], 2)},
+    }
+    return {
+        "period": {
+            "from": p.label_from,
+            "to": p.label_to,
+            "start": _iso(p.start),
+            "end": _iso(p.end),
+            "time_zone": p.time_zone,
+            "days": _round(p.days, 4),
+        },
+        "generated_at": _iso(report.generated_at),
+        "as_of": _iso(report.as_of) if report.as_of else None,
+        "clock": report.clock,
+        "definitions": dict(report.definitions),
+        "entries": report.entries,
+        "stages": {
+            row.stage: {
+                "entries": row.entries,
+                "conversion_to_next": _round(row.conversion, 4),
+                "by_source": dict(row.by_source),
+            }
+            for row in (*report.funnel, *report.extra)
+        },
+        "sources": list(report.sources),
+        "sla_seconds": report.sla_seconds,
+        "business_hours": report.business_hours,
+        "followups": {row.team: _team(row) for row in report.teams},
+        "followups_total": _team(report.total),
+        "latency_distribution": [
+            {"le": "+Inf" if math.isinf(bound) else bound, "count": n}
+            for bound, n in report.latency_buckets
+        ],
+        "marketing": {
+            c.stage: {
+                "per_month": c.per_month,
+                "delivered": c.delivered,
+                "committed": _round(c.committed, 2),
+                "months": [
+                    {"month": month, "delivered": delivered, "committed": _round(committed, 2)}
+                    for month, delivered, committed in c.months
+                ],
+            }
+            for c in report.commitments
+        },
+        "north_star": north,
+        "bottleneck": None if report.bottleneck is None else gap_dict(report.bottleneck),
+        "rejected_messages": report.rejected,
+    }
