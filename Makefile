@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint fmt install prometheus schema clean
+.PHONY: demo test lint fmt install system-packages schema bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "funnel needs Python 3.11 or newer; found " + sys.version.split()[0])'
@@ -19,29 +19,38 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/funnel demo
 
-## test: lint, then every test (needs Prometheus' promtool: installed here when root)
-test: $(STAMP) prometheus lint
+## test: lint, then every test (needs Debian's prometheus, chromium and docker-compose)
+test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check stream schemas tests
-	$(BIN)/ruff format --check stream schemas tests
+	$(BIN)/ruff check stream schemas tests bench
+	$(BIN)/ruff format --check stream schemas tests bench
 	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/ruff format stream schemas tests
 	$(BIN)/ruff check --fix stream schemas tests
 
-## prometheus: Debian's prometheus package (server and promtool) for the rule and live tests
-prometheus:
-	@if ! command -v promtool >/dev/null 2>&1; then \
+## system-packages: what the tests run for real: Prometheus (server, promtool) for the rule and
+## live checks, Chromium for the HTML report, docker-compose to validate the compose file.
+SYSTEM_TOOLS := promtool:prometheus chromium:chromium docker-compose:docker-compose
+system-packages:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's prometheus package (promtool and server)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "promtool is missing: run 'sudo apt-get install prometheus', then 'make test' again"; exit 1; \
+	    echo "missing:$$missing. Run 'sudo apt-get install -y$$missing', then 'make test' again"; exit 1; \
 	  fi; \
 	fi
+
+## bench: the benchmark harness (docs/performance.md); not part of make test
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 schema: $(STAMP)
 	$(BIN)/funnel schema
