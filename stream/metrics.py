@@ -191,23 +191,32 @@ class FunnelMetrics:
         for team in effects.breaches:
             self.breaches.labels(self.team(team)).inc()
 
-    def record_message(
-        self, topic: str, outcome: str, *, record_timestamp: float | None, late: bool = False
+    def record_batch(
+        self,
+        outcomes: Mapping[tuple[str, str], int],
+        late: Mapping[str, int],
+        record_timestamps: Iterable[float],
     ) -> None:
-        """Count one consumed message and its outcome (``applied``, ``duplicate`` or a reason)."""
+        """Count a batch: messages per (topic, outcome), late events per topic, delays."""
         now = time.time()
-        self.consumed.labels(topic).inc()
-        if outcome == "applied":
-            self.applied.labels(topic).inc()
-        elif outcome == "duplicate":
-            self.duplicate.labels(topic).inc()
-        else:
-            self.rejected.labels(topic, outcome).inc()
-        if late:
-            self.late.labels(topic).inc()
-        if record_timestamp is not None:
-            self.processing_delay.observe(max(0.0, now - record_timestamp))
-        self.last_processed.set(now)
+        consumed: dict[str, int] = {}
+        for (topic, outcome), n in outcomes.items():
+            consumed[topic] = consumed.get(topic, 0) + n
+            if outcome == "applied":
+                self.applied.labels(topic).inc(n)
+            elif outcome == "duplicate":
+                self.duplicate.labels(topic).inc(n)
+            else:
+                self.rejected.labels(topic, outcome).inc(n)
+        for topic, n in consumed.items():
+            self.consumed.labels(topic).inc(n)
+        for topic, n in late.items():
+            self.late.labels(topic).inc(n)
+        observe = self.processing_delay.observe
+        for ts in record_timestamps:
+            observe(max(0.0, now - ts))
+        if consumed:
+            self.last_processed.set(now)
 
 
 class StateCollector(Collector):

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, cast
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
 from stream import highwater
-from stream.core.funnel import Funnel, KeyValueStore
+from stream.batching import WriteBackStore
+from stream.core.funnel import Funnel
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
 from stream.security import client_kwargs, faust_credentials
@@ -39,6 +42,9 @@ log = logging.getLogger(__name__)
 # worker busy rebuilding its aggregates.
 REBALANCE_TIMEOUT_S = 10.0
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# Batches: at most this many messages, or what arrived within this time.
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.02
 # Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
 PROCESSING_ERROR = "processing_error"
 
@@ -88,11 +94,10 @@ class Worker:
         app.tables.add(self.lead_states)
         app.tables.add(self.visitor_states)
 
+        self.lead_store = WriteBackStore(self.lead_states)
+        self.visitor_store = WriteBackStore(self.visitor_states)
         self.funnel = Funnel(
-            rules_from_settings(settings),
-            cast(KeyValueStore, self.lead_states),
-            cast(KeyValueStore, self.visitor_states),
-            settings.clock,
+            rules_from_settings(settings), self.lead_store, self.visitor_store, settings.clock
         )
         self.registry = CollectorRegistry()
         self.metrics = FunnelMetrics(
@@ -140,34 +145,59 @@ class Worker:
 
     # -- processing ------------------------------------------------------------------------
 
-    async def handle(self, event: Any) -> None:
-        """Classify one message, apply it or dead-letter it, and count the outcome."""
-        msg = event.message
-        topic, partition = msg.topic, msg.partition
-        result = classify(self.kinds[topic], msg.key, msg.value, stages=self.stages)
-        late = False
-        if isinstance(result, Rejection):
-            await self._dead_letter(msg, result.reason)
-            outcome: str = result.reason
-        else:
+    async def handle_batch(self, events: Sequence[Any]) -> None:
+        """Classify a batch of messages, apply or dead-letter each, then write and count once.
+
+        Each changed state is written once per batch; counters are updated once per batch.
+        Faust acknowledges the batch's offsets only after this returns, and commits them only
+        after flushing what was produced (changelog, dead letters), so a crash in between
+        replays the batch, which the states recognise.
+        """
+        funnel, metrics, watermarks, kinds, stages = (
+            self.funnel,
+            self.metrics,
+            self.watermarks,
+            self.kinds,
+            self.stages,
+        )
+        outcomes: Counter[tuple[str, str]] = Counter()
+        late_topics: Counter[str] = Counter()
+        timestamps: list[float] = []
+        rejected: list[tuple[Any, str]] = []
+        for event in events:
+            msg = event.message
+            topic = msg.topic
+            timestamps.append(msg.timestamp)
+            result = classify(kinds[topic], msg.key, msg.value, stages=stages)
+            if isinstance(result, Rejection):
+                rejected.append((msg, result.reason))
+                outcomes[(topic, result.reason)] += 1
+                continue
             t = result.occurred_at.timestamp()
-            late = self.funnel.is_late(t)
+            if funnel.is_late(t):
+                late_topics[topic] += 1
+            self.lead_store.event = self.visitor_store.event = event
             try:
-                outcome = self.funnel.apply(partition, result)
+                outcome: str = funnel.apply(msg.partition, result)
             except Exception:
                 # A bug, not bad input. Faust would drop the message and commit past it if
                 # the agent crashed; dead-letter it instead, loudly, so nothing is lost.
                 log.exception(
                     "processing failed topic=%s partition=%s offset=%s",
                     topic,
-                    partition,
+                    msg.partition,
                     msg.offset,
                 )
                 outcome = PROCESSING_ERROR
-                await self._dead_letter(msg, PROCESSING_ERROR)
-            if outcome == "applied" and t > self.watermarks.get(topic, 0.0):
-                self.watermarks[topic] = t
-        self.metrics.record_message(topic, outcome, record_timestamp=msg.timestamp, late=late)
+                rejected.append((msg, PROCESSING_ERROR))
+            outcomes[(topic, outcome)] += 1
+            if outcome == "applied" and t > watermarks.get(topic, 0.0):
+                watermarks[topic] = t
+        self.lead_store.flush()
+        self.visitor_store.flush()
+        for msg, reason in rejected:
+            await self._dead_letter(msg, reason)
+        metrics.record_batch(outcomes, late_topics, timestamps)
         self._export_effects()
 
     async def _dead_letter(self, msg: Any, reason: str) -> None:
@@ -260,14 +290,14 @@ class Worker:
         app, worker = self.app, self
 
         @app.agent(self.visits_topic, name="count_visits")
-        async def count_visits(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await worker.handle(event)
+        async def count_visits(stream: Any) -> None:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await worker.handle_batch(events)
 
         @app.agent(self.lead_topics, name="track_leads")
-        async def track_leads(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await worker.handle(event)
+        async def track_leads(stream: Any) -> None:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await worker.handle_batch(events)
 
         @self.visitor_states.on_recover
         async def rebuild_aggregates() -> None:

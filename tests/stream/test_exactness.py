@@ -132,8 +132,12 @@ async def test_kill_9_and_restart_end_exactly_as_the_recount(
         rest.cancel()
 
 
-# Series whose value is about timing or the process, not about the funnel.
-TIMING = (
+# Series that do not add up over workers: timing, the process, and configuration (every
+# worker exports the same targets; dashboards take max() of those).
+NOT_ADDITIVE = (
+    "funnel_target_stage_entries",
+    "funnel_sla_commitment_stage_entries",
+    "funnel_sla_followup_seconds",
     "funnel_processing_delay_seconds",
     "funnel_last_processed_timestamp_seconds",
     "funnel_consumer_lag_messages",
@@ -147,7 +151,7 @@ def summed(*samples: Samples) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
     total: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
     for s in samples:
         for name, labels, value in all_series(s):
-            if not name.startswith(TIMING):
+            if not name.startswith(NOT_ADDITIVE):
                 total[(name, tuple(sorted(labels.items())))] += value
     return dict(total)
 

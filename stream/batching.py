@@ -1,0 +1,55 @@
+"""Write-back of state tables per batch: one table write per key per batch, not per event.
+
+The worker applies a batch of events to the core, whose stores are ``WriteBackStore`` wrappers
+around the Faust tables: reads see the batch's own writes, and ``flush()`` writes each changed
+key once, in the context of the last event that changed it, so Faust sends it to the changelog
+partition of that event's source partition (the key's own partition).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from faust.streams import _current_event
+
+
+class WriteBackStore:
+    """A ``KeyValueStore`` over a Faust table that buffers writes until ``flush()``."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._pending: dict[str, tuple[bytes, Any]] = {}
+        self.event: Any = None  # the event being applied; set by the worker
+
+    def get(self, key: str) -> bytes | None:
+        """The key's value, as written in this batch or else as stored."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending[0]
+        value: bytes | None = self._table.get(key)
+        return value
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._pending[key] = (value, self.event)
+
+    def items(self) -> Iterable[tuple[str | bytes, bytes]]:
+        """Every stored item (only called between batches, when nothing is pending)."""
+        items: Iterable[tuple[str | bytes, bytes]] = self._table.items()
+        return items
+
+    def flush(self) -> int:
+        """Write every key changed in this batch to the table; returns how many."""
+        table, pending = self._table, self._pending
+        for key, (value, event) in pending.items():
+            # Faust picks the changelog partition (and the RocksDB partition store) from
+            # the current event: make it the event that last changed this key.
+            token = _current_event.set(weakref.ref(event) if event is not None else None)
+            try:
+                table[key] = value
+            finally:
+                _current_event.reset(token)
+        n = len(pending)
+        pending.clear()
+        return n
