@@ -30,7 +30,8 @@ def install(bootstrap_servers: Sequence[str], client_kwargs: Mapping[str, Any]) 
         listed: Mapping[Any, int] = await _original(self, partitions)
         by_topic: dict[str, list[Any]] = defaultdict(list)
         for tp in partitions:
-            by_topic[tp.topic].append(tp)
+            if listed.get(tp):  # an empty partition is listed right: nothing to correct
+                by_topic[tp.topic].append(tp)
         corrected = dict(listed)
         for topic, tps in by_topic.items():
             ends = await topic_end_offsets(servers, topic, client_kwargs=client_kwargs)
