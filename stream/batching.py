@@ -28,7 +28,11 @@ class WriteBackStore:
         pending = self._pending.get(key)
         if pending is not None:
             return pending[0]
-        value: bytes | None = self._table.get(key)
+        try:
+            # One store lookup; Mapping.get would ask "in" first, then read.
+            value: bytes = self._table[key]
+        except KeyError:
+            return None
         return value
 
     def __setitem__(self, key: str, value: bytes) -> None:

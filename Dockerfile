@@ -1,0 +1,22 @@
+# The funnel image: one image for every role (`funnel topics`, `funnel worker`,
+# `funnel generate`), chosen by the command. Used by docker-compose.yml.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY schemas ./schemas
+COPY stream ./stream
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+COPY --from=build /install /usr/local
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/funnel funnel
+USER funnel
+WORKDIR /var/lib/funnel
+# In a container the web port must listen beyond loopback for Prometheus to scrape it.
+ENV FUNNEL_WEB_BIND=0.0.0.0 \
+    FUNNEL_WEB_PORT=6066 \
+    FUNNEL_DATA_DIR=/var/lib/funnel \
+    PYTHONUNBUFFERED=1
+EXPOSE 6066
+ENTRYPOINT ["funnel"]
+CMD ["worker"]

@@ -1,0 +1,227 @@
+"""Child processes of the benchmark: the funnel worker, the naive Faust app and py-spy.
+
+Each child runs in its own session (a terminal's Ctrl-C reaches only the harness), writes its
+output to a log file, and is registered in a :class:`Children` set that stops every one of them
+when the harness ends, however it ends. A child's HTTP endpoints are read with
+:mod:`stream.scrape`; its memory with ``/proc/<pid>/status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.scrape import Samples, ScrapeError, fetch_metrics, fetch_status
+
+log = logging.getLogger(__name__)
+
+_STOP_GRACE_S = 20.0
+_HTTP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ChildFailed(RuntimeError):
+    """A child process exited, or did not reach a state, when the benchmark needed it to."""
+
+
+@dataclass
+class Child:
+    """One child process: its command, environment, log file and (for web apps) port."""
+
+    name: str
+    command: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    port: int | None = None
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    def start(self) -> Child:
+        """Spawn the process (in its own session) and note the monotonic start time."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.started_at = time.monotonic()
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        log.debug("started name=%s pid=%s log=%s", self.name, self.process.pid, self.log_path)
+        return self
+
+    @property
+    def pid(self) -> int:
+        """The process id (the child must have been started)."""
+        if self.process is None:
+            raise ChildFailed(f"{self.name} was never started")
+        return self.process.pid
+
+    def check_alive(self) -> None:
+        """Raise :class:`ChildFailed`, with the log's tail, if the process has exited."""
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            raise ChildFailed(f"{self.name} exited with code {code}; log tail:\n{self.tail()}")
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the child's process group, if it still runs."""
+        if self.process is not None and self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no final commit; waits until the process is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self, grace_s: float = _STOP_GRACE_S, signum: int = signal.SIGTERM) -> None:
+        """Stop the child: ``signum`` (SIGTERM), then SIGKILL after ``grace_s``; idempotent."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal_group(signum)
+        try:
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            log.warning("name=%s pid=%s did not stop; sending SIGKILL", self.name, self.pid)
+            self.kill()
+
+    def url(self, path: str) -> str:
+        """``http://127.0.0.1:<port><path>``."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def health(self) -> int | None:
+        """The HTTP status of ``/health``, or None while nothing answers."""
+        try:
+            return await fetch_status(self.url("/health"), _HTTP_TIMEOUT_S)
+        except ScrapeError:
+            return None
+
+    async def metrics(self) -> Samples:
+        """One scrape of ``/metrics``."""
+        return await fetch_metrics(self.url("/metrics"), _HTTP_TIMEOUT_S)
+
+    def memory_mb(self, key: str = "VmHWM") -> float | None:
+        """A memory figure of ``/proc/<pid>/status`` (VmHWM: peak RSS; VmRSS) in MiB."""
+        try:
+            text = Path(f"/proc/{self.pid}/status").read_text()
+        except (OSError, ChildFailed):
+            return None
+        for line in text.splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    def tail(self, lines: int = 25) -> str:
+        """The last lines of the child's log."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Children:
+    """Every child the harness started; :meth:`stop_all` ends those still running."""
+
+    def __init__(self) -> None:
+        self._children: list[Child] = []
+
+    def start(self, child: Child) -> Child:
+        """Register ``child`` and start it."""
+        self._children.append(child)
+        return child.start()
+
+    def stop_all(self) -> None:
+        """Stop every child still running, the last started first."""
+        for child in reversed(self._children):
+            try:
+                child.stop()
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.warning("could not stop name=%s: %s", child.name, exc)
+        self._children.clear()
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNEL_")}
+    env.update(extra)
+    return env
+
+
+def worker_child(
+    *, bootstrap: str, prefix: str, app_id: str, data_dir: Path, log_dir: Path
+) -> Child:
+    """A ``funnel worker`` (``python -m stream.cli worker``): event clock, RocksDB, 8 partitions."""
+    port = free_port()
+    env = _clean_env(
+        {
+            "FUNNEL_BROKER": bootstrap,
+            "FUNNEL_TOPIC_PREFIX": prefix,
+            "FUNNEL_APP_ID": app_id,
+            "FUNNEL_CLOCK": "event",
+            "FUNNEL_STORE": "rocksdb",
+            "FUNNEL_DATA_DIR": str(data_dir),
+            "FUNNEL_WEB_PORT": str(port),
+            "FUNNEL_PARTITIONS": "8",
+        }
+    )
+    return Child(
+        name=f"worker {app_id}",
+        command=[sys.executable, "-m", "stream.cli", "worker"],
+        log_path=log_dir / f"{app_id}-{port}.log",
+        env=env,
+        port=port,
+    )
+
+
+def naive_child(
+    *, bootstrap: str, topics: Sequence[str], app_id: str, data_dir: Path, log_dir: Path
+) -> Child:
+    """The naive Faust app of :mod:`bench.naive_app` on ``topics``."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.naive_app", "--broker", bootstrap]
+    command += ["--app-id", app_id, "--port", str(port), "--data-dir", str(data_dir)]
+    command += ["--topics", ",".join(topics)]
+    return Child(
+        name=f"naive {app_id}",
+        command=command,
+        log_path=log_dir / f"{app_id}-{port}.log",
+        env=_clean_env({}),
+        port=port,
+    )
+
+
+async def fetch_json(url: str) -> Any:
+    """GET ``url`` and decode its JSON body (a thread does the blocking request)."""
+
+    def get() -> Any:
+        with urllib.request.urlopen(url, timeout=_HTTP_TIMEOUT_S) as response:
+            return json.loads(response.read())
+
+    try:
+        return await asyncio.to_thread(get)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ScrapeError(f"cannot read {url}: {exc}") from None

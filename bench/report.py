@@ -1,0 +1,185 @@
+"""The benchmark's output: a table for people, one JSON object for machines, the targets.
+
+The JSON object (the last line of the output) starts with :data:`REQUIRED_KEYS`, in that
+order, each a number or null when its phase was not run or failed; the run's other figures
+follow under their own names, and ``errors`` names each failed phase with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+REQUIRED_KEYS = (
+    "raw_client_events_per_s",
+    "naive_faust_events_per_s",
+    "worker_events_per_s",
+    "p99_processing_delay_s_at_5k",
+    "rss_mb_1m_open_leads",
+    "restart_to_processing_s",
+)
+
+TARGET_WORKER_EVENTS_PER_S = 50_000
+TARGET_TIMES_NAIVE = 10
+TARGET_P99_S = 0.05
+TARGET_RSS_MB = 400
+TARGET_RESTART_S = 15
+
+
+def _number(results: Mapping[str, Any], key: str) -> float | None:
+    value = results.get(key)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
+    """Per target key, whether it is met (None when a number it needs is missing)."""
+    worker = _number(results, "worker_events_per_s")
+    naive = _number(results, "naive_faust_events_per_s")
+    p99 = _number(results, "p99_processing_delay_s_at_5k")
+    rss = _number(results, "rss_mb_1m_open_leads")
+    restart = _number(results, "restart_to_processing_s")
+    return {
+        "worker_events_per_s": None if worker is None else worker >= TARGET_WORKER_EVENTS_PER_S,
+        "worker_vs_naive": (
+            None if worker is None or naive is None else worker >= TARGET_TIMES_NAIVE * naive
+        ),
+        "p99_processing_delay_s_at_5k": None if p99 is None else p99 <= TARGET_P99_S,
+        "rss_mb_1m_open_leads": None if rss is None else rss <= TARGET_RSS_MB,
+        "restart_to_processing_s": None if restart is None else restart <= TARGET_RESTART_S,
+    }
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} /s"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f} s" if value < 1 else f"{value:,.1f} s"
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MB"
+
+
+def _mark(ok: bool | None) -> str:
+    return {True: "pass", False: "FAIL", None: "-"}[ok]
+
+
+def table(results: Mapping[str, Any]) -> str:
+    """The human-readable table: measurement, value, target, pass/FAIL."""
+    n = _number
+    ok = verdicts(results)
+    naive = n(results, "naive_faust_events_per_s")
+    times_naive = f" and ≥ {TARGET_TIMES_NAIVE}× naive" + (
+        f" ({TARGET_TIMES_NAIVE * naive:,.0f} /s)" if naive is not None else ""
+    )
+    worker_ok: bool | None = None
+    if ok["worker_events_per_s"] is not None:
+        worker_ok = bool(ok["worker_events_per_s"]) and ok["worker_vs_naive"] is not False
+    events = results.get("events")
+    leads = results.get("open_leads")
+    leads_text = f"{leads:,}" if isinstance(leads, int) else "?"
+    rows = [
+        ("measurement", "value", "target", "result"),
+        (
+            "raw aiokafka client + pydantic classify (limit)",
+            _rate(n(results, "raw_client_events_per_s")),
+            "reference",
+            "",
+        ),
+        (
+            "  the same, from client start",
+            _rate(n(results, "raw_client_events_per_s_from_start")),
+            "",
+            "",
+        ),
+        ("naive Faust agent, table write per event", _rate(naive), "reference", ""),
+        (
+            "  the same, excluding start-up",
+            _rate(n(results, "naive_faust_events_per_s_excl_startup")),
+            "",
+            "",
+        ),
+        (
+            f"funnel worker, {events:,} events, from spawn"
+            if isinstance(events, int)
+            else "funnel worker, from spawn",
+            _rate(n(results, "worker_events_per_s")),
+            f"≥ {TARGET_WORKER_EVENTS_PER_S:,} /s{times_naive}",
+            _mark(worker_ok),
+        ),
+        (
+            "  the same, excluding start-up",
+            _rate(n(results, "worker_events_per_s_excl_startup")),
+            "",
+            "",
+        ),
+        ("  start-up (spawn to /health 200)", _seconds(n(results, "worker_startup_s")), "", ""),
+        ("  peak RSS", _mb(n(results, "worker_peak_rss_mb")), "", ""),
+        (
+            "p99 processing delay at 5,000 events/s",
+            _seconds(n(results, "p99_processing_delay_s_at_5k")),
+            f"≤ {TARGET_P99_S} s",
+            _mark(ok["p99_processing_delay_s_at_5k"]),
+        ),
+        ("  p50", _seconds(n(results, "p50_processing_delay_s_at_5k")), "", ""),
+        ("  rate actually produced", _rate(n(results, "steady_events_per_s")), "", ""),
+        (
+            f"peak RSS holding {leads_text} open leads",
+            _mb(n(results, "rss_mb_1m_open_leads")),
+            f"≤ {TARGET_RSS_MB} MB",
+            _mark(ok["rss_mb_1m_open_leads"]),
+        ),
+        (
+            "kill -9, restart to exact processing",
+            _seconds(n(results, "restart_to_processing_s")),
+            f"≤ {TARGET_RESTART_S} s",
+            _mark(ok["restart_to_processing_s"]),
+        ),
+        ("  restart to /health 200", _seconds(n(results, "restart_to_healthy_s")), "", ""),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) if i == 0 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row[1:], widths[1:], strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _rounded(key: str, value: Any) -> Any:
+    if not isinstance(value, float) or not math.isfinite(value):
+        return None if isinstance(value, float) else value
+    if "_per_s" in key:
+        return round(value)
+    if "_mb" in key or key.startswith("load_avg"):
+        return round(value, 1 if "_mb" in key else 2)
+    return round(value, 4)
+
+
+def json_line(
+    results: Mapping[str, Any], errors: Mapping[str, str], *, source: str | None = None
+) -> str:
+    """One JSON object: the required keys first, then every other figure, then ``errors``.
+
+    ``source`` names the code measured (``git`` commit, ``+dirty`` for local changes)."""
+    out: dict[str, Any] = {key: _rounded(key, results.get(key)) for key in REQUIRED_KEYS}
+    for key, value in results.items():
+        if key not in out:
+            out[key] = _rounded(key, value)
+    worker = _number(results, "worker_events_per_s")
+    naive = _number(results, "naive_faust_events_per_s")
+    if worker is not None and naive:
+        out["worker_vs_naive"] = round(worker / naive, 2)
+    out["targets_met"] = verdicts(results)
+    out["source"] = source
+    out["errors"] = dict(errors)
+    return json.dumps(out, separators=(", ", ": "))

@@ -1,0 +1,125 @@
+"""Memory with 1,000,000 open leads, then the restart after ``kill -9`` with that state.
+
+Hand-built ``lead_created`` events (no follow-up, so every lead stays awaiting) are produced to
+the topics of prefix ``bench-mem.``; a worker on RocksDB catches up with them, and its peak
+RSS (``VmHWM``) is read. The worker is then killed with SIGKILL and started again on the same
+state directory; one more lead is produced right after the new process is spawned. The restart
+time runs from the spawn until ``/health`` answers 200 *and* ``/metrics`` shows the new lead
+applied on top of the exact old state: ``funnel_leads_awaiting_followup`` = leads + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from bench.context import Context, Results
+from bench.kafka import create_topics, end_offsets, open_leads, produce_all
+from bench.procs import Child, ChildFailed, worker_child
+from bench.track import wait_caught_up, wait_healthy
+from stream.scrape import ScrapeError
+from stream.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+PREFIX = "bench-mem."
+_APP = "bench-mem"
+_READY_TIMEOUT_S = 600.0
+_AWAITING = "funnel_leads_awaiting_followup"
+_LEAD_AGE_S = 2 * 3600.0  # well inside the 24 h deadline: no lead is overdue or breached
+
+
+async def run_memory_and_restart(ctx: Context) -> Results:
+    """Peak RSS holding ``ctx.leads`` open leads, then seconds from restart to exact processing."""
+    names = TopicNames.from_prefix(PREFIX)
+    await create_topics(ctx.bootstrap, names)
+    leads = open_leads(names, first=0, count=ctx.leads, start_s=time.time() - _LEAD_AGE_S)
+    await produce_all(ctx.bootstrap, leads, "open leads")
+    ends = await end_offsets(ctx.bootstrap, names.inputs)
+    state_dir = ctx.dir("memory-state")
+    first = _worker(ctx, state_dir)
+    ctx.children.start(first)
+
+    async def consumed() -> float:
+        return (await first.metrics()).value("funnel_events_consumed_total")
+
+    results: Results = {"open_leads": ctx.leads}
+    try:
+        await wait_healthy(first, timeout_s=_READY_TIMEOUT_S)
+        caught = await wait_caught_up(
+            bootstrap=ctx.bootstrap,
+            group=_APP,
+            ends=ends,
+            child=first,
+            processed=consumed,
+            label="open leads",
+        )
+        awaiting = (await first.metrics()).value(_AWAITING)
+        if awaiting != ctx.leads:
+            raise ChildFailed(f"worker reports {awaiting:,.0f} awaiting leads, not {ctx.leads:,}")
+        results["rss_mb_1m_open_leads"] = first.memory_mb("VmHWM")
+        results["rss_mb_after_catch_up"] = first.memory_mb("VmRSS")
+        results["open_leads_events_per_s"] = ctx.leads / (caught.done_at - first.started_at)
+        log.info("open leads: peak RSS %.0f MB; kill -9", results["rss_mb_1m_open_leads"])
+    finally:
+        first.kill()
+    results.update(await _restart(ctx, names, state_dir))
+    return results
+
+
+def _worker(ctx: Context, state_dir: Path) -> Child:
+    return worker_child(
+        bootstrap=ctx.bootstrap,
+        prefix=PREFIX,
+        app_id=_APP,
+        data_dir=state_dir,
+        log_dir=ctx.dir("logs"),
+    )
+
+
+async def _restart(ctx: Context, names: TopicNames, state_dir: Path) -> Results:
+    producer = AIOKafkaProducer(bootstrap_servers=[ctx.bootstrap], linger_ms=0)
+    await producer.start()
+    child = _worker(ctx, state_dir)
+    try:
+        ctx.children.start(child)
+        (message,) = open_leads(names, first=ctx.leads, count=1, start_s=time.time() - 1.0)
+        await producer.send_and_wait(message.topic, message.value, key=message.key)
+        healthy_at = await wait_healthy(child, timeout_s=_READY_TIMEOUT_S)
+        log.info("restart: healthy after %.1f s", healthy_at - child.started_at)
+        wanted = ctx.leads + 1
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        awaiting = consumed = 0.0
+        while time.monotonic() < deadline:
+            child.check_alive()
+            try:
+                samples = await child.metrics()
+            except ScrapeError:
+                await asyncio.sleep(0.1)
+                continue
+            consumed = samples.value("funnel_events_consumed_total")
+            awaiting = samples.value(_AWAITING)
+            if consumed >= 1 and awaiting == wanted:
+                done = time.monotonic()
+                break
+            if awaiting > wanted:
+                raise ChildFailed(f"restart: {awaiting:,.0f} awaiting leads, more than {wanted:,}")
+            await asyncio.sleep(0.1)
+        else:
+            raise ChildFailed(
+                f"restart: after {_READY_TIMEOUT_S:.0f} s, consumed={consumed:.0f} "
+                f"awaiting={awaiting:,.0f} (wanted {wanted:,})"
+            )
+        rss_after = child.memory_mb("VmHWM")
+    finally:
+        child.stop()
+        await producer.stop()
+    return {
+        "restart_to_processing_s": done - child.started_at,
+        "restart_to_healthy_s": healthy_at - child.started_at,
+        "restart_peak_rss_mb": rss_after,
+    }
