@@ -4,12 +4,13 @@
 Faust or Kafka: states live in any ``KeyValueStore`` (a Faust table in the worker, a dict in
 tests and reports), and effects are appended to ``funnel.effects`` for the caller to export.
 
-The clock decides when deadlines and orphan holds pass. In ``wall`` mode it is moved by
-``advance(now)``. In ``event`` mode each lead partition has its own clock: the lower of the
+The clock decides when deadlines pass. In ``wall`` mode it is moved by ``advance(now)``. In
+``event`` mode each lead partition has its own clock: the lower of the
 highest ``occurred_at`` applied from its ``lead_created`` and its ``stage_changed`` events.
 Every event of a lead is in the same partition of both topics, so a deadline passes only once
 both have been read past it, and the outcome does not depend on how fast the worker reads one
-topic or partition against another (see docs/semantics.md).
+topic or partition against another (see docs/semantics.md). Orphan holds (stage changes
+waiting for their lead) always pass on that partition event clock, in both modes.
 """
 
 from __future__ import annotations
@@ -129,13 +130,13 @@ class Funnel:
     def _apply_lead_event(
         self, view: PartitionView, event: LeadCreated | StageChanged, t: float
     ) -> Status:
-        rules, clock = self.rules, view.clock
+        rules, clock, hold = self.rules, view.clock, view.event_clock
         raw = self.leads.get(event.lead_id)
         state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
         if event.event_id in state.seen:
             return "duplicate"
         view.watermark = max(view.watermark, t)
-        before = lead_status(state, rules, clock)
+        before = lead_status(state, rules, clock, hold)
         windows_before = lead_windows(state, before, rules)
         if isinstance(event, LeadCreated):
             after = apply_lead_created(
@@ -148,6 +149,7 @@ class Funnel:
                 clock,
                 before,
                 self.effects,
+                hold,
             )
         else:
             after = apply_stage_changed(
@@ -160,6 +162,7 @@ class Funnel:
                 clock,
                 before,
                 self.effects,
+                hold,
             )
         # The horizon runs in event time, as for visits: in wall mode the wall clock would
         # forget the id of every event older than the horizon (a backfill) the moment it is
@@ -171,12 +174,14 @@ class Funnel:
             view.add_windows(windows_before, -1)
             view.add_windows(windows_after, 1)
         view.set_lead(event.lead_id, after, clock)
+        if isinstance(event, LeadCreated):
+            view.created_watermark = max(view.created_watermark, t)
+        else:
+            view.changed_watermark = max(view.changed_watermark, t)
         if self.clock_mode == "event":
-            if isinstance(event, LeadCreated):
-                view.created_watermark = max(view.created_watermark, t)
-            else:
-                view.changed_watermark = max(view.changed_watermark, t)
-            self._move_view_clock(view, min(view.created_watermark, view.changed_watermark))
+            self._move_view_clock(view, view.event_clock)
+        else:
+            self._release_due(view)
         return "applied"
 
     # -- the clock ---------------------------------------------------------------------------
@@ -199,7 +204,16 @@ class Funnel:
         view.clock = new
         for lead in view.pop_breached(new):
             self.effects.breaches.append(lead.breach_team)
-        for lead_id in view.pop_released(new):
+        self._release_due(view)
+
+    def _release_due(self, view: PartitionView) -> None:
+        """Release the held leads whose orphan hold the partition's event clock passed.
+
+        Orphan holds are judged in event time in both modes: a stage change waits for its
+        lead until the partition has been read past it (plus the hold), however late that is
+        in wall time, so a catch-up does not count stage changes on their own.
+        """
+        for lead_id in view.pop_released(view.event_clock):
             self._release(view, lead_id)
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
@@ -210,8 +224,9 @@ class Funnel:
         state = LeadState.decode(raw)
         rules = self.rules
         # The status just before the clock passed the hold, and now.
-        before = lead_status(state, rules, (state.held_since() or 0.0) + rules.orphan_hold)
-        after = lead_status(state, rules, view.clock)
+        hold_passed = (state.held_since() or 0.0) + rules.orphan_hold
+        before = lead_status(state, rules, view.clock, hold_passed)
+        after = lead_status(state, rules, view.clock, view.event_clock)
         status_effects(before, after, state, self.effects)
         view.add_windows(lead_windows(state, after, rules), 1)
         view.set_lead(lead_id, after, view.clock)
@@ -250,7 +265,7 @@ class Funnel:
         for lead_id, lead in leads:
             view = self.views[("leads", lead.partition)]
             clock = view.clock
-            status = lead_status(lead, rules, clock)
+            status = lead_status(lead, rules, clock, view.event_clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, status, clock)
         stage = rules.visit_stage

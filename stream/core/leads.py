@@ -178,14 +178,20 @@ class LeadStatus:
     breach_team: str | None = None  # the team at the deadline, once the clock has started
 
 
-def lead_status(state: LeadState, rules: FunnelRules, clock: float) -> LeadStatus:
+def lead_status(
+    state: LeadState, rules: FunnelRules, clock: float, hold_clock: float | None = None
+) -> LeadStatus:
     """Derive the lead's follow-up and breach status at ``clock`` (event or wall time).
+
+    ``hold_clock`` (default: ``clock``) decides whether held stage changes waited out the
+    orphan hold; the worker passes its partition's event clock, so that a catch-up in wall
+    mode does not release stage changes whose lead is simply not read yet.
 
     Nothing here is stored: the follow-up is known once the lead is released and both clock
     ends are known; the lead is breached when its follow-up came after the deadline, or when
     the clock passed the deadline with no follow-up.
     """
-    released = state.is_released(rules, clock)
+    released = state.is_released(rules, clock if hold_clock is None else hold_clock)
     if not released:
         held = state.held_since()
         return LeadStatus(
@@ -230,6 +236,7 @@ def apply_lead_created(
     clock: float,
     before: LeadStatus,
     effects: Effects,
+    hold_clock: float | None = None,
 ) -> LeadStatus:
     """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status."""
     state.seen[event_id] = t
@@ -246,7 +253,7 @@ def apply_lead_created(
         state.team = team
         insort(state.teams, (t, team))
     enter_stage(state, rules.lead_stage, t, before.released, effects)
-    after = lead_status(state, rules, clock)
+    after = lead_status(state, rules, clock, hold_clock)
     status_effects(before, after, state, effects)
     return after
 
@@ -261,6 +268,7 @@ def apply_stage_changed(
     clock: float,
     before: LeadStatus,
     effects: Effects,
+    hold_clock: float | None = None,
 ) -> LeadStatus:
     """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status."""
     state.seen[event_id] = t
@@ -268,7 +276,7 @@ def apply_stage_changed(
     if team is not None:
         insort(state.teams, (t, team))
     enter_stage(state, to_stage, t, before.released, effects)
-    after = lead_status(state, rules, clock)
+    after = lead_status(state, rules, clock, hold_clock)
     status_effects(before, after, state, effects)
     return after
 

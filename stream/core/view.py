@@ -54,6 +54,11 @@ class PartitionView:
         default_factory=lambda: defaultdict(list)
     )
 
+    @property
+    def event_clock(self) -> float:
+        """The partition's event clock: the lower of its two topics' watermarks."""
+        return min(self.created_watermark, self.changed_watermark)
+
     # -- windows ---------------------------------------------------------------------------
 
     def add_windows(self, keys: tuple[WindowKey, ...], sign: int) -> None:

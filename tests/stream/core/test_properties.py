@@ -198,10 +198,19 @@ def outcome(f: Funnel, leads: dict[str, bytes], clock: float) -> Outcome:
 
 
 def run_wall(world: World, order: list[Sent]) -> Outcome:
-    """Apply ``order`` with the wall clock before every event, then move it past them all."""
+    """Apply ``order`` with the wall clock before every event, then move it past them all.
+
+    Orphan holds pass on each partition's event clock, also in wall mode. Here any order is
+    allowed, not just each partition in time order, so the hold is made longer than the
+    world (a lead always arrives within it); the sentinels then move every partition past
+    everything, as the rest of a live stream would, and release the true orphans.
+    """
     leads: dict[str, bytes] = {}
-    f = Funnel(world.rules, leads, {}, "wall", now=lambda: 0.0)
+    rules = replace(world.rules, orphan_hold=30 * DAY)
+    f = Funnel(rules, leads, {}, "wall", now=lambda: 0.0)
     for partition, event in order:
+        f.apply(partition, event)
+    for partition, event in sentinels():
         f.apply(partition, event)
     f.advance(FAR)
     result = outcome(f, leads, FAR)
