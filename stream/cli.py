@@ -106,6 +106,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    """Write the agreed stage definitions into the dashboards' panel descriptions."""
+    from stream.dashboards import run
+
+    return run(args.paths, args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``funnel`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -152,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("md", "html", "json"), default="md")
     report.add_argument("--output", default=None, help="write to this file instead of stdout")
     add("schema", cmd_schema).add_argument("--output", default="schemas/json")
+    add("dashboards", cmd_dashboards).add_argument(
+        "paths", nargs="+", metavar="PATH", help="Grafana dashboard JSON file, rewritten in place"
+    )
     return parser
 
 
