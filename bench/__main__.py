@@ -36,16 +36,26 @@ PHASES = ("raw", "naive", "worker", "latency", "restart")
 _THROUGHPUT = ("raw", "naive", "worker")
 
 
+def _positive(text: str) -> int:
+    value = int(text.replace(",", "").replace("_", ""))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark the funnel worker on an embedded broker (docs/performance.md).",
     )
     parser.add_argument(
-        "--events", type=int, default=None, help="input messages (default 1,000,000)"
+        "--events", type=_positive, default=None, help="input messages (default 1,000,000)"
     )
     parser.add_argument(
-        "--leads", type=int, default=None, help="open leads for RSS/restart (default 1,000,000)"
+        "--leads",
+        type=_positive,
+        default=None,
+        help="open leads for RSS/restart (default 1,000,000)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(

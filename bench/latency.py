@@ -2,18 +2,27 @@
 
 A worker (prefix ``bench-lat.``) first catches up with a warm-up of generated traffic. Then
 the harness scrapes ``/metrics``, produces the continuation of the same traffic at a steady
-rate, waits until every message is processed, and scrapes again. The difference of the two
-scrapes' ``funnel_processing_delay_seconds`` buckets holds exactly the steady period's
-messages; its quantiles are computed as PromQL's ``histogram_quantile`` does.
+rate (sampling the worker's lag every second), waits until every message is processed, and
+scrapes again. The difference of the two scrapes' ``funnel_processing_delay_seconds``
+buckets holds exactly the steady period's messages; its quantiles are computed as PromQL's
+``histogram_quantile`` does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 
 from bench.context import Context, Results
-from bench.kafka import create_topics, end_offsets, generated, produce_all, produce_paced
+from bench.kafka import (
+    committed_count,
+    create_topics,
+    end_offsets,
+    generated,
+    produce_all,
+    produce_paced,
+)
 from bench.procs import worker_child
 from bench.track import wait_caught_up, wait_healthy
 from stream.scrape import Samples
@@ -41,6 +50,21 @@ def histogram_delta(before: Samples, after: Samples, name: str) -> Samples:
 
 def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
+
+
+async def _sample_lag(bootstrap: str, names: TopicNames, lags: list[int]) -> None:
+    """Every second, how far the worker's committed offsets trail the topics' ends.
+
+    Offsets are committed once a second, so up to a second's worth of messages is in this
+    figure even for a worker that keeps up.
+    """
+    while True:
+        ends = await end_offsets(bootstrap, names.inputs)
+        lag = sum(ends.values()) - await committed_count(bootstrap, _APP, ends)
+        lags.append(lag)
+        if len(lags) % 5 == 0:
+            log.info("steady traffic: worker lag %s messages", f"{lag:,}")
+        await asyncio.sleep(1.0)
 
 
 async def run_latency(ctx: Context) -> Results:
@@ -77,9 +101,14 @@ async def run_latency(ctx: Context) -> Results:
         await wait_healthy(child, timeout_s=_READY_TIMEOUT_S)
         await catch_up("latency warm-up")
         before = await child.metrics()
-        paced = await produce_paced(
-            ctx.bootstrap, traffic, rate=ctx.steady_rate, label="steady traffic"
-        )
+        lags: list[int] = []
+        sampler = asyncio.create_task(_sample_lag(ctx.bootstrap, names, lags))
+        try:
+            paced = await produce_paced(
+                ctx.bootstrap, traffic, rate=ctx.steady_rate, label="steady traffic"
+            )
+        finally:
+            sampler.cancel()
         log.info(
             "steady traffic: %s messages in %.1f s (%.0f/s)", paced.sent, paced.seconds, paced.rate
         )
@@ -97,6 +126,7 @@ async def run_latency(ctx: Context) -> Results:
         "mean_processing_delay_s_at_5k": (
             delta.value(f"{_DELAY}_sum") / observed if observed else None
         ),
+        "max_lag_messages_at_5k": max(lags, default=None),
         "steady_events_per_s": paced.rate,
         "steady_seconds": paced.seconds,
     }

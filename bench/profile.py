@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _RATE = 100
 _TOP = 25
+_ROOT_SHARE = 0.6
 
 
 def _py_spy() -> str:
@@ -71,7 +72,9 @@ def _thread(frame: str) -> str:
 
 def _package(frame: str) -> str:
     """The top-level package (or stdlib module) a frame's file belongs to."""
-    _, _, where = frame.rpartition(" (")
+    _, found, where = frame.rpartition(" (")
+    if not found:
+        return frame
     path = where.rstrip(")").rsplit(":", 1)[0]
     if path.startswith("<"):  # <frozen runpy> and the like
         return path
@@ -92,8 +95,9 @@ def summarize(raw: str, top: int = _TOP) -> str:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        if frames[0].startswith("thread (") and len(frames) > 1:
+        if frames[0].startswith("thread ("):
             threads[_thread(frames.pop(0))] += count
+            frames = frames or ["(no Python frame)"]
         total += count
         self_time[_function(frames[-1])] += count
         packages[_package(frames[-1])] += count
@@ -102,11 +106,18 @@ def summarize(raw: str, top: int = _TOP) -> str:
     if total == 0:
         return "no samples\n"
     lines = [f"{total} samples at {_RATE} Hz (~{total / _RATE:.0f} s of busy thread time)"]
+    # The frames under nearly every sample (entry point, event loop) say nothing: left out.
+    roots = [name for name, count in inclusive.items() if count > _ROOT_SHARE * total]
+    for name in roots:
+        del inclusive[name]
     for title, counter in (
         ("samples by thread", threads),
         ("self time by package", packages),
         ("self time by function", self_time),
-        ("inclusive time by function", inclusive),
+        (
+            f"inclusive time by function (without the {len(roots)} frames on most samples)",
+            inclusive,
+        ),
     ):
         lines += ["", f"{title}:", "   share  samples  where"]
         for name, count in counter.most_common(top):

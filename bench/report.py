@@ -61,6 +61,10 @@ def _seconds(value: float | None) -> str:
     return f"{value:.4f} s" if value < 1 else f"{value:,.1f} s"
 
 
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} MB"
 
@@ -82,7 +86,7 @@ def table(results: Mapping[str, Any]) -> str:
         worker_ok = bool(ok["worker_events_per_s"]) and ok["worker_vs_naive"] is not False
     events = results.get("events")
     leads = results.get("open_leads")
-    leads_text = f"{leads:,}" if isinstance(leads, int) else "?"
+    leads_text = f"{leads:,}" if isinstance(leads, int) else "1,000,000"
     rows = [
         ("measurement", "value", "target", "result"),
         (
@@ -128,6 +132,7 @@ def table(results: Mapping[str, Any]) -> str:
         ),
         ("  p50", _seconds(n(results, "p50_processing_delay_s_at_5k")), "", ""),
         ("  rate actually produced", _rate(n(results, "steady_events_per_s")), "", ""),
+        ("  worst lag seen (messages)", _count(n(results, "max_lag_messages_at_5k")), "", ""),
         (
             f"peak RSS holding {leads_text} open leads",
             _mb(n(results, "rss_mb_1m_open_leads")),

@@ -47,8 +47,7 @@ async def wait_caught_up(
     """Wait until ``group`` committed ``ends`` and ``processed()`` reached their total."""
     total = sum(ends.values())
     began = last_log = last_move = time.monotonic()
-    last_done = -1
-    log_done = 0
+    last_done = log_done = -1
     result = CatchUp(done_at=began)
     while True:
         child.check_alive()
@@ -59,6 +58,8 @@ async def wait_caught_up(
         now = time.monotonic()
         if done != last_done:
             last_done, last_move = done, now
+        if log_done < 0:  # rates are of this wait, not of what was committed before it
+            log_done = done
         if done >= total:
             try:
                 count = await processed()

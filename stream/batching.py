@@ -28,11 +28,16 @@ class WriteBackStore:
         pending = self._pending.get(key)
         if pending is not None:
             return pending[0]
+        # Read the store directly, in the context of the event being applied: RocksDB then
+        # looks in that event's partition (the key's own) only, and there is one lookup, not
+        # the two of ``table.get`` ("in", then read).
+        token = _current_event.set(weakref.ref(self.event) if self.event is not None else None)
         try:
-            # One store lookup; Mapping.get would ask "in" first, then read.
-            value: bytes = self._table[key]
+            value: bytes = self._table.data[key]
         except KeyError:
             return None
+        finally:
+            _current_event.reset(token)
         return value
 
     def __setitem__(self, key: str, value: bytes) -> None:

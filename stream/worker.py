@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
@@ -201,6 +202,8 @@ class Worker:
                 watermarks[topic] = t
         self.lead_store.flush()
         self.visitor_store.flush()
+        # Outside a batch (timers) reads must search every partition's store.
+        self.lead_store.event = self.visitor_store.event = None
         for msg, reason in rejected:
             await self._dead_letter(msg, reason)
         metrics.record_batch(outcomes, late_topics, timestamps)
@@ -213,7 +216,22 @@ class Worker:
             ("source_offset", str(msg.offset).encode()),
             ("reason", reason.encode()),
         ]
-        await self.dead_letter.send(key=msg.key, value=msg.value, headers=headers)
+        value = msg.value
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(msg.key, value, headers)
+        if size > self.app.conf.producer_max_request_size:
+            # The producer would refuse it, crash the agent and so lose the batch. Keep the
+            # record without its value; the headers say where the original is.
+            headers.append(("value_omitted_bytes", str(len(value)).encode()))
+            value = None
+            log.warning(
+                "dead letter without its value (larger than producer_max_request_size) "
+                "topic=%s partition=%s offset=%s bytes=%s",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                size,
+            )
+        await self.dead_letter.send(key=msg.key, value=value, headers=headers)
         log.info(
             "rejected topic=%s partition=%s offset=%s reason=%s",
             msg.topic,
