@@ -242,14 +242,15 @@ class Funnel:
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
         self.views = {("leads", p): PartitionView(p) for p in wanted_leads}
         self.views.update({("visits", p): PartitionView(p) for p in wanted_visits})
-        leads = list(_states(self.leads.items(), wanted_leads, LeadState.decode))
-        visitors = list(_states(self.visitors.items(), wanted_visits, VisitorState.decode))
-        for _, lead in leads:
+        # Two passes over the stores, decoding as they go: first the watermarks (the clocks
+        # every status depends on), then the aggregates. Holding every decoded state at once
+        # would double the memory of a worker with a million open leads.
+        for _, lead in _states(self.leads.items(), wanted_leads, LeadState.decode):
             view = self.views[("leads", lead.partition)]
             view.watermark = max(view.watermark, lead.max_time())
             view.created_watermark = max(view.created_watermark, lead.max_created_at)
             view.changed_watermark = max(view.changed_watermark, lead.max_changed_at)
-        for _, visitor in visitors:
+        for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             view.watermark = max(view.watermark, max(visitor.visits.values(), default=0.0))
         if self.clock_mode == "wall":
@@ -262,14 +263,14 @@ class Funnel:
                     else min(view.created_watermark, view.changed_watermark)
                 )
         rules = self.rules
-        for lead_id, lead in leads:
+        for lead_id, lead in _states(self.leads.items(), wanted_leads, LeadState.decode):
             view = self.views[("leads", lead.partition)]
             clock = view.clock
             status = lead_status(lead, rules, clock, view.event_clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, status, clock)
         stage = rules.visit_stage
-        for _, visitor in visitors:
+        for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t in visitor.visits.values():
                 view.add_windows(
