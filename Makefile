@@ -35,7 +35,8 @@ fmt: $(STAMP)
 ## system-packages: what the tests run for real: Prometheus (server, promtool) for the rule and
 ## live checks, amtool for alert routing, Chromium for the HTML report, docker-compose to
 ## validate the compose file.
-SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager chromium:chromium \
+SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager chromium:chromium stunnel4:stunnel4 \
+                openssl:openssl
                 docker-compose:docker-compose
 system-packages:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \

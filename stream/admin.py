@@ -119,15 +119,16 @@ async def _partitions_by_topic(admin: Any) -> dict[str, dict[int, int]]:
 async def _probe(
     servers: Sequence[str], client_kwargs: Mapping[str, Any], connected: list[str]
 ) -> None:
-    """One attempt: TCP (noting in ``connected`` who accepted), then a metadata request.
-
-    TCP comes first so a closed port reads "connection refused" rather than aiokafka's
-    bootstrap error, which it also logs at ERROR on every retry.
+    """One attempt: TCP (TLS if configured; noting in ``connected`` who accepted), then a
+    metadata request. The connection comes first so a closed port reads "connection refused"
+    and a refused certificate "CERTIFICATE_VERIFY_FAILED", rather than aiokafka's bootstrap
+    error (which it also logs at ERROR on every retry).
     """
     last_error: OSError | None = None
+    context = client_kwargs.get("ssl_context")
     for server in servers:
         try:
-            _, writer = await asyncio.open_connection(*_host_port(server))
+            _, writer = await asyncio.open_connection(*_host_port(server), ssl=context)
         except OSError as exc:
             last_error = exc
             continue
@@ -173,6 +174,8 @@ async def wait_for_broker(bootstrap_servers: Servers, timeout: float, **client_k
                 )
         except _UNREACHABLE as exc:
             reason = _reason(exc)
+            if isinstance(exc, ssl.SSLError):  # a refused handshake does not heal by waiting
+                break
         else:
             return
         await asyncio.sleep(max(0.0, min(_RETRY_SECONDS, deadline - loop.time())))

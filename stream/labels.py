@@ -29,14 +29,18 @@ class LabelBound:
         self._on_overflow = on_overflow
         self._known: set[str] = set(always) | set(self._allow or ())
 
-    def __call__(self, value: str) -> str:
-        """The label value to use for ``value``."""
+    def __call__(self, value: str, *, count: bool = True) -> str:
+        """The label value to use for ``value``.
+
+        ``count=False`` for gauges read at scrape time: a value folded into ``other`` there is
+        not an event, and counting it would make the overflow counter grow with every scrape.
+        """
         if value in self._known:
             return value
         if self._allow is None and len(self._known) < self._max:
             self._known.add(value)
             return value
-        if self._on_overflow is not None:
+        if count and self._on_overflow is not None:
             self._on_overflow(self.label)
         return OTHER
 

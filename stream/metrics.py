@@ -258,7 +258,7 @@ class StateCollector(Collector):
         )
         per_team: dict[str, list[float]] = {t: [0, 0, 0.0] for t in self._metrics.team.known}
         for team, g in self._funnel.followup_gauges().items():
-            row = per_team.setdefault(self._metrics.team(team), [0, 0, 0.0])
+            row = per_team.setdefault(self._metrics.team(team, count=False), [0, 0, 0.0])
             row[0] += g.awaiting
             row[1] += g.overdue
             if g.oldest_clock_start is not None:

@@ -1,0 +1,338 @@
+"""Shared helpers of the reliability and security tests: events, traffic, expectations, processes.
+
+The expectation is always the offline recount (``stream.recount``): the same core over the
+messages read back from the input topics, in partition order. Scenarios end with one closing
+event per partition and topic at the same instant, so that every partition's event clock (and
+so every worker's) ends at the same place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from schemas import Rejection, TopicKind, classify
+from stream.admin import ensure_topics, read_topic
+from stream.core.rules import FunnelRules
+from stream.generate import generate_messages
+from stream.recount import InputMessage, Recount, recount
+from stream.scrape import Samples
+from stream.topics import TopicNames
+from stream.worker import SESSION_TIMEOUT_S
+from tests.harness import WorkerProcess, all_series, free_port, produce, wait_caught_up
+
+__all__ = [
+    "CLOSE",
+    "END",
+    "PARTITIONS",
+    "START",
+    "Message",
+    "WorkerProcess",
+    "all_series",
+    "free_port",
+    "produce",
+    "wait_caught_up",
+]
+
+PARTITIONS = 8
+START = 1_795_000_000.0  # 2026-11-18T10:13:20Z, in the past so nothing is "future"
+END = START + 3 * 86400.0
+CLOSE = END + 3600.0
+
+Message = tuple[str, bytes | None, bytes | None, int | None]
+
+
+def at(t: float) -> str:
+    """``t`` (epoch seconds) as an RFC 3339 UTC timestamp with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def visit(names: TopicNames, eid: str, visitor_id: str, t: float, **extra: Any) -> Message:
+    """A ``visit`` message (source ``direct`` unless given)."""
+    body = {"event_id": eid, "type": "visit", "occurred_at": at(t), "visitor_id": visitor_id}
+    body.update({"source": "direct", **extra})
+    return (names.visits, visitor_id.encode(), _json(body), None)
+
+
+def lead(names: TopicNames, eid: str, lead_id: str, t: float, **extra: Any) -> Message:
+    """A ``lead_created`` message (source ``direct`` unless given)."""
+    body = {"event_id": eid, "type": "lead_created", "occurred_at": at(t), "lead_id": lead_id}
+    body.update({"source": "direct", **extra})
+    return (names.leads, lead_id.encode(), _json(body), None)
+
+
+def change(names: TopicNames, eid: str, lead_id: str, to: str, t: float, **extra: Any) -> Message:
+    """A ``stage_changed`` message."""
+    body = {
+        "event_id": eid,
+        "type": "stage_changed",
+        "occurred_at": at(t),
+        "lead_id": lead_id,
+        "to_stage": to,
+        **extra,
+    }
+    return (names.transitions, lead_id.encode(), _json(body), None)
+
+
+def closing_events(names: TopicNames, when: float = CLOSE) -> list[Message]:
+    """A visit, a lead and its follow-up on every partition, all at ``when``."""
+    out: list[Message] = []
+    for p in range(PARTITIONS):
+        vid, lid = f"closing-visitor-{p}", f"closing-lead-{p}"
+        for topic, key, value, _ in (
+            visit(names, f"cv{p}", vid, when),
+            lead(names, f"cl{p}", lid, when),
+            change(names, f"cc{p}", lid, "contacted", when),
+        ):
+            out.append((topic, key, value, p))
+    return out
+
+
+def traffic(names: TopicNames, count: int, seed: int) -> list[Message]:
+    """About ``count`` generated messages (with the generator's own noise) in [START, END]."""
+    msgs = generate_messages(seed=seed, start=START, end=END, count=count, topics=names)
+    return [(m.topic, m.key, m.value, None) for m in msgs]
+
+
+async def produce_paced(bootstrap: str, messages: Sequence[Message], rate: float) -> int:
+    """Send ``messages`` in order at about ``rate`` messages per second; returns how many."""
+    await ensure_topics(bootstrap, {topic: PARTITIONS for topic, *_ in messages})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    chunk = max(1, int(rate / 10))
+    started = time.monotonic()
+    try:
+        for i in range(0, len(messages), chunk):
+            futures = [
+                await producer.send(topic, value=value, key=key, partition=partition)
+                for topic, key, value, partition in messages[i : i + chunk]
+            ]
+            await asyncio.gather(*futures)
+            ahead = started + (i + chunk) / rate - time.monotonic()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    finally:
+        await producer.stop()
+    return len(messages)
+
+
+# -- reading back ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input message with its place in the topic."""
+
+    topic: str
+    kind: TopicKind
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+async def read_records(bootstrap: str, names: TopicNames) -> list[Record]:
+    """Every message of the input topics, per topic in partition order (as workers see them)."""
+    kinds: dict[str, TopicKind] = {
+        names.visits: "visits",
+        names.leads: "leads",
+        names.transitions: "transitions",
+    }
+    out: list[Record] = []
+    for topic, kind in kinds.items():
+        for r in await read_topic(bootstrap, topic, timeout=60):
+            out.append(Record(topic, kind, r.partition, r.offset, r.key, r.value))
+    return out
+
+
+def as_inputs(records: Iterable[Record]) -> list[InputMessage]:
+    """The records as the recount takes them."""
+    return [InputMessage(r.kind, r.partition, r.key, r.value) for r in records]
+
+
+def rejections(records: Iterable[Record], stages: Iterable[str]) -> set[tuple[str, int, int, str]]:
+    """(topic, partition, offset, reason) of every record the worker must dead-letter."""
+    allowed = frozenset(stages)
+    out: set[tuple[str, int, int, str]] = set()
+    for r in records:
+        result = classify(r.kind, r.key, r.value, stages=allowed)
+        if isinstance(result, Rejection):
+            out.add((r.topic, r.partition, r.offset, result.reason))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead-letter message: its headers, key and value."""
+
+    headers: dict[str, bytes]
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> tuple[str, int, int, str]:
+        h = self.headers
+        return (
+            h["source_topic"].decode(),
+            int(h["source_partition"]),
+            int(h["source_offset"]),
+            h["reason"].decode(),
+        )
+
+
+async def dead_letters(bootstrap: str, names: TopicNames) -> list[DeadLetter]:
+    """Every message of the dead-letter topic."""
+    records = await read_topic(bootstrap, names.dead_letter, timeout=60)
+    return [DeadLetter(dict(r.headers), r.key, r.value) for r in records]
+
+
+# -- expectations ------------------------------------------------------------------------------
+
+
+def gauges(*scrapes: Samples) -> dict[tuple[str, ...], float]:
+    """The funnel's state gauges summed over workers (non-zero series only)."""
+    out: dict[tuple[str, ...], float] = defaultdict(float)
+    for samples in scrapes:
+        for labels, v in samples.series("funnel_window_stage_entries"):
+            out[("window", labels["stage"], labels["window"], labels["period"])] += v
+        for name in ("funnel_leads_awaiting_followup", "funnel_leads_overdue"):
+            for labels, v in samples.series(name):
+                out[(name, labels["team"])] += v
+    return {k: v for k, v in out.items() if v}
+
+
+def oldest_open(*scrapes: Samples) -> dict[str, float]:
+    """The oldest open lead's clock start per team: a minimum over workers."""
+    out: dict[str, float] = {}
+    for samples in scrapes:
+        for labels, v in samples.series("funnel_oldest_awaiting_followup_timestamp_seconds"):
+            if v:
+                team = labels["team"]
+                out[team] = min(out.get(team, v), v)
+    return out
+
+
+def expected_gauges(result: Recount) -> dict[tuple[str, ...], float]:
+    """The same gauges from a recount."""
+    funnel = result.funnel
+    out: dict[tuple[str, ...], float] = {}
+    for (stage, window, period), n in funnel.window_entries().items():
+        if n:
+            out[("window", stage, window, period)] = n
+    for team, g in funnel.followup_gauges().items():
+        for name, v in (
+            ("funnel_leads_awaiting_followup", g.awaiting),
+            ("funnel_leads_overdue", g.overdue),
+        ):
+            if v:
+                out[(name, team)] = v
+    return out
+
+
+def expected_oldest(result: Recount) -> dict[str, float]:
+    """The oldest open lead per team from a recount."""
+    return {
+        team: g.oldest_clock_start
+        for team, g in result.funnel.followup_gauges().items()
+        if g.oldest_clock_start
+    }
+
+
+def do_recount(records: Iterable[Record], rules: FunnelRules | None = None) -> Recount:
+    """The offline recount of ``records`` (default rules)."""
+    return recount(as_inputs(records), rules or FunnelRules())
+
+
+def counters(names: TopicNames, *scrapes: Samples) -> dict[str, float]:
+    """Counters that do not depend on arrival order, summed over workers (non-zero only).
+
+    Breaches are left out: a follow-up delivered after later events of its partition may be
+    preceded by a breach (docs/semantics.md, "The event clock").
+    """
+    kinds = {names.visits: "visits", names.leads: "leads", names.transitions: "transitions"}
+    out: Counter[str] = Counter()
+    for s in scrapes:
+        for name, labels, v in all_series(s):
+            if name in ("funnel_stage_entries_total", "funnel_stage_reentries_total"):
+                out[f"{name}|{labels['stage']}"] += v
+            elif name == "funnel_followups_total":
+                out[f"{name}|{labels['team']}|{labels['within_sla']}"] += v
+            elif name == "funnel_followup_clock_skew_total":
+                out[f"{name}|{labels['team']}"] += v
+            elif name == "funnel_events_rejected_total":
+                out[f"{name}|{kinds[labels['topic']]}|{labels['reason']}"] += v
+            elif name.startswith("funnel_events_") and name != "funnel_events_late_total":
+                out[f"{name}|{kinds[labels['topic']]}"] += v
+    return {k: v for k, v in out.items() if v}
+
+
+def expected_counters(result: Recount) -> dict[str, float]:
+    """The same counters from a recount."""
+    out: Counter[str] = Counter()
+    for (kind, outcome), n in result.outcomes.items():
+        out[f"funnel_events_consumed_total|{kind}"] += n
+        if outcome in ("applied", "duplicate"):
+            out[f"funnel_events_{outcome}_total|{kind}"] += n
+        else:
+            out[f"funnel_events_rejected_total|{kind}|{outcome}"] += n
+    for (stage, _source), n in result.entries.items():
+        out[f"funnel_stage_entries_total|{stage}"] += n
+    for stage, n in result.reentries.items():
+        out[f"funnel_stage_reentries_total|{stage}"] += n
+    for f in result.followups:
+        out[f"funnel_followups_total|{f.team}|{'true' if f.within_sla else 'false'}"] += 1
+        if f.clock_skew:
+            out[f"funnel_followup_clock_skew_total|{f.team}"] += 1
+    return {k: v for k, v in out.items() if v}
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def consumed(worker: WorkerProcess) -> float:
+    """The worker's consumed counter, 0 if it does not answer."""
+    try:
+        return worker.metrics().value("funnel_events_consumed_total")
+    except OSError:
+        return 0.0
+
+
+async def wait_consumed(worker: WorkerProcess, at_least: float, timeout: float = 120) -> None:
+    """Wait until the worker has consumed ``at_least`` messages."""
+    deadline = time.monotonic() + timeout
+    while consumed(worker) < at_least:
+        assert time.monotonic() < deadline, worker.tail()
+        await asyncio.sleep(0.2)
+
+
+async def wait_session_expiry() -> None:
+    """Wait until a killed worker's group membership has expired.
+
+    A worker started while a killed member is still in the group is given its partitions,
+    then rebalanced again when that membership expires. When that second rebalance comes
+    after processing started, Faust's committed offsets sometimes advance by one message
+    per second and partition for minutes (docs/reliability.md, "Open findings"); waiting
+    out the session first keeps the scenarios about what they test.
+    """
+    await asyncio.sleep(SESSION_TIMEOUT_S + 1.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (and its reaped children), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3; utime, stime, cutime, cstime are 14 to 17.
+    ticks = sum(int(fields[i - 3]) for i in (14, 15, 16, 17))
+    return ticks / os.sysconf("SC_CLK_TCK")
