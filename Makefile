@@ -33,11 +33,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix stream schemas tests
 
 ## system-packages: what the tests run for real: Prometheus (server, promtool) for the rule and
-## live checks, amtool for alert routing, Chromium for the HTML report, docker-compose to
-## validate the compose file.
-SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager chromium:chromium stunnel4:stunnel4 \
-                openssl:openssl
-                docker-compose:docker-compose
+## live checks, amtool for alert routing, Chromium for the HTML report, stunnel4 and openssl
+## for the TLS test, docker-compose to validate the compose file.
+SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager chromium:chromium \
+                stunnel4:stunnel4 openssl:openssl docker-compose:docker-compose
 system-packages:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
