@@ -27,7 +27,6 @@ from stream.generate import generate_messages
 from stream.recount import InputMessage, Recount, recount
 from stream.scrape import Samples
 from stream.topics import TopicNames
-from stream.worker import SESSION_TIMEOUT_S
 from tests.harness import WorkerProcess, all_series, free_port, produce, wait_caught_up
 
 __all__ = [
@@ -316,18 +315,6 @@ async def wait_consumed(worker: WorkerProcess, at_least: float, timeout: float =
     while consumed(worker) < at_least:
         assert time.monotonic() < deadline, worker.tail()
         await asyncio.sleep(0.2)
-
-
-async def wait_session_expiry() -> None:
-    """Wait until a killed worker's group membership has expired.
-
-    A worker started while a killed member is still in the group is given its partitions,
-    then rebalanced again when that membership expires. When that second rebalance comes
-    after processing started, Faust's committed offsets sometimes advance by one message
-    per second and partition for minutes (docs/reliability.md, "Open findings"); waiting
-    out the session first keeps the scenarios about what they test.
-    """
-    await asyncio.sleep(SESSION_TIMEOUT_S + 1.0)
 
 
 def cpu_seconds(pid: int) -> float:

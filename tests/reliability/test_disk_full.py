@@ -1,14 +1,15 @@
 """A full state directory: a clear one-line error and a non-zero exit, never silent loss.
 
 The full disk is a real one: a small tmpfs mounted on ``FUNNEL_DATA_DIR`` in a private mount
-namespace (``unshare -m`` as root, ``unshare -rm`` otherwise), which ends with the worker.
-The test reaches the worker's view of it through ``/proc/PID/root``. Where mounting is
+namespace (``unshare -m`` as root, ``unshare -rm`` otherwise; ``nsenter`` starts workers in
+it). The test reaches that file system through ``/proc/PID/root``. Where mounting is
 refused (no root, no user namespaces), the tests are skipped and say so.
 
 - Too little room at start: the worker refuses to start (the state directory check).
 - The disk fills while the worker runs: the next state write fails, and the worker exits at
-  once with one line naming the cause, before the batch is committed. Restarted elsewhere,
-  it replays that batch and ends exactly as the offline recount.
+  once with one line naming the cause, before the batch is committed. Once space is freed
+  and it is started again on the same files, it replays that batch and ends exactly as the
+  offline recount.
 (An unwritable directory at start is tests/stream/test_cli.py's.)
 """
 
@@ -37,7 +38,6 @@ from tests.reliability.support import (
     rejections,
     traffic,
     wait_caught_up,
-    wait_session_expiry,
 )
 
 UNSHARE = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
@@ -100,6 +100,53 @@ def test_too_little_room_at_start_is_one_line(
     assert "MiB free" in line and str(tmp_path / "state") in line
 
 
+class MountNamespace:
+    """A private mount namespace with a tmpfs on ``state``, held open by a sleeping process,
+    so that workers can be started in it one after another on the same files."""
+
+    def __init__(self, state: Path, size: str) -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        self.state = state
+        script = f'mount -t tmpfs -o size={size} tmpfs "{state}" && exec sleep 600'
+        self.holder = subprocess.Popen([*UNSHARE, "sh", "-c", script], start_new_session=True)
+        deadline = time.monotonic() + 10
+        while f" {state} tmpfs " not in self.mounts():
+            assert self.holder.poll() is None and time.monotonic() < deadline, "no tmpfs"
+            time.sleep(0.05)
+
+    def mounts(self) -> str:
+        try:
+            return Path(f"/proc/{self.holder.pid}/mounts").read_text()
+        except OSError:
+            return ""
+
+    @property
+    def seen(self) -> Path:
+        """The tmpfs as the test sees it: through the holder's root."""
+        return Path(f"/proc/{self.holder.pid}/root") / str(self.state).lstrip("/")
+
+    def start(self, worker: WorkerProcess) -> subprocess.Popen[bytes]:
+        """Start ``worker`` inside the namespace, with its state on the tmpfs."""
+        enter = ["nsenter", "-t", str(self.holder.pid), "-m"]
+        if UNSHARE[1] == "-rm":
+            enter += ["-U", "--preserve-credentials"]
+        env = worker.env()
+        env["FUNNEL_DATA_DIR"] = str(self.state)
+        with worker.log_path.open("ab") as log:
+            worker.process = subprocess.Popen(
+                [*enter, sys.executable, "-m", "stream.cli", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return worker.process
+
+    def close(self) -> None:
+        self.holder.kill()
+        self.holder.wait(10)
+
+
 @pytest.mark.usefixtures("tmpfs_ok")
 async def test_disk_full_while_running_stops_and_loses_nothing(
     broker: str, topic_prefix: str, tmp_path: Path
@@ -108,15 +155,14 @@ async def test_disk_full_while_running_stops_and_loses_nothing(
     messages = traffic(names, 8000, seed=41)
     half = len(messages) // 2
     await produce(broker, messages[:half])
+    disk = MountNamespace(tmp_path / "state", "80m")  # room to start: 64 MiB are needed
     worker = WorkerProcess(broker, topic_prefix, tmp_path)
-    state = tmp_path / "state"
-    process = start_on_tmpfs(worker, state, "80m")  # room enough to start (64 MiB needed)
     try:
+        process = disk.start(worker)
         worker.wait_ready(timeout=60)
         await wait_caught_up(broker, worker.app_id, names.inputs)
-        # Fill the worker's file system (seen through its own root) to the last byte.
-        seen = Path(f"/proc/{process.pid}/root") / str(state).lstrip("/")
-        with pytest.raises(OSError, match="No space left"), (seen / "filler").open("wb") as f:
+        # Fill the file system to the last byte, then send more events.
+        with pytest.raises(OSError, match="No space left"), (disk.seen / "filler").open("wb") as f:
             while True:
                 f.write(bytes(1 << 20))
         await produce(broker, messages[half:] + closing_events(names))
@@ -124,21 +170,19 @@ async def test_disk_full_while_running_stops_and_loses_nothing(
         while process.poll() is None:
             assert time.monotonic() - started < 60, worker.tail()
             await asyncio.sleep(0.2)
-    finally:
-        worker.kill()
-    assert process.returncode == 74
-    [line] = error_lines(worker)
-    assert "No space left on device" in line and "replayed on restart" in line
+        assert process.returncode == 74
+        [line] = error_lines(worker)
+        assert "No space left on device" in line and "replayed on restart" in line
 
-    # Started again with room (the tmpfs went with the process): nothing was lost.
-    await wait_session_expiry()
-    again = WorkerProcess(broker, topic_prefix, tmp_path / "roomy").start()
-    try:
-        again.wait_ready(timeout=60)
-        await wait_caught_up(broker, again.app_id, names.inputs)
-        samples = again.metrics()
+        # The operator frees space and starts it again on the same files: nothing was lost.
+        (disk.seen / "filler").unlink()
+        disk.start(worker)
+        worker.wait_ready(timeout=60)
+        await wait_caught_up(broker, worker.app_id, names.inputs)
+        samples = worker.metrics()
     finally:
-        again.stop()
+        worker.stop()
+        disk.close()
     records = await read_records(broker, names)
     assert gauges(samples) == expected_gauges(do_recount(records))
     letters = await dead_letters(broker, names)

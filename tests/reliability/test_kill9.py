@@ -43,7 +43,6 @@ from tests.reliability.support import (
     rejections,
     traffic,
     wait_caught_up,
-    wait_session_expiry,
 )
 
 EVENTS = int(os.environ.get("KILL9_EVENTS", "20000"))
@@ -87,7 +86,6 @@ async def test_kill_9_at_random_moments_ends_exactly_as_the_recount(
             worker = WorkerProcess(broker, topic_prefix, data_dir).start()
             phases.append(await kill_at_a_random_moment(worker, rng))
         assert not stream.done(), "the stream ended before the kills: raise RATE's divisor"
-        await wait_session_expiry()
         worker = WorkerProcess(broker, topic_prefix, data_dir).start()
         recovered = worker.wait_ready(timeout=60)
         await stream

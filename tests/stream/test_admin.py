@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 
@@ -48,7 +49,8 @@ async def test_wait_for_broker_with_tls_against_plaintext_broker_fails_in_one_li
             broker, timeout=2.0, security_protocol="SSL", ssl_context=ssl.create_default_context()
         )
     assert time.monotonic() - started < 3
-    assert "accepts connections but gave no Kafka answer" in str(raised.value)
+    # The TLS handshake itself gets no answer from a plaintext broker.
+    assert re.search(r"no (Kafka )?answer", str(raised.value))
     assert "\n" not in str(raised.value)
 
 
