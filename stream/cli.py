@@ -108,9 +108,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
     """Write the agreed stage definitions into the dashboards' panel descriptions."""
-    from stream.dashboards import run
+    from stream.dashboards import update_files
 
-    return run(args.paths, args.config)
+    changed = update_files(args.paths, _settings(args))
+    for path in changed:
+        print(f"{path}: definitions updated")
+    print(f"{len(changed)} of {len(args.paths)} dashboards changed", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,24 +22,22 @@ rewritten on every run (idempotent; a changed or removed definition replaces the
 block), and the text above it is never touched. The files are written back with the
 formatting they are kept in (two-space indent, key order kept, UTF-8, final newline).
 
-``python -m stream.dashboards --config docker/funnel.toml grafana/dashboards/*.json`` and
+``funnel dashboards --config docker/funnel.toml grafana/dashboards/*.json`` and
 ``funnel dashboards`` rewrite the files in place.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import json
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from stream.errors import FunnelError
-from stream.settings import Settings, load_settings
+from stream.settings import Settings
 
 HEADING = "Agreed definitions ([funnel.definitions]):"
 """The line a panel description's definitions block starts with (after a blank line)."""
@@ -207,32 +205,3 @@ def update_files(paths: Iterable[str | Path], settings: Settings) -> list[Path]:
                 raise DashboardError(f"{path}: {exc}") from None
             changed.append(path)
     return changed
-
-
-def run(paths: Sequence[str], config: str | None) -> int:
-    """Update the files, print what changed; what ``funnel dashboards`` does."""
-    changed = update_files(paths, load_settings(config))
-    for path in changed:
-        print(f"{path}: definitions updated")
-    print(f"{len(changed)} of {len(paths)} dashboards changed", file=sys.stderr)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stream.dashboards [--config FILE] PATHS...``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m stream.dashboards",
-        description="Write [funnel.definitions] into the panel descriptions of dashboards.",
-    )
-    parser.add_argument("--config", default=None, help="TOML configuration file (FUNNEL_CONFIG)")
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="Grafana dashboard JSON file")
-    args = parser.parse_args(argv)
-    try:
-        return run(args.paths, args.config)
-    except FunnelError as exc:
-        print(f"dashboards: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -64,7 +64,9 @@ def mount_refused(tmp_path: Path) -> str | None:
 def tmpfs_ok(tmp_path: Path) -> None:
     reason = mount_refused(tmp_path)
     if reason:
-        pytest.skip(f"cannot mount a private tmpfs here ({' '.join(UNSHARE)}): {reason}")
+        # A full disk is what this test is about: without a small filesystem it cannot show
+        # anything, and a skip would hide that (make test runs as root, which can mount).
+        pytest.fail(f"cannot mount a private tmpfs here ({' '.join(UNSHARE)}): {reason}")
 
 
 def start_on_tmpfs(worker: WorkerProcess, state: Path, size: str) -> subprocess.Popen[bytes]:
