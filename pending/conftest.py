@@ -1,0 +1,3 @@
+"""The session broker fixture and topic prefix of the main test tree."""
+
+pytest_plugins = ["tests.conftest"]
