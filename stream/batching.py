@@ -15,6 +15,22 @@ from typing import Any
 from faust.streams import _current_event
 
 
+class SourceContext:
+    """Where the Faust table layer looks for the event being processed: the input record's
+    topic and partition (``event.message.topic``/``.partition``), for a record handled by the
+    consumer fast path, which makes no Faust events."""
+
+    __slots__ = ("__weakref__", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+
+    @property
+    def message(self) -> SourceContext:
+        return self
+
+
 class WriteBackStore:
     """A ``KeyValueStore`` over a Faust table that buffers writes until ``flush()``."""
 

@@ -29,8 +29,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
-from stream import highwater
-from stream.batching import WriteBackStore
+from stream import fastpath, highwater
+from stream.batching import SourceContext, WriteBackStore
 from stream.core.funnel import Funnel
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
@@ -50,9 +50,6 @@ REBALANCE_TIMEOUT_S = 6.0
 # rebalance follows; the default (3 s) only delays start-up.
 RECOVERY_DELAY_S = 0.2
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
-# Batches: at most this many messages, or what arrived within this time.
-BATCH_MAX = 2000
-BATCH_WITHIN_S = 0.02
 FETCH_BYTES_PER_PARTITION = 8 << 20
 # Exit status when a batch cannot be completed (EX_IOERR: the usual cause is the state store).
 BATCH_FAILED_EXIT = 74
@@ -122,6 +119,7 @@ class Worker:
         )
         register_targets(self.registry, settings)
         self.watermarks: dict[str, float] = {}
+        self._sources: dict[tuple[str, int], SourceContext] = {}
         self.registry.register(
             StateCollector(self.funnel, self.metrics, self.watermarks, self.consumer_lag)
         )
@@ -130,7 +128,7 @@ class Worker:
     def _create_app(self) -> faust.App:
         s = self.settings
         highwater.install(s.bootstrap_servers, client_kwargs(s.kafka))
-        return faust.App(
+        app = faust.App(
             s.app_id,
             broker=s.faust_broker,
             broker_credentials=faust_credentials(s.kafka),
@@ -158,67 +156,71 @@ class Worker:
             consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
             autodiscover=False,
         )
+        fastpath.install(app, frozenset(self.kinds), self.handle_records)
+        return app
 
     # -- processing ------------------------------------------------------------------------
 
-    async def handle_batch(self, events: Sequence[Any]) -> None:
-        """Classify a batch of messages, apply or dead-letter each, then write and count once.
+    def handle_records(self, records: Sequence[Any]) -> None:
+        """Classify a fetch of input records, apply or dead-letter each, then write and count.
 
-        Each changed state is written once per batch; counters are updated once per batch.
-        Faust acknowledges the batch's offsets only after this returns, and commits them only
-        after flushing what was produced (changelog, dead letters), so a crash in between
-        replays the batch, which the states recognise.
+        Called by the consumer fast path (``stream.fastpath``) with every new record of one
+        fetch, without yielding to the event loop. Each changed state is written once;
+        counters are updated once. The records are acknowledged only after this returns, and
+        Faust commits offsets only after flushing what was produced (changelog, dead letters),
+        so a crash in between replays them, which the states recognise. If the batch cannot
+        be completed (the state store fails), the process stops before anything is committed.
         """
-        funnel, metrics, watermarks, kinds, stages = (
-            self.funnel,
-            self.metrics,
-            self.watermarks,
-            self.kinds,
-            self.stages,
-        )
+        try:
+            self._handle_records(records)
+        except Exception as exc:
+            self.stop_uncommitted(exc)
+
+    def _handle_records(self, records: Sequence[Any]) -> None:
+        funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
+        lead_store, visitor_store, sources = self.lead_store, self.visitor_store, self._sources
         outcomes: Counter[tuple[str, str]] = Counter()
         late_topics: Counter[str] = Counter()
-        timestamps: list[float] = []
         rejected: list[tuple[Any, str]] = []
-        for event in events:
-            msg = event.message
-            topic = msg.topic
-            timestamps.append(msg.timestamp)
-            result = classify(kinds[topic], msg.key, msg.value, stages=stages)
+        for record in records:
+            topic = record.topic
+            result = classify(kinds[topic], record.key, record.value, stages=stages)
             if isinstance(result, Rejection):
-                rejected.append((msg, result.reason))
+                rejected.append((record, result.reason))
                 outcomes[(topic, result.reason)] += 1
                 continue
             t = result.occurred_at.timestamp()
             if funnel.is_late(t):
                 late_topics[topic] += 1
-            self.lead_store.event = self.visitor_store.event = event
+            source = sources.get((topic, record.partition))
+            if source is None:
+                source = sources[(topic, record.partition)] = SourceContext(topic, record.partition)
+            lead_store.event = visitor_store.event = source
             try:
-                outcome: str = funnel.apply(msg.partition, result)
+                outcome: str = funnel.apply(record.partition, result)
             except Exception:
-                # A bug, not bad input. Faust would drop the message and commit past it if
-                # the agent crashed; dead-letter it instead, loudly, so nothing is lost.
+                # A bug, not bad input: dead-letter it, loudly, so nothing is lost.
                 log.exception(
                     "processing failed topic=%s partition=%s offset=%s",
                     topic,
-                    msg.partition,
-                    msg.offset,
+                    record.partition,
+                    record.offset,
                 )
                 outcome = PROCESSING_ERROR
-                rejected.append((msg, PROCESSING_ERROR))
+                rejected.append((record, PROCESSING_ERROR))
             outcomes[(topic, outcome)] += 1
             if outcome == "applied" and t > watermarks.get(topic, 0.0):
                 watermarks[topic] = t
-        self.lead_store.flush()
-        self.visitor_store.flush()
+        lead_store.flush()
+        visitor_store.flush()
         # Outside a batch (timers) reads must search every partition's store.
-        self.lead_store.event = self.visitor_store.event = None
-        for msg, reason in rejected:
-            await self._dead_letter(msg, reason)
-        metrics.record_batch(outcomes, late_topics, timestamps)
+        lead_store.event = visitor_store.event = None
+        for record, reason in rejected:
+            self._dead_letter(record, reason)
+        self.metrics.record_batch(outcomes, late_topics, [r.timestamp / 1000.0 for r in records])
         self._export_effects()
 
-    async def _dead_letter(self, msg: Any, reason: str) -> None:
+    def _dead_letter(self, msg: Any, reason: str) -> None:
         headers = [
             ("source_topic", msg.topic.encode()),
             ("source_partition", str(msg.partition).encode()),
@@ -240,7 +242,9 @@ class Worker:
                 msg.offset,
                 size,
             )
-        await self.dead_letter.send(key=msg.key, value=value, headers=headers)
+        # Buffered, not awaited: the batch is handled without yielding, and Faust flushes the
+        # producer before it commits the batch's offsets.
+        self.dead_letter.send_soon(key=msg.key, value=value, headers=headers)
         log.info(
             "rejected topic=%s partition=%s offset=%s reason=%s",
             msg.topic,
@@ -338,21 +342,18 @@ class Worker:
     def _wire(self) -> None:
         app, worker = self.app, self
 
-        @app.agent(self.visits_topic, name="count_visits")
-        async def count_visits(stream: Any) -> None:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                try:
-                    await worker.handle_batch(events)
-                except Exception as exc:
-                    worker.stop_uncommitted(exc)
+        # The input topics are handled by the consumer fast path (``stream.fastpath``): the
+        # agents subscribe them (group membership, co-partitioned table assignment) and
+        # never receive a message. One that did would have bypassed the funnel: stop before
+        # Faust could commit past it.
+        async def subscribe_only(stream: Any) -> None:
+            async for event in stream.events():
+                worker.stop_uncommitted(
+                    RuntimeError(f"input reached an agent, not the fast path: {event.message.tp}")
+                )
 
-        @app.agent(self.lead_topics, name="track_leads")
-        async def track_leads(stream: Any) -> None:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                try:
-                    await worker.handle_batch(events)
-                except Exception as exc:
-                    worker.stop_uncommitted(exc)
+        app.agent(self.visits_topic, name="count_visits")(subscribe_only)
+        app.agent(self.lead_topics, name="track_leads")(subscribe_only)
 
         @self.visitor_states.on_recover
         async def rebuild_aggregates() -> None:
@@ -376,8 +377,3 @@ class Worker:
             if worker.ready and not app.rebalancing:
                 return view.json({"status": "ok"})
             return view.json({"status": "starting"}, status=503)
-
-
-def create_worker(settings: Settings) -> Worker:
-    """A worker for ``settings`` (not started)."""
-    return Worker(settings)

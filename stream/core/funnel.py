@@ -114,7 +114,8 @@ class Funnel:
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
         raw = self.visitors.get(event.visitor_id)
         state = VisitorState.decode(raw) if raw is not None else VisitorState(view.partition)
-        if event.event_id in state.visits:
+        if raw is not None and event.event_id in state.visits:
+            self.visitors[event.visitor_id] = raw  # written again: see _apply_lead_event
             return "duplicate"
         view.watermark = max(view.watermark, t)
         state.visits[event.event_id] = t
@@ -133,7 +134,11 @@ class Funnel:
         rules, clock, hold = self.rules, view.clock, view.event_clock
         raw = self.leads.get(event.lead_id)
         state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
-        if event.event_id in state.seen:
+        if raw is not None and event.event_id in state.seen:
+            # A replay after a crash finds the state already written locally, but its
+            # changelog record may have been lost with the process: write it again, so the
+            # changelog (what another worker recovers from) has every applied event.
+            self.leads[event.lead_id] = raw
             return "duplicate"
         view.watermark = max(view.watermark, t)
         before = lead_status(state, rules, clock, hold)
