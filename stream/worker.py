@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
 from stream import fastpath, highwater
-from stream.batching import SourceContext, WriteBackStore
+from stream.batching import WriteBackStore
 from stream.core.funnel import Funnel
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
@@ -86,24 +86,23 @@ class Worker:
         raw: dict[str, Any] = {
             "key_type": bytes,
             "value_type": bytes,
-            "key_serializer": "raw",
             "value_serializer": "raw",
             "partitions": settings.partitions,
         }
         self.visits_topic = app.topic(names.visits, **raw)
         self.lead_topics = app.topic(names.leads, names.transitions, **raw)
         self.dead_letter = app.topic(names.dead_letter, **raw)
-        self.lead_states = StateTable(
-            app, name="lead_states", key_type=str, partitions=settings.partitions
-        )
-        self.visitor_states = StateTable(
-            app, name="visitor_states", key_type=str, partitions=settings.partitions
-        )
+        state: dict[str, Any] = {
+            "key_type": str,
+            "partitions": settings.partitions,
+        }
+        self.lead_states = StateTable(app, name="lead_states", **state)
+        self.visitor_states = StateTable(app, name="visitor_states", **state)
         app.tables.add(self.lead_states)
         app.tables.add(self.visitor_states)
 
-        self.lead_store = WriteBackStore(self.lead_states)
-        self.visitor_store = WriteBackStore(self.visitor_states)
+        self.lead_store = WriteBackStore(self.lead_states, self.stop_uncommitted)
+        self.visitor_store = WriteBackStore(self.visitor_states, self.stop_uncommitted)
         self.funnel = Funnel(
             rules_from_settings(settings), self.lead_store, self.visitor_store, settings.clock
         )
@@ -119,7 +118,6 @@ class Worker:
         )
         register_targets(self.registry, settings)
         self.watermarks: dict[str, float] = {}
-        self._sources: dict[tuple[str, int], SourceContext] = {}
         self.registry.register(
             StateCollector(self.funnel, self.metrics, self.watermarks, self.consumer_lag)
         )
@@ -178,7 +176,7 @@ class Worker:
 
     def _handle_records(self, records: Sequence[Any]) -> None:
         funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
-        lead_store, visitor_store, sources = self.lead_store, self.visitor_store, self._sources
+        lead_store, visitor_store = self.lead_store, self.visitor_store
         outcomes: Counter[tuple[str, str]] = Counter()
         late_topics: Counter[str] = Counter()
         rejected: list[tuple[Any, str]] = []
@@ -192,10 +190,7 @@ class Worker:
             t = result.occurred_at.timestamp()
             if funnel.is_late(t):
                 late_topics[topic] += 1
-            source = sources.get((topic, record.partition))
-            if source is None:
-                source = sources[(topic, record.partition)] = SourceContext(topic, record.partition)
-            lead_store.event = visitor_store.event = source
+            lead_store.partition = visitor_store.partition = record.partition
             try:
                 outcome: str = funnel.apply(record.partition, result)
             except Exception:
@@ -214,7 +209,7 @@ class Worker:
         lead_store.flush()
         visitor_store.flush()
         # Outside a batch (timers) reads must search every partition's store.
-        lead_store.event = visitor_store.event = None
+        lead_store.partition = visitor_store.partition = None
         for record, reason in rejected:
             self._dead_letter(record, reason)
         self.metrics.record_batch(outcomes, late_topics, [r.timestamp / 1000.0 for r in records])
@@ -288,6 +283,11 @@ class Worker:
     async def on_recovered(self) -> None:
         """Tables are recovered: rebuild the aggregates of the owned partitions."""
         started = time.monotonic()
+        # The changelog is written straight into the producer's queue (stream.batching),
+        # which needs the topics' metadata first.
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        for table in (self.lead_states, self.visitor_states):
+            await producer.client._wait_on_metadata(table.changelog_topic.get_topic_name())
         leads, visits = self.owned_partitions()
         self.funnel.rebuild(leads, visits)
         names = self.settings.topics
