@@ -81,6 +81,7 @@ class Funnel:
         # One view per input partition, apart for visits and for leads (they may be owned
         # by different workers).
         self.views: dict[ViewKey, PartitionView] = {}
+        self._watermark = 0.0  # the highest view watermark, kept as events are applied
         self.effects = Effects()
         self._largest_window = max(rules.windows, key=lambda w: w.seconds)
 
@@ -118,6 +119,8 @@ class Funnel:
             self.visitors[event.visitor_id] = raw  # written again: see _apply_lead_event
             return "duplicate"
         view.watermark = max(view.watermark, t)
+        if t > self._watermark:
+            self._watermark = t
         state.visits[event.event_id] = t
         state.forget_before(view.watermark - self.rules.dedupe_horizon)
         self.visitors[event.visitor_id] = state.encode()
@@ -141,6 +144,8 @@ class Funnel:
             self.leads[event.lead_id] = raw
             return "duplicate"
         view.watermark = max(view.watermark, t)
+        if t > self._watermark:
+            self._watermark = t
         before = lead_status(state, rules, clock, hold)
         windows_before = lead_windows(state, before, rules)
         if isinstance(event, LeadCreated):
@@ -258,6 +263,7 @@ class Funnel:
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             view.watermark = max(view.watermark, max(visitor.visits.values(), default=0.0))
+        self._update_watermark()
         if self.clock_mode == "wall":
             self.clock = max(self.clock, self._now())
         for (kind, _), view in self.views.items():
@@ -288,6 +294,10 @@ class Funnel:
             self.views.pop(("leads", p), None)
         for p in visit_partitions:
             self.views.pop(("visits", p), None)
+        self._update_watermark()
+
+    def _update_watermark(self) -> None:
+        self._watermark = max((v.watermark for v in self.views.values()), default=0.0)
 
     # -- what the gauges show ----------------------------------------------------------------
 
@@ -313,7 +323,7 @@ class Funnel:
     @property
     def watermark(self) -> float:
         """Highest ``occurred_at`` applied across the owned partitions (0 before any)."""
-        return max((v.watermark for v in self.views.values()), default=0.0)
+        return self._watermark
 
     def followup_gauges(self) -> dict[str, FollowupGauge]:
         """Awaiting, overdue and oldest open lead per team with open leads, over the owned

@@ -13,9 +13,10 @@ team ``default``).
 
 from __future__ import annotations
 
-import json
 from bisect import insort
 from dataclasses import dataclass, field
+
+import orjson
 
 from stream.core.effects import Effects, FollowUp
 from stream.core.rules import FunnelRules
@@ -42,7 +43,7 @@ class LeadState:
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
-        return json.dumps(
+        return orjson.dumps(
             [
                 self.partition,
                 self.created_at,
@@ -53,14 +54,15 @@ class LeadState:
                 self.max_created_at,
                 self.max_changed_at,
                 self.team,
-            ],
-            separators=(",", ":"),
-        ).encode()
+            ]
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> LeadState:
         """Inverse of ``encode`` (also reads states written before ``team`` was kept)."""
-        p, created, source, teams, entries, seen, max_created, max_changed, *rest = json.loads(raw)
+        p, created, source, teams, entries, seen, max_created, max_changed, *rest = orjson.loads(
+            raw
+        )
         team = rest[0] if rest else next((n for t, n in teams if t == created), None)
         return cls(
             partition=p,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+import orjson
 
 
 @dataclass(slots=True)
@@ -15,12 +16,12 @@ class VisitorState:
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
-        return json.dumps([self.partition, self.visits], separators=(",", ":")).encode()
+        return orjson.dumps([self.partition, self.visits])
 
     @classmethod
     def decode(cls, raw: bytes) -> VisitorState:
         """Inverse of ``encode``."""
-        partition, visits = json.loads(raw)
+        partition, visits = orjson.loads(raw)
         return cls(partition, visits)
 
     def forget_before(self, horizon_start: float) -> None:
