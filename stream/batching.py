@@ -29,6 +29,9 @@ from faust.stores.rocksdb import Store as RocksDBStore
 
 log = logging.getLogger(__name__)
 
+# Batches queued per changelog partition before the worker waits for the producer.
+MAX_QUEUED_BATCHES = 2
+
 
 class WriteBackStore:
     """A ``KeyValueStore`` over a Faust table (raw ``str`` keys, ``bytes`` values) that buffers
@@ -94,6 +97,10 @@ class WriteBackStore:
         pending.clear()
         return n
 
+    async def wait_for_room(self) -> None:
+        """Wait until the producer has taken most of the changelog queued so far."""
+        await self._changelog.wait_for_room()
+
 
 class ChangelogWriter:
     """Appends a table's changed keys to its changelog as whole record batches, without waiting.
@@ -119,23 +126,32 @@ class ChangelogWriter:
         producer = self._table.app.producer._ensure_producer()
         queue = producer._message_accumulator
         tp = TopicPartition(self.topic, partition)
-        builder, n = producer.create_batch(), 0
+        # Records join the partition's last batch while it waits for the sender (as
+        # aiokafka's own ``send`` does), so a fetch adds no batch unless that one is full.
+        waiting = queue._batches.get(tp)
+        builder = waiting[-1]._builder if waiting else None
         for key, value in records:
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                self._queue(queue, tp, builder, n)
-                builder, n = producer.create_batch(), 0
+            if builder is None or builder.append(key=key, value=value, timestamp=None) is None:
+                builder = producer.create_batch()
                 builder.append(key=key, value=value, timestamp=None)
-            n += 1
-        self._queue(queue, tp, builder, n)
+                batch = queue._append_batch(builder, tp)
+                batch.future.add_done_callback(partial(self._sent, tp, builder))
 
-    def _queue(self, queue: Any, tp: TopicPartition, builder: Any, n: int) -> None:
-        # ``AIOKafkaProducer.send_batch`` is a coroutine that waits for the partition's
-        # previous batch to be sent; the batch is appended behind it instead, as aiokafka
-        # does itself when a batch fills up, so the caller never yields to the event loop.
-        batch = queue._append_batch(builder, tp)
-        batch.future.add_done_callback(partial(self._sent, tp, n))
+    async def wait_for_room(self, limit: int = MAX_QUEUED_BATCHES) -> None:
+        """Wait while any changelog partition has more than ``limit`` batches queued.
 
-    def _sent(self, tp: TopicPartition, n: int, future: Any) -> None:
+        The producer sends one request at a time per broker; a worker that applies events
+        faster than the broker takes the changelog would otherwise queue batches without
+        bound. The consumer fast path calls this before it handles the next fetch.
+        """
+        producer = self._table.app.producer._ensure_producer()
+        for tp, waiting in list(producer._message_accumulator._batches.items()):
+            if tp.topic != self.topic:
+                continue
+            while len(waiting) > limit:
+                await waiting[0].wait_drain()
+
+    def _sent(self, tp: TopicPartition, builder: Any, future: Any) -> None:
         if future.cancelled():
             return
         exc = future.exception()
@@ -143,4 +159,5 @@ class ChangelogWriter:
             log.error("changelog batch refused topic=%s partition=%s: %r", *tp, exc)
             self._on_failure(exc)
             return
-        self._table.data.set_persisted_offset(tp, future.result().offset + n - 1)
+        last = future.result().offset + builder.record_count() - 1
+        self._table.data.set_persisted_offset(tp, last)

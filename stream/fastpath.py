@@ -25,14 +25,29 @@ What Faust guarantees stays true (tests/stream/test_fastpath.py, the kill and re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
+from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types.tuples import ack_lock
 
 BatchHandler = Callable[[Sequence[Any]], None]
+Backpressure = Callable[[], Awaitable[None]]
+# How long the broker may hold a fetch that finds no new records. Faust asks for 1.5 s; a
+# fetch in flight holds back records that arrive meanwhile on the broker (the next fetch
+# waits for it), which under a steady trickle delayed records by up to that long.
+FETCH_MAX_WAIT_MS = 20
+
+
+class PromptFetchThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread with a short fetch wait (``FETCH_MAX_WAIT_MS``)."""
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer: AIOKafkaConsumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its fetcher at start
+        return consumer
 
 
 class BatchConsumer(Consumer):
@@ -40,6 +55,10 @@ class BatchConsumer(Consumer):
 
     batch_topics: ClassVar[frozenset[str]] = frozenset()
     batch_handler: ClassVar[BatchHandler | None] = None
+    backpressure: ClassVar[Backpressure | None] = None
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return PromptFetchThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
@@ -59,6 +78,9 @@ class BatchConsumer(Consumer):
                 if self.app.consumer_generation_id != generation:
                     continue
                 await self.app.producer.buffer.wait_until_ebb()
+                backpressure = type(self).backpressure
+                if backpressure is not None:
+                    await backpressure()
                 others = self._handle_batch_topics(records, active)
                 if others:
                     await self._deliver(others, generation)
@@ -155,11 +177,18 @@ class BatchConsumer(Consumer):
             self.log.warning("seek to committed offsets after a rebalance failed: %r", exc)
 
 
-def install(app: Any, topics: frozenset[str], handler: BatchHandler) -> None:
-    """Make ``app`` (not started yet) hand whole fetches of ``topics`` to ``handler``."""
+def install(
+    app: Any, topics: frozenset[str], handler: BatchHandler, backpressure: Backpressure
+) -> None:
+    """Make ``app`` (not started yet) hand whole fetches of ``topics`` to ``handler``, after
+    awaiting ``backpressure()`` (the producer keeping up) before each fetch is handled."""
     consumer_class = type(
         "FunnelBatchConsumer",
         (BatchConsumer,),
-        {"batch_topics": topics, "batch_handler": staticmethod(handler)},
+        {
+            "batch_topics": topics,
+            "batch_handler": staticmethod(handler),
+            "backpressure": staticmethod(backpressure),
+        },
     )
     app.transport.Consumer = consumer_class
