@@ -177,8 +177,11 @@ class FunnelMetrics:
 
     def record_effects(self, effects: Effects) -> None:
         """Export what the core did (then the caller clears ``effects``)."""
-        for (stage, source), n in Tally(effects.entries).items():
-            self.stage_entries.labels(stage, self.source(source)).inc(n)
+        # Each entry's source is bounded (and its overflow counted) one by one; the counter
+        # is then updated once per label pair.
+        source = self.source
+        for (stage, label), n in Tally((st, source(src)) for st, src in effects.entries).items():
+            self.stage_entries.labels(stage, label).inc(n)
         for stage, n in Tally(effects.reentries).items():
             self.stage_reentries.labels(stage).inc(n)
         for f in effects.followups:
