@@ -141,12 +141,12 @@ def test_a_web_port_in_use_is_refused_in_one_line() -> None:
 def test_a_worker_that_is_not_healthy_in_time_ends_the_demo(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(demo_module, "HEALTH_TIMEOUT_S", 4.0)  # it takes longer to start
+    monkeypatch.setattr(demo_module, "HEALTH_TIMEOUT_S", 0.5)  # it takes longer to start
     for name in [k for k in os.environ if k.startswith("FUNNEL_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("FUNNEL_WEB_PORT", str(_free_port()))
 
-    with pytest.raises(WorkerFailed, match=r"^the worker was not healthy after 4 s \(log: "):
+    with pytest.raises(WorkerFailed, match=r"^the worker was not healthy after 0.5 s \(log: "):
         run_demo(None, seed=1, rate=10, backfill_days=0)
 
     out, err = capsys.readouterr()
