@@ -16,8 +16,7 @@ from __future__ import annotations
 from bisect import insort
 from dataclasses import dataclass, field
 
-import orjson
-
+from stream.core.codec import decode_json, encode_json
 from stream.core.effects import Effects, FollowUp
 from stream.core.rules import FunnelRules
 
@@ -43,7 +42,7 @@ class LeadState:
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
-        return orjson.dumps(
+        return encode_json(
             [
                 self.partition,
                 self.created_at,
@@ -60,9 +59,7 @@ class LeadState:
     @classmethod
     def decode(cls, raw: bytes) -> LeadState:
         """Inverse of ``encode`` (also reads states written before ``team`` was kept)."""
-        p, created, source, teams, entries, seen, max_created, max_changed, *rest = orjson.loads(
-            raw
-        )
+        p, created, source, teams, entries, seen, max_created, max_changed, *rest = decode_json(raw)
         team = rest[0] if rest else next((n for t, n in teams if t == created), None)
         return cls(
             partition=p,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
+from stream.core.codec import decode_json, encode_json
 
 
 @dataclass(slots=True)
@@ -16,12 +16,12 @@ class VisitorState:
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
-        return orjson.dumps([self.partition, self.visits])
+        return encode_json([self.partition, self.visits])
 
     @classmethod
     def decode(cls, raw: bytes) -> VisitorState:
         """Inverse of ``encode``."""
-        partition, visits = orjson.loads(raw)
+        partition, visits = decode_json(raw)
         return cls(partition, visits)
 
     def forget_before(self, horizon_start: float) -> None:
