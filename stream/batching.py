@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -71,9 +71,24 @@ class WriteBackStore:
         self._pending[key] = (value, self.partition)
 
     def items(self) -> Iterable[tuple[str | bytes, bytes]]:
-        """Every stored item (only called between batches, when nothing is pending)."""
-        items: Iterable[tuple[str | bytes, bytes]] = self._table.items()
-        return items
+        """Every stored item of the partitions held (only called between batches).
+
+        RocksDB databases are read directly, raw keys and values, without Faust's
+        per-item decoding: a rebuild after a restart reads every state twice.
+        """
+        store = self._table.data
+        if not isinstance(store, RocksDBStore):
+            items: Iterable[tuple[str | bytes, bytes]] = self._table.items()
+            return items
+        return self._rocksdb_items(store)
+
+    @staticmethod
+    def _rocksdb_items(store: RocksDBStore) -> Iterator[tuple[str | bytes, bytes]]:
+        skip = store.offset_key
+        for db in list(store._dbs.values()):
+            for key, value in db.items():
+                if key != skip:
+                    yield key, value
 
     def flush(self) -> int:
         """Write every key changed in this batch to the store and the changelog; how many."""

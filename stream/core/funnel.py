@@ -255,14 +255,19 @@ class Funnel:
         # Two passes over the stores, decoding as they go: first the watermarks (the clocks
         # every status depends on), then the aggregates. Holding every decoded state at once
         # would double the memory of a worker with a million open leads.
-        for _, lead in _states(self.leads.items(), wanted_leads, LeadState.decode):
-            view = self.views[("leads", lead.partition)]
-            view.watermark = max(view.watermark, lead.max_time())
-            view.created_watermark = max(view.created_watermark, lead.max_created_at)
-            view.changed_watermark = max(view.changed_watermark, lead.max_changed_at)
-        for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
-            view = self.views[("visits", visitor.partition)]
-            view.watermark = max(view.watermark, max(visitor.visits.values(), default=0.0))
+        # The first pass reads only the clock facts of each state (no full decode).
+        for _, raw in self.leads.items():
+            partition, latest, created, changed = LeadState.clock_facts(raw)
+            if partition in wanted_leads:
+                view = self.views[("leads", partition)]
+                view.watermark = max(view.watermark, latest)
+                view.created_watermark = max(view.created_watermark, created)
+                view.changed_watermark = max(view.changed_watermark, changed)
+        for _, raw in self.visitors.items():
+            partition, latest = VisitorState.clock_facts(raw)
+            if partition in wanted_visits:
+                view = self.views[("visits", partition)]
+                view.watermark = max(view.watermark, latest)
         self._update_watermark()
         if self.clock_mode == "wall":
             self.clock = max(self.clock, self._now())

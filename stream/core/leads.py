@@ -73,6 +73,14 @@ class LeadState:
             team=team,
         )
 
+    @staticmethod
+    def clock_facts(raw: bytes) -> tuple[int, float, float, float]:
+        """(partition, ``max_time()``, ``max_created_at``, ``max_changed_at``) of an encoded
+        state, without building it: the first pass of a rebuild reads a million of them."""
+        fields = decode_json(raw)
+        latest = max((times[-1] for times in fields[4].values()), default=0.0)
+        return fields[0], latest, fields[6], fields[7]
+
     # -- derived facts -------------------------------------------------------------------
 
     def first_entry(self, stage: str) -> float | None:

@@ -24,6 +24,12 @@ class VisitorState:
         partition, visits = decode_json(raw)
         return cls(partition, visits)
 
+    @staticmethod
+    def clock_facts(raw: bytes) -> tuple[int, float]:
+        """(partition, latest visit time) of an encoded state, without building it."""
+        partition, visits = decode_json(raw)
+        return partition, max(visits.values(), default=0.0)
+
     def forget_before(self, horizon_start: float) -> None:
         """Drop visits older than the duplicate horizon, keeping the state bounded."""
         old = [eid for eid, t in self.visits.items() if t < horizon_start]
