@@ -48,7 +48,14 @@ class WriteBackStore:
         self._table = table
         self._pending: dict[str, tuple[bytes, int]] = {}
         self.partition: int | None = None
-        self._changelog = ChangelogWriter(table, on_failure)
+        # When a changelog batch is stored, its last offset is kept in the partition's
+        # store: Faust resumes the changelog from there when it recovers the table.
+        self._changelog = TopicWriter(
+            table.app,
+            table.changelog_topic.get_topic_name,
+            on_failure,
+            on_stored=lambda tp, offset: table.data.set_persisted_offset(tp, offset),
+        )
 
     def get(self, key: str) -> bytes | None:
         """The key's value, as written in this batch or else as stored."""
@@ -107,7 +114,7 @@ class WriteBackStore:
                 store._db_for_partition(partition).write(batch)
             else:
                 store.data.update((k.decode(), v) for k, v in records)
-            self._changelog.send(partition, records)
+            self._changelog.send(partition, ((k, v, []) for k, v in records))
         n = len(pending)
         pending.clear()
         return n
@@ -117,62 +124,72 @@ class WriteBackStore:
         await self._changelog.wait_for_room()
 
 
-class ChangelogWriter:
-    """Appends a table's changed keys to its changelog as whole record batches, without waiting.
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+
+
+class TopicWriter:
+    """Appends records to a topic's partitions as whole record batches, without waiting.
 
     The batches go into the producer's queue at once (aiokafka's accumulator, in order per
     partition); the producer sends them within its linger time, and Faust's commit waits for
-    them (``Producer.flush``). When a batch is stored, its last offset is written to the
-    partition's store as the persisted offset. A batch the broker refuses for good calls
-    ``on_failure`` (the worker then stops before committing anything more).
+    them (``Producer.flush``), so they are stored before the offsets of the records that
+    caused them are committed. ``on_stored(tp, last_offset)`` is called when a batch is
+    stored; a batch the broker refuses for good calls ``on_failure`` (the worker then stops
+    before committing anything more).
     """
 
-    def __init__(self, table: Any, on_failure: Callable[[Exception], None]) -> None:
-        self._table = table
+    def __init__(
+        self,
+        app: Any,
+        topic: Callable[[], str],
+        on_failure: Callable[[Exception], None],
+        on_stored: Callable[[TopicPartition, int], None] | None = None,
+    ) -> None:
+        self._app = app
+        self._topic = topic
         self._on_failure = on_failure
+        self._on_stored = on_stored
 
-    @property
-    def topic(self) -> str:
-        name: str = self._table.changelog_topic.get_topic_name()
-        return name
-
-    def send(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        """Queue ``records`` (key, value) for changelog ``partition``."""
-        producer = self._table.app.producer._ensure_producer()
+    def send(self, partition: int, records: Iterable[Record]) -> None:
+        """Queue ``records`` for ``partition`` of the topic."""
+        producer = self._app.producer._ensure_producer()
         queue = producer._message_accumulator
-        tp = TopicPartition(self.topic, partition)
+        tp = TopicPartition(self._topic(), partition)
         # Records join the partition's last batch while it waits for the sender (as
         # aiokafka's own ``send`` does), so a fetch adds no batch unless that one is full.
         waiting = queue._batches.get(tp)
         builder = waiting[-1]._builder if waiting else None
-        for key, value in records:
-            if builder is None or builder.append(key=key, value=value, timestamp=None) is None:
+        for key, value, headers in records:
+            if (
+                builder is None
+                or builder.append(key=key, value=value, timestamp=None, headers=headers) is None
+            ):
                 builder = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
+                builder.append(key=key, value=value, timestamp=None, headers=headers)
                 batch = queue._append_batch(builder, tp)
                 batch.future.add_done_callback(partial(self._sent, tp, builder))
 
     async def wait_for_room(self, limit: int = MAX_QUEUED_BATCHES) -> None:
-        """Wait while any changelog partition has more than ``limit`` batches queued.
+        """Wait while any partition of the topic has more than ``limit`` batches queued.
 
         The producer sends one request at a time per broker; a worker that applies events
-        faster than the broker takes the changelog would otherwise queue batches without
-        bound. The consumer fast path calls this before it handles the next fetch.
+        faster than the broker takes them would otherwise queue batches without bound. The
+        consumer fast path calls this before it handles the next fetch.
         """
-        producer = self._table.app.producer._ensure_producer()
+        producer = self._app.producer._ensure_producer()
+        topic = self._topic()
         for tp, waiting in list(producer._message_accumulator._batches.items()):
-            if tp.topic != self.topic:
-                continue
-            while len(waiting) > limit:
-                await waiting[0].wait_drain()
+            if tp.topic == topic:
+                while len(waiting) > limit:
+                    await waiting[0].wait_drain()
 
     def _sent(self, tp: TopicPartition, builder: Any, future: Any) -> None:
         if future.cancelled():
             return
         exc = future.exception()
         if exc is not None:
-            log.error("changelog batch refused topic=%s partition=%s: %r", *tp, exc)
+            log.error("record batch refused topic=%s partition=%s: %r", *tp, exc)
             self._on_failure(exc)
             return
-        last = future.result().offset + builder.record_count() - 1
-        self._table.data.set_persisted_offset(tp, last)
+        if self._on_stored is not None:
+            self._on_stored(tp, future.result().offset + builder.record_count() - 1)

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
 from stream import fastpath, highwater
-from stream.batching import WriteBackStore
+from stream.batching import Record, TopicWriter, WriteBackStore
 from stream.core.funnel import Funnel
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
@@ -42,12 +42,12 @@ from stream.targets import register_targets
 log = logging.getLogger(__name__)
 
 # A consumer joining a group on the embedded broker waits about half the session timeout
-# (measured: 5.1 s at 10 s, 3.1 s at 6 s, 2.1 s at 3 s, whatever the rebalance timeout).
-# Faust's consumer thread heartbeats every second, apart from the main loop (which never
-# blocks it for long: a batch is one fetch), so 3 s is safe; start-up joins in about 2 s and a
-# killed worker's partitions move on within 3 s.
-SESSION_TIMEOUT_S = 3.0
-REBALANCE_TIMEOUT_S = 3.0
+# (measured: 5.1 s at 10 s, 3.1 s at 6 s, 2.1 s at 3 s, 1.0 s at 2 s). A restart after kill -9
+# joins twice (the dead member holds its place for a session timeout), so this is most of a
+# restart's time besides the rebuild. Faust's consumer thread heartbeats every 0.5 s apart
+# from the main loop, whose longest stretch without yielding is one fetch's batch.
+SESSION_TIMEOUT_S = 2.0
+REBALANCE_TIMEOUT_S = 2.0
 # Faust waits this long after an assignment before recovering tables, in case another
 # rebalance follows; the default (3 s) only delays start-up.
 RECOVERY_DELAY_S = 0.2
@@ -127,7 +127,8 @@ class Worker:
         }
         self.visits_topic = app.topic(names.visits, **raw)
         self.lead_topics = app.topic(names.leads, names.transitions, **raw)
-        self.dead_letter = app.topic(names.dead_letter, **raw)
+        self._dead_letters = TopicWriter(app, lambda: names.dead_letter, self.stop_uncommitted)
+        self._dead_letter_partitions = settings.partitions  # read from the broker at recovery
         state: dict[str, Any] = {
             "key_type": str,
             "partitions": settings.partitions,
@@ -181,7 +182,7 @@ class Worker:
             broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
             broker_session_timeout=SESSION_TIMEOUT_S,
             stream_recovery_delay=RECOVERY_DELAY_S,
-            broker_heartbeat_interval=1.0,
+            broker_heartbeat_interval=0.5,
             broker_commit_interval=1.0,
             # Changelog writes are many and small: batch them instead of one request each.
             producer_linger=0.02,
@@ -217,6 +218,7 @@ class Worker:
     async def _changelog_room(self) -> None:
         await self.lead_store.wait_for_room()
         await self.visitor_store.wait_for_room()
+        await self._dead_letters.wait_for_room()
 
     def _handle_records(self, records: Sequence[Any]) -> None:
         funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
@@ -254,43 +256,62 @@ class Worker:
         visitor_store.flush()
         # Outside a batch (timers) reads must search every partition's store.
         lead_store.partition = visitor_store.partition = None
-        for record, reason in rejected:
-            self._dead_letter(record, reason)
+        if rejected:
+            self._dead_letter(rejected)
         self.metrics.record_batch(outcomes, late_topics, [r.timestamp / 1000.0 for r in records])
         self._export_effects()
 
-    def _dead_letter(self, msg: Any, reason: str) -> None:
-        headers = [
-            ("source_topic", msg.topic.encode()),
-            ("source_partition", str(msg.partition).encode()),
-            ("source_offset", str(msg.offset).encode()),
-            ("reason", reason.encode()),
-        ]
-        value = msg.value
-        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(msg.key, value, headers)
-        if size > self.app.conf.producer_max_request_size:
-            # The producer would refuse it, crash the agent and so lose the batch. Keep the
-            # record without its value; the headers say where the original is.
-            headers.append(("value_omitted_bytes", str(len(value)).encode()))
-            value = None
-            log.warning(
-                "dead letter without its value (larger than producer_max_request_size) "
-                "topic=%s partition=%s offset=%s bytes=%s",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                size,
+    def _dead_letter(self, rejected: list[tuple[Any, str]]) -> None:
+        """Send rejected records to the dead-letter topic, with where they came from and why.
+
+        A record goes to the dead-letter partition of its source partition's number, in the
+        order read. The records are queued, not awaited: the batch is handled without
+        yielding, and Faust flushes the producer before it commits the batch's offsets.
+        """
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        limit = self.app.conf.producer_max_request_size
+        for msg, reason in rejected:
+            headers = [
+                ("source_topic", msg.topic.encode()),
+                ("source_partition", str(msg.partition).encode()),
+                ("source_offset", str(msg.offset).encode()),
+                ("reason", reason.encode()),
+            ]
+            value = msg.value
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(msg.key, value, headers)
+            if size > limit:
+                # The broker would refuse it and so fail the batch. Keep the record without
+                # its value; the headers say where the original is.
+                headers.append(("value_omitted_bytes", str(len(value)).encode()))
+                value = None
+                log.warning(
+                    "dead letter without its value (larger than producer_max_request_size) "
+                    "topic=%s partition=%s offset=%s bytes=%s",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    size,
+                )
+            by_partition[msg.partition % self._dead_letter_partitions].append(
+                (msg.key, value, headers)
             )
-        # Buffered, not awaited: the batch is handled without yielding, and Faust flushes the
-        # producer before it commits the batch's offsets.
-        self.dead_letter.send_soon(key=msg.key, value=value, headers=headers)
-        log.info(
-            "rejected topic=%s partition=%s offset=%s reason=%s",
-            msg.topic,
-            msg.partition,
-            msg.offset,
-            reason,
-        )
+            groups[(msg.topic, reason)].append(msg)
+        for partition, records in by_partition.items():
+            self._dead_letters.send(partition, records)
+        # One line per topic and reason per batch (a poison storm is thousands a second);
+        # every record is in the dead-letter topic with its own offset.
+        for (topic, reason), msgs in groups.items():
+            log.info(
+                "rejected topic=%s reason=%s count=%d first=%s:%s last=%s:%s",
+                topic,
+                reason,
+                len(msgs),
+                msgs[0].partition,
+                msgs[0].offset,
+                msgs[-1].partition,
+                msgs[-1].offset,
+            )
 
     def stop_uncommitted(self, exc: Exception) -> NoReturn:
         """Stop the process at once because a batch could not be completed.
@@ -332,6 +353,11 @@ class Worker:
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         for table in (self.lead_states, self.visitor_states):
             await producer.client._wait_on_metadata(table.changelog_topic.get_topic_name())
+        dead_letter = self.settings.topics.dead_letter
+        await producer.client._wait_on_metadata(dead_letter)
+        partitions = producer.client.cluster.partitions_for_topic(dead_letter)
+        if partitions:
+            self._dead_letter_partitions = len(partitions)
         leads, visits = self.owned_partitions()
         self.funnel.rebuild(leads, visits)
         names = self.settings.topics
