@@ -65,10 +65,19 @@ class BatchConsumer(Consumer):
         try:
             while not (stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                generation = self.app.consumer_generation_id
                 records, active = await self._wait_next_records(1.0)
-                # Let the loop run between fetches (health checks, timers, rebalances).
-                await self.sleep(0)
+                # The generation these records belong to: the wait above can span a
+                # rebalance (it waits for the flow to resume), so it is read after it, as
+                # Faust's ``getmany`` does.
+                generation = self.app.consumer_generation_id
+                # Every wait comes before the checks below, never between them and the
+                # handler: a rebalance can run during a wait (it runs on the loop), and
+                # records handled after it would belong to partitions revoked meanwhile.
+                await self.sleep(0)  # the loop runs between fetches (health, timers)
+                await self.app.producer.buffer.wait_until_ebb()
+                backpressure = type(self).backpressure
+                if backpressure is not None:
+                    await backpressure()
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:
@@ -76,11 +85,9 @@ class BatchConsumer(Consumer):
                     await self._seek_back()
                     continue
                 if self.app.consumer_generation_id != generation:
+                    # A rebalance completed since the fetch; it ended with a seek to the
+                    # committed offsets, so these records are fetched again.
                     continue
-                await self.app.producer.buffer.wait_until_ebb()
-                backpressure = type(self).backpressure
-                if backpressure is not None:
-                    await backpressure()
                 others = self._handle_batch_topics(records, active)
                 if others:
                     await self._deliver(others, generation)
@@ -139,6 +146,26 @@ class BatchConsumer(Consumer):
                 index.update(fresh)
                 self._acked[tp].extend(fresh)
                 self._n_acked += len(fresh)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """Faust's next commit offset for ``tp``, from a de-duplicated list of acks.
+
+        After a seek back to the committed offset (every rebalance) records are delivered
+        again, and those acknowledged before but not yet committed were appended to the
+        ack list a second time. Faust's ``_new_offset`` commits only the first run of
+        consecutive offsets, which a repeated offset ends: the committed offset then crept
+        one record per commit (a false lag of thousands of records for minutes).
+        """
+        acked = self._acked[tp]
+        if acked:
+            committed = self._committed_offset[tp]
+            unique = sorted(set(acked))
+            if committed is not None:
+                unique = [o for o in unique if o >= committed]
+            acked[:] = unique
+            self._acked_index[tp] = set(unique)
+        offset: int | None = super()._new_offset(tp)
+        return offset
 
     def _record_gap(self, tp: Any, first: int, last: int) -> None:
         """Offsets ``first..last`` will never arrive: count them as acknowledged for commits."""
