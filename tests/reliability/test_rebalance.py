@@ -94,7 +94,7 @@ async def test_kill_join_and_leave_sum_to_the_recount(
         c = worker("c").start()  # an empty store: every partition it gets is recovered
         running = [a, b, c]
         await wait_split([a, b, c], names.inputs)
-        assert b.stop() == 0, b.tail(80)
+        assert b.stop() == 0, b.tail(40)
         running = [a, c]
         await wait_split([a, c], names.inputs)
         await stream
