@@ -20,19 +20,19 @@ import logging
 import os
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import faust
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.tables.manager import TableManager
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
 from stream import fastpath, highwater
-from stream.batching import Record, TopicWriter, WriteBackStore
+from stream.batching import WriteBackStore
 from stream.core.funnel import Funnel
+from stream.deadletter import DeadLetters
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
 from stream.security import client_kwargs, faust_credentials
@@ -127,8 +127,9 @@ class Worker:
         }
         self.visits_topic = app.topic(names.visits, **raw)
         self.lead_topics = app.topic(names.leads, names.transitions, **raw)
-        self._dead_letters = TopicWriter(app, lambda: names.dead_letter, self.stop_uncommitted)
-        self._dead_letter_partitions = settings.partitions  # read from the broker at recovery
+        self.dead_letters = DeadLetters(
+            app, names.dead_letter, settings.partitions, self.stop_uncommitted
+        )
         state: dict[str, Any] = {
             "key_type": str,
             "partitions": settings.partitions,
@@ -218,7 +219,7 @@ class Worker:
     async def _changelog_room(self) -> None:
         await self.lead_store.wait_for_room()
         await self.visitor_store.wait_for_room()
-        await self._dead_letters.wait_for_room()
+        await self.dead_letters.wait_for_room()
 
     def _handle_records(self, records: Sequence[Any]) -> None:
         funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
@@ -257,61 +258,9 @@ class Worker:
         # Outside a batch (timers) reads must search every partition's store.
         lead_store.partition = visitor_store.partition = None
         if rejected:
-            self._dead_letter(rejected)
+            self.dead_letters.send(rejected)
         self.metrics.record_batch(outcomes, late_topics, [r.timestamp / 1000.0 for r in records])
         self._export_effects()
-
-    def _dead_letter(self, rejected: list[tuple[Any, str]]) -> None:
-        """Send rejected records to the dead-letter topic, with where they came from and why.
-
-        A record goes to the dead-letter partition of its source partition's number, in the
-        order read. The records are queued, not awaited: the batch is handled without
-        yielding, and Faust flushes the producer before it commits the batch's offsets.
-        """
-        by_partition: dict[int, list[Record]] = defaultdict(list)
-        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        limit = self.app.conf.producer_max_request_size
-        for msg, reason in rejected:
-            headers = [
-                ("source_topic", msg.topic.encode()),
-                ("source_partition", str(msg.partition).encode()),
-                ("source_offset", str(msg.offset).encode()),
-                ("reason", reason.encode()),
-            ]
-            value = msg.value
-            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(msg.key, value, headers)
-            if size > limit:
-                # The broker would refuse it and so fail the batch. Keep the record without
-                # its value; the headers say where the original is.
-                headers.append(("value_omitted_bytes", str(len(value)).encode()))
-                value = None
-                log.warning(
-                    "dead letter without its value (larger than producer_max_request_size) "
-                    "topic=%s partition=%s offset=%s bytes=%s",
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    size,
-                )
-            by_partition[msg.partition % self._dead_letter_partitions].append(
-                (msg.key, value, headers)
-            )
-            groups[(msg.topic, reason)].append(msg)
-        for partition, records in by_partition.items():
-            self._dead_letters.send(partition, records)
-        # One line per topic and reason per batch (a poison storm is thousands a second);
-        # every record is in the dead-letter topic with its own offset.
-        for (topic, reason), msgs in groups.items():
-            log.info(
-                "rejected topic=%s reason=%s count=%d first=%s:%s last=%s:%s",
-                topic,
-                reason,
-                len(msgs),
-                msgs[0].partition,
-                msgs[0].offset,
-                msgs[-1].partition,
-                msgs[-1].offset,
-            )
 
     def stop_uncommitted(self, exc: Exception) -> NoReturn:
         """Stop the process at once because a batch could not be completed.
@@ -353,11 +302,7 @@ class Worker:
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         for table in (self.lead_states, self.visitor_states):
             await producer.client._wait_on_metadata(table.changelog_topic.get_topic_name())
-        dead_letter = self.settings.topics.dead_letter
-        await producer.client._wait_on_metadata(dead_letter)
-        partitions = producer.client.cluster.partitions_for_topic(dead_letter)
-        if partitions:
-            self._dead_letter_partitions = len(partitions)
+        await self.dead_letters.refresh()
         leads, visits = self.owned_partitions()
         self.funnel.rebuild(leads, visits)
         names = self.settings.topics
