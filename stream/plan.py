@@ -22,9 +22,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from stream.errors import FunnelError
+
+if TYPE_CHECKING:
+    from stream.settings import NorthStarSettings
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -196,6 +199,25 @@ class Gap:
             f"{self.shortfall_per_month:,} {self.stage} entries a month short of the "
             f"{self.needed_per_month:,} needed (measured: {self.measured_per_month:,.0f} a month)"
         )
+
+
+def north_star_plan(
+    stages: Sequence[str],
+    north: NorthStarSettings,
+    rates: Mapping[str, float],
+    measured: frozenset[str],
+) -> Plan:
+    """``reverse_funnel`` for the configured north star, with ``rates`` for the conversions
+    (configured or, for the stages in ``measured``, measured)."""
+    return reverse_funnel(
+        stages,
+        revenue_goal=north.revenue_goal,
+        average_deal_size=north.average_deal_size,
+        period=north.period,
+        rates=rates,
+        rep_capacity=north.rep_capacity_leads_per_month,
+        measured=measured,
+    )
 
 
 def find_gaps(plan: Plan, measured: Measured) -> list[Gap]:

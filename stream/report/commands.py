@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.errors import BrokerUnavailable
-from stream.plan import Gap, Measured, Plan, PlanError, bottleneck, reverse_funnel
+from stream.plan import Gap, Measured, Plan, PlanError, bottleneck, north_star_plan
 from stream.report.errors import ReportError
 from stream.report.facts import Facts
 from stream.report.fmt import count, moment
@@ -89,15 +89,7 @@ def make_plan(
             f"{keys} not configured and not measurable: no entries into the stage, or none "
             f"that moved on, in the last {measured_days:g} days"
         )
-    plan = reverse_funnel(
-        stages,
-        revenue_goal=north.revenue_goal,
-        average_deal_size=north.average_deal_size,
-        period=north.period,
-        rates=rates,
-        rep_capacity=north.rep_capacity_leads_per_month,
-        measured=frozenset(missing),
-    )
+    plan = north_star_plan(stages, north, rates, frozenset(missing))
     gap = bottleneck(plan, measured) if measured is not None else None
     if measured is not None and gap is None:
         note = "no part of the funnel falls below the plan"

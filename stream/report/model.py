@@ -20,7 +20,7 @@ from stream.core.effects import FollowUp
 from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
 from stream.labels import OTHER
 from stream.metrics import LATENCY_BUCKETS
-from stream.plan import DAYS_PER_MONTH, Gap, Measured, Plan, PlanError, bottleneck, reverse_funnel
+from stream.plan import DAYS_PER_MONTH, Gap, Measured, Plan, PlanError, bottleneck, north_star_plan
 from stream.report.errors import ReportError
 from stream.report.facts import Facts, LeadOutcome
 from stream.settings import Settings
@@ -319,15 +319,7 @@ def _plan(settings: Settings, measured: Measured) -> tuple[Plan | None, str | No
             rates[stage] = rate
             measured_stages.add(stage)
     try:
-        plan = reverse_funnel(
-            stages,
-            revenue_goal=north.revenue_goal,
-            average_deal_size=north.average_deal_size,
-            period=north.period,
-            rates=rates,
-            rep_capacity=north.rep_capacity_leads_per_month,
-            measured=frozenset(measured_stages),
-        )
+        plan = north_star_plan(stages, north, rates, frozenset(measured_stages))
     except PlanError as exc:
         return None, f"{exc} (and it cannot be measured in this period)"
     return plan, None

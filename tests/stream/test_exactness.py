@@ -19,6 +19,7 @@ from stream.recount import recount
 from stream.scrape import Samples
 from stream.topics import TopicNames
 from tests.harness import WorkerProcess, all_series, produce, read_inputs, wait_caught_up
+from tests.reliability.support import wait_consumed
 
 PARTITIONS = 8
 START = 1_795_000_000.0  # 2026-11-18T10:13:20Z, in the past so nothing is "future"
@@ -90,20 +91,6 @@ def expected_gauges(names: TopicNames, inputs: list) -> dict[tuple[str, ...], fl
             if v:
                 out[(name, team)] = v
     return out
-
-
-def consumed(worker: WorkerProcess) -> float:
-    try:
-        return worker.metrics().value("funnel_events_consumed_total")
-    except OSError:
-        return 0.0
-
-
-async def wait_consumed(worker: WorkerProcess, at_least: float, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while consumed(worker) < at_least:
-        assert time.monotonic() < deadline, worker.tail()
-        await asyncio.sleep(0.2)
 
 
 async def test_kill_9_then_restart_from_the_changelog_alone_ends_as_the_recount(
