@@ -12,7 +12,8 @@ RocksDB from a callback per record, which made up some 40 % of the worker's time
 relies on is kept: the changelog record of every write is in the producer's queue before the
 batch's offsets are acknowledged (Faust flushes the producer before it commits them), and the
 highest changelog offset written is kept in each partition's store (``persisted_offset``), from
-which Faust resumes recovery (tests/stream/test_batching.py, and the kill and rebalance tests).
+which Faust resumes recovery (tests/stream/test_exactness.py restarts a killed worker on an
+empty state directory, from the changelog alone; also the kill and rebalance tests).
 """
 
 from __future__ import annotations

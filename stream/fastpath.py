@@ -10,7 +10,8 @@ commits) and changes one thing: the records of the *batch topics* (the funnel's 
 fetch are given to ``batch_handler`` in one synchronous call, and acknowledged together when it
 returns. Every other topic (the tables' changelogs during recovery) still goes the usual way.
 
-What Faust guarantees stays true (tests/stream/test_fastpath.py, the kill and rebalance tests):
+What Faust guarantees stays true (tests/stream/test_worker_pipeline.py, test_exactness.py,
+tests/reliability/test_kill9.py and test_rebalance.py check it end to end):
 
 - records of a partition this worker no longer owns, or of a fetch from before a rebalance
   (another generation), or fetched while the flow is stopped, are not handled;
