@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import faust
-from faust.tables.manager import TableManager
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Rejection, TopicKind, classify
@@ -34,6 +33,7 @@ from stream import fastpath, highwater
 from stream.batching import WriteBackStore
 from stream.core.funnel import Funnel
 from stream.deadletter import DeadLetters
+from stream.faustparts import PromptTableManager, StateTable, rocksdb_options
 from stream.metrics import FunnelMetrics, StateCollector
 from stream.rules import rules_from_settings
 from stream.security import client_kwargs, faust_credentials
@@ -62,47 +62,6 @@ FETCH_BYTES_PER_PARTITION = 8 << 20
 BATCH_FAILED_EXIT = 74
 # Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
 PROCESSING_ERROR = "processing_error"
-
-
-def rocksdb_options() -> dict[str, int]:
-    """RocksDB settings of each partition's state store (a new dict: Faust consumes it).
-
-    Faust's defaults are sized for a server with one big store: 64 MiB write buffers (up to
-    three) and a 2 GiB block cache, per database. The worker opens one database per
-    partition per table (16 with 8 partitions), and a state is a few hundred bytes, so those
-    buffers never filled and held every state in memory. Small buffers flush to disk early.
-    """
-    return {
-        "write_buffer_size": 4 << 20,
-        "max_write_buffer_number": 2,
-        "block_cache_size": 4 << 20,
-        "block_cache_compressed_size": 0,
-    }
-
-
-class PromptTableManager(TableManager):
-    """Faust's table manager without its start-up pause.
-
-    Faust sleeps a second before registering tables, in case an app defines some late; the
-    worker defines both of its tables before the app starts, so that second only delays every
-    start and every restart.
-    """
-
-    async def on_start(self) -> None:
-        if not self.should_stop:
-            await self._update_channels()
-            await self.recovery.start()
-
-
-class StateTable(faust.Table[str, bytes]):
-    """A table of states the core encodes itself: values are stored as the bytes given.
-
-    Faust picks a table's serializer from its value type and would decode the core's JSON
-    bytes into lists; the core wants its own bytes back.
-    """
-
-    def _serializer_from_type(self, typ: Any) -> str:
-        return "raw"
 
 
 class Worker:

@@ -8,55 +8,15 @@ that every partition's event clock (and so every worker's) ends at the same plac
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections import defaultdict
 from pathlib import Path
 
 from stream.core.rules import FunnelRules
-from stream.generate import generate_messages
 from stream.recount import recount
 from stream.scrape import Samples
 from stream.topics import TopicNames
 from tests.harness import WorkerProcess, all_series, produce, read_inputs, wait_caught_up
-from tests.reliability.support import wait_consumed
-
-PARTITIONS = 8
-START = 1_795_000_000.0  # 2026-11-18T10:13:20Z, in the past so nothing is "future"
-END = START + 3 * 86400.0
-CLOSE = END + 3600.0
-
-Message = tuple[str, bytes | None, bytes | None, int | None]
-
-
-def _at(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def closing_events(names: TopicNames) -> list[Message]:
-    """A visit, a lead and its follow-up on every partition, all at ``CLOSE``."""
-    out: list[Message] = []
-    for p in range(PARTITIONS):
-        vid, lid = f"closing-visitor-{p}", f"closing-lead-{p}"
-        common = {"occurred_at": _at(CLOSE), "source": "direct"}
-        visit = {"event_id": f"cv{p}", "type": "visit", "visitor_id": vid, **common}
-        lead = {"event_id": f"cl{p}", "type": "lead_created", "lead_id": lid, **common}
-        touch = {
-            "event_id": f"cc{p}",
-            "type": "stage_changed",
-            "lead_id": lid,
-            "to_stage": "contacted",
-            "occurred_at": _at(CLOSE),
-        }
-        out.append((names.visits, vid.encode(), json.dumps(visit).encode(), p))
-        out.append((names.leads, lid.encode(), json.dumps(lead).encode(), p))
-        out.append((names.transitions, lid.encode(), json.dumps(touch).encode(), p))
-    return out
-
-
-def traffic(names: TopicNames, count: int, seed: int) -> list[Message]:
-    msgs = generate_messages(seed=seed, start=START, end=END, count=count, topics=names)
-    return [(m.topic, m.key, m.value, None) for m in msgs]
+from tests.reliability.support import closing_events, traffic, wait_consumed
 
 
 def gauges(samples: Samples) -> dict[tuple[str, ...], float]:
