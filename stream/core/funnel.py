@@ -183,7 +183,7 @@ class Funnel:
         if windows_after != windows_before:
             view.add_windows(windows_before, -1)
             view.add_windows(windows_after, 1)
-        view.set_lead(event.lead_id, after, clock)
+        view.set_lead(event.lead_id, before.open, after, clock)
         if isinstance(event, LeadCreated):
             view.created_watermark = max(view.created_watermark, t)
         else:
@@ -212,8 +212,7 @@ class Funnel:
         if new <= view.clock:
             return
         view.clock = new
-        for lead in view.pop_breached(new):
-            self.effects.breaches.append(lead.breach_team)
+        self.effects.breaches.extend(view.pop_breached(new))
         self._release_due(view)
 
     def _release_due(self, view: PartitionView) -> None:
@@ -239,7 +238,7 @@ class Funnel:
         after = lead_status(state, rules, view.clock, view.event_clock)
         status_effects(before, after, state, self.effects)
         view.add_windows(lead_windows(state, after, rules), 1)
-        view.set_lead(lead_id, after, view.clock)
+        view.set_lead(lead_id, before.open, after, view.clock)
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -284,7 +283,7 @@ class Funnel:
             clock = view.clock
             status = lead_status(lead, rules, clock, view.event_clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
-            view.set_lead(lead_id, status, clock)
+            view.set_lead(lead_id, None, status, clock)
         stage = rules.visit_stage
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]

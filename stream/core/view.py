@@ -8,11 +8,12 @@ a rebalance. That is what makes every exported gauge exact after a crash.
 from __future__ import annotations
 
 import heapq
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 from stream.core.leads import LeadState, LeadStatus, OpenLead
 from stream.core.rules import FunnelRules
+from stream.core.timeheap import TimeHeap
 from stream.core.windows import window_start
 
 WindowKey = tuple[str, str, float]  # (stage, window name, window start)
@@ -32,7 +33,14 @@ def lead_windows(state: LeadState, status: LeadStatus, rules: FunnelRules) -> tu
 
 @dataclass(slots=True)
 class PartitionView:
-    """Aggregates over the states of one input partition."""
+    """Aggregates over the states of one input partition.
+
+    Open leads are kept as counts and times only (no lead ids): per team, how many are
+    open and overdue and a heap of their clock starts; per (team, breach team), a heap of
+    the deadlines still to pass. The caller passes a lead's previous status along with the
+    new one, so a change is applied by value (see ``TimeHeap``). Held leads are few (stage
+    changes waiting for their lead) and are kept by id, to be released when their hold ends.
+    """
 
     partition: int
     watermark: float = 0.0  # highest occurred_at applied
@@ -44,15 +52,13 @@ class PartitionView:
     created_watermark: float = 0.0
     changed_watermark: float = 0.0
     window_counts: Counter[WindowKey] = field(default_factory=Counter)
-    open_leads: dict[str, OpenLead] = field(default_factory=dict)
     held: dict[str, float] = field(default_factory=dict)  # lead_id -> release time
     awaiting: Counter[str] = field(default_factory=Counter)  # team -> open leads
     overdue: Counter[str] = field(default_factory=Counter)  # team -> open leads past breach_at
-    _breach_heap: list[tuple[float, str]] = field(default_factory=list)
+    # (team, breach team) -> deadlines of the open leads not yet overdue
+    _deadlines: dict[tuple[str, str], TimeHeap] = field(default_factory=dict)
+    _starts: dict[str, TimeHeap] = field(default_factory=dict)  # team -> open clock starts
     _held_heap: list[tuple[float, str]] = field(default_factory=list)
-    _oldest_heaps: dict[str, list[tuple[float, str]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
 
     @property
     def event_clock(self) -> float:
@@ -78,41 +84,57 @@ class PartitionView:
 
     # -- open and held leads -----------------------------------------------------------------
 
-    def set_lead(self, lead_id: str, status: LeadStatus, clock: float) -> None:
-        """Record the lead's open clock and hold as of ``status`` (replacing the previous)."""
-        old = self.open_leads.pop(lead_id, None)
-        if old is not None:
-            self.awaiting[old.team] -= 1
-            if clock > old.breach_at:
-                self.overdue[old.team] -= 1
+    def set_lead(
+        self, lead_id: str, old: OpenLead | None, status: LeadStatus, clock: float
+    ) -> None:
+        """Replace the lead's open clock ``old`` (as last set, None if not open) and its hold
+        by those of ``status``; ``clock`` is the view's clock."""
         new = status.open
-        if new is not None:
-            self.open_leads[lead_id] = new
-            self.awaiting[new.team] += 1
-            changed = old is None or old.breach_at != new.breach_at
-            if clock > new.breach_at:
-                self.overdue[new.team] += 1
-            elif changed:
-                heapq.heappush(self._breach_heap, (new.breach_at, lead_id))
-            # A new start need not move the deadline (on a calendar, two starts outside
-            # opening hours share one), so the start itself is compared.
-            if old is None or old.team != new.team or old.clock_start != new.clock_start:
-                heapq.heappush(self._oldest_heaps[new.team], (new.clock_start, lead_id))
+        if old != new:
+            if old is not None:
+                self._close(old, clock)
+            if new is not None:
+                self._open(new, clock)
         if status.held_until is None:
             self.held.pop(lead_id, None)
         elif self.held.get(lead_id) != status.held_until:
             self.held[lead_id] = status.held_until
             heapq.heappush(self._held_heap, (status.held_until, lead_id))
 
-    def pop_breached(self, clock: float) -> list[OpenLead]:
-        """Open leads whose breach time the clock has now passed (each returned once)."""
-        heap, found = self._breach_heap, []
-        while heap and heap[0][0] < clock:
-            breach_at, lead_id = heapq.heappop(heap)
-            lead = self.open_leads.get(lead_id)
-            if lead is not None and lead.breach_at == breach_at:
-                self.overdue[lead.team] += 1
-                found.append(lead)
+    def _open(self, lead: OpenLead, clock: float) -> None:
+        team = lead.team
+        self.awaiting[team] += 1
+        if clock > lead.breach_at:
+            self.overdue[team] += 1
+        else:
+            key = (team, lead.breach_team)
+            deadlines = self._deadlines.get(key)
+            if deadlines is None:
+                deadlines = self._deadlines[key] = TimeHeap()
+            deadlines.push(lead.breach_at)
+        starts = self._starts.get(team)
+        if starts is None:
+            starts = self._starts[team] = TimeHeap()
+        starts.push(lead.clock_start)
+
+    def _close(self, lead: OpenLead, clock: float) -> None:
+        team = lead.team
+        self.awaiting[team] -= 1
+        if clock > lead.breach_at:
+            self.overdue[team] -= 1
+        else:
+            self._deadlines[(team, lead.breach_team)].remove(lead.breach_at)
+        self._starts[team].remove(lead.clock_start)
+
+    def pop_breached(self, clock: float) -> list[str]:
+        """The breach team of each open lead whose deadline the clock has now passed (each
+        once); those leads count as overdue from now on."""
+        found: list[str] = []
+        for (team, breach_team), deadlines in self._deadlines.items():
+            passed = deadlines.pop_below(clock)
+            if passed:
+                self.overdue[team] += len(passed)
+                found.extend([breach_team] * len(passed))
         return found
 
     def pop_released(self, clock: float) -> list[str]:
@@ -127,11 +149,5 @@ class PartitionView:
 
     def oldest_open(self, team: str) -> float | None:
         """Clock start of the team's oldest open lead in this partition."""
-        heap = self._oldest_heaps.get(team)
-        while heap:
-            start, lead_id = heap[0]
-            lead = self.open_leads.get(lead_id)
-            if lead is not None and lead.team == team and lead.clock_start == start:
-                return start
-            heapq.heappop(heap)
-        return None
+        starts = self._starts.get(team)
+        return None if starts is None else starts.min()
