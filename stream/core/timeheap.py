@@ -20,7 +20,7 @@ _COMPACT_AT = 1024
 class TimeHeap:
     """A multiset of times with ``min``, removal by value and popping everything below."""
 
-    __slots__ = ("_heap", "_removed", "_n_removed")
+    __slots__ = ("_heap", "_n_removed", "_removed")
 
     def __init__(self) -> None:
         self._heap: list[float] = []
