@@ -22,6 +22,10 @@ from typing import Any
 # aiokafka ships no type information; the ignore stays valid if pyproject later silences it.
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.admin.config_resource import (  # type: ignore[import-untyped,unused-ignore]
+    ConfigResource,
+    ConfigResourceType,
+)
 from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -46,6 +50,7 @@ _UNREACHABLE = (
     RequestTimedOutError,
 )
 _RETRY_SECONDS = 0.2
+_SESSION_FLOOR = "group.min.session.timeout.ms"
 # A reader outside any consumer group: it commits nothing and starts from the beginning.
 _READER = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest"}
 
@@ -180,6 +185,37 @@ async def wait_for_broker(bootstrap_servers: Servers, timeout: float, **client_k
             return
         await asyncio.sleep(max(0.0, min(_RETRY_SECONDS, deadline - loop.time())))
     raise _unavailable(servers, reason)
+
+
+async def group_session_floor(
+    bootstrap_servers: Servers, *, client_kwargs: Mapping[str, Any] | None = None
+) -> float | None:
+    """The smallest consumer session timeout the cluster accepts, in seconds, or None if it
+    does not say.
+
+    Apache Kafka refuses a consumer group member whose session timeout is below the brokers'
+    ``group.min.session.timeout.ms`` (6 s by default): the worker asks for it (DescribeConfigs)
+    and never goes below it. The embedded broker has no such floor and closes the connection
+    on this request; a cluster may also refuse it (an authorization error): None then.
+    """
+    servers = _servers(bootstrap_servers)
+    async with _admin_client(servers, client_kwargs) as admin:
+        cluster: dict[str, Any] = await admin.describe_cluster()
+        resource = ConfigResource(
+            ConfigResourceType.BROKER, str(cluster["brokers"][0]["node_id"]), {_SESSION_FLOOR: None}
+        )
+        try:
+            responses = await admin.describe_configs([resource])
+        except _UNREACHABLE:
+            return None
+    for response in responses:
+        for error_code, _, _, _, entries, *_ in response.resources:
+            if error_code:
+                return None
+            for name, value, *_ in entries:
+                if name == _SESSION_FLOOR and value:
+                    return int(value) / 1000
+    return None
 
 
 async def ensure_topics(

@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from stream.admin import ensure_topics, wait_for_broker
+from stream.admin import ensure_topics, group_session_floor, wait_for_broker
 from stream.errors import ConfigError, StateDirError
 from stream.security import client_kwargs
 from stream.settings import Settings
@@ -42,6 +42,17 @@ async def create_all_topics(settings: Settings) -> dict[str, str]:
     return report
 
 
+async def session_timeout(settings: Settings, wanted: float) -> float:
+    """``wanted``, or the cluster's minimum session timeout if that is higher."""
+    floor = await group_session_floor(
+        settings.bootstrap_servers, client_kwargs=client_kwargs(settings.kafka)
+    )
+    if floor is not None and floor > wanted:
+        log.info("session timeout %.1f s: the cluster's minimum (wanted %.1f s)", floor, wanted)
+        return floor
+    return wanted
+
+
 def check_data_dir(path: Path) -> None:
     """Refuse a state directory that cannot be created, written, or has no room left."""
     try:
@@ -64,12 +75,16 @@ def run_worker(settings: Settings) -> int:
     """Run one worker in the foreground until SIGINT/SIGTERM; returns the exit code."""
     import faust
 
-    from stream.worker import Worker
+    from stream.worker import SESSION_TIMEOUT_S, Worker
 
     if settings.store == "rocksdb":
         check_data_dir(settings.data_dir)
-    asyncio.run(create_all_topics(settings))
-    worker = Worker(settings)
+
+    async def prepare() -> float:
+        await create_all_topics(settings)
+        return await session_timeout(settings, SESSION_TIMEOUT_S)
+
+    worker = Worker(settings, session_timeout_s=asyncio.run(prepare()))
     log.info(
         "worker starting app_id=%s brokers=%s clock=%s store=%s metrics=http://%s:%s/metrics",
         settings.app_id,

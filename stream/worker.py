@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 # joins twice (the dead member holds its place for a session timeout), so this is most of a
 # restart's time besides the rebuild. Faust's consumer thread heartbeats every 0.5 s apart
 # from the main loop, whose longest stretch without yielding is one fetch's batch.
+# Apache Kafka refuses session timeouts below its group.min.session.timeout.ms (6 s by
+# default): ``funnel worker`` asks the cluster and takes that floor if it is higher
+# (stream.run.session_timeout); the rebalance timeout follows the session timeout.
 SESSION_TIMEOUT_S = 2.0
-REBALANCE_TIMEOUT_S = 2.0
 # Faust waits this long after an assignment before recovering tables, in case another
 # rebalance follows; the default (3 s) only delays start-up.
 RECOVERY_DELAY_S = 0.2
@@ -67,8 +69,9 @@ PROCESSING_ERROR = "processing_error"
 class Worker:
     """Wires one ``Funnel`` to a Faust app: agents, tables, recovery, timers and web views."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, session_timeout_s: float = SESSION_TIMEOUT_S) -> None:
         self.settings = settings
+        self.session_timeout_s = session_timeout_s
         names = settings.topics
         self.kinds: dict[str, TopicKind] = {
             names.visits: "visits",
@@ -140,10 +143,10 @@ class Worker:
             topic_disable_leader=True,
             table_standby_replicas=0,
             consumer_auto_offset_reset="earliest",
-            broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
-            broker_session_timeout=SESSION_TIMEOUT_S,
+            broker_rebalance_timeout=self.session_timeout_s,
+            broker_session_timeout=self.session_timeout_s,
             stream_recovery_delay=RECOVERY_DELAY_S,
-            broker_heartbeat_interval=0.5,
+            broker_heartbeat_interval=self.session_timeout_s / 4,
             broker_commit_interval=1.0,
             # Changelog writes are many and small: batch them instead of one request each.
             producer_linger=0.02,

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from stream.admin import (
     consumer_group_offsets,
     ensure_topics,
+    group_session_floor,
     read_topic,
     topic_end_offsets,
     wait_for_broker,
@@ -167,3 +168,9 @@ async def test_consumer_group_offsets_are_the_committed_ones(
     ends = await topic_end_offsets(broker, topic)
     lag = {tp: ends[tp[1]] - offset for tp, offset in offsets.items()}
     assert lag == {(topic, 0): 0, (topic, 1): 1}
+
+
+async def test_the_embedded_broker_sets_no_session_floor(broker: str) -> None:
+    # Apache Kafka answers group.min.session.timeout.ms; the embedded broker closes the
+    # connection on DescribeConfigs, which must read as "no floor", not as an outage.
+    assert await group_session_floor(broker) is None
