@@ -34,7 +34,7 @@ from stream.core.leads import (
 from stream.core.rules import FunnelRules
 from stream.core.view import PartitionView, WindowKey, lead_windows
 from stream.core.visits import VisitorState
-from stream.core.windows import previous_window_start, window_start
+from stream.core.windows import next_window_start, previous_window_start, window_start
 
 ClockMode = Literal["wall", "event"]
 StateKind = Literal["visits", "leads"]
@@ -84,6 +84,9 @@ class Funnel:
         self._watermark = 0.0  # the highest view watermark, kept as events are applied
         self.effects = Effects()
         self._largest_window = max(rules.windows, key=lambda w: w.seconds)
+        # The windows of the last visit applied, and the span of time they all hold: the
+        # next visit most often falls in the same ones.
+        self._visit_windows: tuple[float, float, tuple[WindowKey, ...]] = (0.0, 0.0, ())
 
     # -- applying events -------------------------------------------------------------------
 
@@ -102,9 +105,13 @@ class Funnel:
         cutoff = now - self.rules.window_retention
         return t < window_start(self._largest_window, cutoff)
 
-    def apply(self, partition: int, event: Event) -> Status:
-        """Apply one valid event from ``partition``: ``applied`` or ``duplicate``."""
-        t = event.occurred_at.timestamp()
+    def apply(self, partition: int, event: Event, t: float | None = None) -> Status:
+        """Apply one valid event from ``partition``: ``applied`` or ``duplicate``.
+
+        ``t`` is the event's ``occurred_at`` in epoch seconds, if the caller has it already.
+        """
+        if t is None:
+            t = event.occurred_at.timestamp()
         if isinstance(event, Visit):
             status = self._apply_visit(self.view("visits", partition), event, t)
         else:
@@ -124,12 +131,21 @@ class Funnel:
         state.visits[event.event_id] = t
         state.forget_before(view.watermark - self.rules.dedupe_horizon)
         self.visitors[event.visitor_id] = state.encode()
-        stage = self.rules.visit_stage
-        self.effects.entries.append((stage, event.source))
-        view.add_windows(
-            tuple((stage, spec.name, window_start(spec, t)) for spec in self.rules.windows), 1
-        )
+        self.effects.entries.append((self.rules.visit_stage, event.source))
+        view.add_windows(self._windows_of_visit(t), 1)
         return "applied"
+
+    def _windows_of_visit(self, t: float) -> tuple[WindowKey, ...]:
+        """The windows a visit at ``t`` counts in: one per window size."""
+        start, end, keys = self._visit_windows
+        if start <= t < end:
+            return keys
+        stage, specs = self.rules.visit_stage, self.rules.windows
+        starts = [window_start(spec, t) for spec in specs]
+        end = min(next_window_start(spec, s) for spec, s in zip(specs, starts, strict=True))
+        keys = tuple((stage, spec.name, s) for spec, s in zip(specs, starts, strict=True))
+        self._visit_windows = (max(starts), end, keys)
+        return keys
 
     def _apply_lead_event(
         self, view: PartitionView, event: LeadCreated | StageChanged, t: float
@@ -284,13 +300,10 @@ class Funnel:
             status = lead_status(lead, rules, clock, view.event_clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, None, status, clock)
-        stage = rules.visit_stage
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t in visitor.visits.values():
-                view.add_windows(
-                    tuple((stage, s.name, window_start(s, t)) for s in rules.windows), 1
-                )
+                view.add_windows(self._windows_of_visit(t), 1)
 
     def revoke(self, lead_partitions: Iterable[int], visit_partitions: Iterable[int]) -> None:
         """Stop exporting partitions that another worker owns now."""

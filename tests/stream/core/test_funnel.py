@@ -21,6 +21,7 @@ from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, FollowupGauge, Funnel
 from stream.core.leads import LeadState
 from stream.core.rules import FunnelRules
+from stream.core.windows import parse_window, window_start
 from tests.stream.core.scenario import (
     DAY,
     HOUR,
@@ -401,6 +402,38 @@ class TestWindows:
         assert windows[("visit", "1h", "current")] == 1
         assert windows[("visit", "1h", "previous")] == 1
         assert windows[("lead", "1d", "current")] == 2
+
+    def test_visits_back_and_forth_across_window_bounds_count_in_their_own(self) -> None:
+        # Kolkata is UTC+05:30: its hours and days start at :30 UTC. Visits alternate
+        # across an hour bound and a local midnight, in both directions.
+        zone = "Asia/Kolkata"
+        windows = tuple(parse_window(name, zone) for name in ("15m", "1h", "1d"))
+        f, _, _ = funnel(FunnelRules(time_zone=zone, windows=windows))
+        times = [
+            at(t)
+            for t in (
+                "2026-11-20T18:29:59Z",
+                "2026-11-20T18:30:00Z",
+                "2026-11-20T18:29:00Z",
+                "2026-11-20T18:44:59Z",
+                "2026-11-20T18:45:00Z",
+                "2026-11-20T17:30:00Z",
+                "2026-11-20T18:31:00Z",
+            )
+        ]
+        for i, t in enumerate(times):
+            f.apply(0, visit(f"v{i}", "x", t))
+        expected: Counter[tuple[str, str, float]] = Counter()
+        for t in times:
+            for spec in windows:
+                expected[("visit", spec.name, window_start(spec, t))] += 1
+        counted = Counter(
+            {k: n for view in f.views.values() for k, n in view.window_counts.items()}
+        )
+        assert counted == expected
+        # Local midnight (18:30 UTC) splits the days 4 / 3 (the 17:30 visit is the day before).
+        days = sorted(n for (_, name, _), n in counted.items() if name == "1d")
+        assert days == [3, 4]
 
     def test_an_earlier_entry_moves_the_lead_to_its_own_window(self) -> None:
         f, _, _ = funnel()
