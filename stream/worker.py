@@ -56,11 +56,14 @@ SESSION_TIMEOUT_S = 2.0
 # interrupts it anyway (Faust restarts recovery for the new generation).
 RECOVERY_DELAY_S = 0.0
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
-# At most this many records per fetch handed to the worker: bounds the memory of a batch.
-# Measured (1,000,000 events): 5,000 -> 39k/s, 10,000 -> 43k/s, 50,000 -> 50k/s.
-MAX_RECORDS_PER_FETCH = 50_000
-# Bytes per partition per fetch (Faust's default 1 MiB kept busy partitions' fetches small).
-FETCH_BYTES_PER_PARTITION = 8 << 20
+# At most this many records per fetch handed to the worker, and bytes fetched per partition:
+# they bound the memory of a batch (the fetched bytes, the decoded records and events).
+# Measured with `make bench` (worker rate from spawn; peak RSS holding 1M open leads):
+# 10,000 and 1 MiB: 54k/s, 267 MB; 20,000 and 2 MiB: 60k/s, 306 MB; 50,000 and 8 MiB:
+# 58k/s, 386 MB. (Faust's default 1 MiB per partition had made busy partitions' fetches
+# small when each fetch cost a lot; it no longer does.)
+MAX_RECORDS_PER_FETCH = 20_000
+FETCH_BYTES_PER_PARTITION = 2 << 20
 # Exit status when a batch cannot be completed (EX_IOERR: the usual cause is the state store).
 BATCH_FAILED_EXIT = 74
 # Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
