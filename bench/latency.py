@@ -6,6 +6,10 @@ rate (sampling the worker's lag every second), waits until every message is proc
 scrapes again. The difference of the two scrapes' ``funnel_processing_delay_seconds``
 buckets holds exactly the steady period's messages; its quantiles are computed as PromQL's
 ``histogram_quantile`` does.
+
+Then the same steady traffic goes to fresh topics read by a plain aiokafka client that only
+decodes (bench/rawdelay.py), measured the same way: the delay the broker, the producer and
+the machine impose anyway, the floor under the worker's figure.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from pathlib import Path
 
 from bench.context import Context, Results
 from bench.kafka import (
@@ -23,14 +28,17 @@ from bench.kafka import (
     produce_all,
     produce_paced,
 )
-from bench.procs import worker_child
+from bench.procs import Child, ChildFailed, raw_delay_child, worker_child
 from bench.track import wait_caught_up, wait_healthy
-from stream.scrape import Samples
+from stream.scrape import Samples, parse_metrics
 from stream.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
 PREFIX = "bench-lat."
+RAW_PREFIX = "bench-lat-raw."
+_RAW_READY_TIMEOUT_S = 30.0
+_RAW_DONE_TIMEOUT_S = 60.0
 _APP = "bench-lat"
 _DELAY = "funnel_processing_delay_seconds"
 _READY_TIMEOUT_S = 180.0
@@ -120,7 +128,8 @@ async def run_latency(ctx: Context) -> Results:
     observed = delta.value(f"{_DELAY}_count")
     if observed != paced.sent:
         log.warning("delay histogram holds %s observations for %s messages", observed, paced.sent)
-    return {
+    raw = await _raw_client_delay(ctx)
+    return raw | {
         "p99_processing_delay_s_at_5k": delta.histogram_quantile(0.99, _DELAY),
         "p50_processing_delay_s_at_5k": delta.histogram_quantile(0.5, _DELAY),
         "mean_processing_delay_s_at_5k": (
@@ -130,3 +139,46 @@ async def run_latency(ctx: Context) -> Results:
         "steady_events_per_s": paced.rate,
         "steady_seconds": paced.seconds,
     }
+
+
+async def _raw_client_delay(ctx: Context) -> Results:
+    """p50/p99 of now minus record timestamp for a plain client, under the same traffic."""
+    names = TopicNames.from_prefix(RAW_PREFIX)
+    await create_topics(ctx.bootstrap, names)
+    count = int(ctx.steady_rate * ctx.steady_seconds)
+    child = raw_delay_child(
+        bootstrap=ctx.bootstrap, topics=names.inputs, count=count, log_dir=ctx.dir("logs")
+    )
+    ctx.children.start(child)
+    try:
+        await _wait_for_line(child.log_path, "ready", _RAW_READY_TIMEOUT_S, child)
+        traffic = generated(names, count=count, seed=ctx.seed + 1)
+        await produce_paced(ctx.bootstrap, traffic, rate=ctx.steady_rate, label="raw client")
+        exposition = await _wait_for_line(child.log_path, "", _RAW_DONE_TIMEOUT_S, child, exit=True)
+    finally:
+        child.stop()
+    lines = exposition.split("ready\n", 1)[-1].splitlines()
+    samples = parse_metrics("\n".join(line for line in lines if _DELAY in line) + "\n")
+    return {
+        "raw_client_p99_delay_s_at_5k": samples.histogram_quantile(0.99, _DELAY),
+        "raw_client_p50_delay_s_at_5k": samples.histogram_quantile(0.5, _DELAY),
+    }
+
+
+async def _wait_for_line(
+    path: Path, line: str, timeout_s: float, child: Child, *, exit: bool = False
+) -> str:
+    """The text of ``path`` once it holds ``line`` (or, with ``exit``, once the child exited)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if exit:
+            if child.process is not None and child.process.poll() is not None:
+                return text
+        elif line in text.splitlines():
+            return text
+        else:
+            child.check_alive()
+        await asyncio.sleep(0.1)
+    raise ChildFailed(f"{child.name}: no {'exit' if exit else repr(line)} within {timeout_s:.0f} s")

@@ -214,6 +214,18 @@ def naive_child(
     )
 
 
+def raw_delay_child(*, bootstrap: str, topics: Sequence[str], count: int, log_dir: Path) -> Child:
+    """The raw client's delay measurement of :mod:`bench.rawdelay` on ``topics``."""
+    command = [sys.executable, "-m", "bench.rawdelay", "--broker", bootstrap]
+    command += ["--topics", ",".join(topics), "--count", str(count)]
+    return Child(
+        name="raw client delay",
+        command=command,
+        log_path=log_dir / "raw-delay.log",
+        env=_clean_env({}),
+    )
+
+
 async def fetch_json(url: str) -> Any:
     """GET ``url`` and decode its JSON body (a thread does the blocking request)."""
 

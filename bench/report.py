@@ -131,6 +131,18 @@ def table(results: Mapping[str, Any]) -> str:
             _mark(ok["p99_processing_delay_s_at_5k"]),
         ),
         ("  p50", _seconds(n(results, "p50_processing_delay_s_at_5k")), "", ""),
+        (
+            "  raw client, same traffic: p99 (the floor)",
+            _seconds(n(results, "raw_client_p99_delay_s_at_5k")),
+            "reference",
+            "",
+        ),
+        (
+            "  raw client, same traffic: p50",
+            _seconds(n(results, "raw_client_p50_delay_s_at_5k")),
+            "",
+            "",
+        ),
         ("  rate actually produced", _rate(n(results, "steady_events_per_s")), "", ""),
         ("  worst lag seen (messages)", _count(n(results, "max_lag_messages_at_5k")), "", ""),
         (

@@ -1,0 +1,76 @@
+"""The raw client's processing delay: the floor under the worker's, measured the same way.
+
+``python -m bench.rawdelay --broker HOST:PORT --topics a,b,c --count N`` runs a plain aiokafka
+consumer (no group, from the topics' ends, the worker's fetch wait) that decodes every record
+with ``classify`` and observes now minus the record timestamp into a histogram with the
+worker's buckets. It prints ``ready`` once positioned, and the histogram in the Prometheus
+text format after ``N`` records, so the harness computes its quantiles exactly as it does the
+worker's (bench/latency.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from schemas import TopicKind, classify
+from stream.fastpath import FETCH_MAX_WAIT_MS
+from stream.metrics import DELAY_BUCKETS, observe_many
+from stream.settings import Settings
+
+DELAY = "funnel_processing_delay_seconds"
+_KINDS: tuple[TopicKind, ...] = ("visits", "leads", "transitions")
+
+
+async def measure(broker: str, topics: list[str], count: int) -> str:
+    """Consume ``count`` new records of ``topics``; the delay histogram as exposition text."""
+    registry = CollectorRegistry()
+    delay = Histogram(
+        DELAY, "Now minus record timestamp.", buckets=DELAY_BUCKETS, registry=registry
+    )
+    kinds = dict(zip(topics, _KINDS, strict=True))
+    stages = frozenset(Settings().funnel.all_stages)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=[broker],
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=500)  # resolves the positions: the ends, now
+        print("ready", flush=True)
+        seen = 0
+        while seen < count:
+            batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                kind = kinds[tp.topic]
+                for record in records:
+                    classify(kind, record.key, record.value, stages=stages)
+                now = time.time()
+                observe_many(delay, [now - r.timestamp / 1000.0 for r in records])
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return generate_latest(registry).decode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--topics", required=True, help="visits,leads,stage-transitions topics")
+    parser.add_argument("--count", type=int, required=True)
+    args = parser.parse_args()
+    sys.stdout.write(asyncio.run(measure(args.broker, args.topics.split(","), args.count)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
