@@ -194,9 +194,10 @@ class Worker:
         outcomes: Counter[tuple[str, str]] = Counter()
         late_topics: Counter[str] = Counter()
         rejected: list[tuple[Any, str]] = []
+        now = time.time()  # for the future-timestamp check: one reading per fetch
         for record in records:
             topic = record.topic
-            result = classify(kinds[topic], record.key, record.value, stages=stages)
+            result = classify(kinds[topic], record.key, record.value, stages=stages, now=now)
             if isinstance(result, Rejection):
                 rejected.append((record, result.reason))
                 outcomes[(topic, result.reason)] += 1

@@ -87,6 +87,7 @@ class Funnel:
         # The windows of the last visit applied, and the span of time they all hold: the
         # next visit most often falls in the same ones.
         self._visit_windows: tuple[float, float, tuple[WindowKey, ...]] = (0.0, 0.0, ())
+        self._late_cutoff = (-1.0, 0.0)  # (clock it was computed at, oldest window start kept)
 
     # -- applying events -------------------------------------------------------------------
 
@@ -101,9 +102,11 @@ class Funnel:
 
     def is_late(self, t: float) -> bool:
         """True if ``t`` falls before the oldest retained window."""
-        now = self.clock if self.clock_mode == "wall" else self.watermark
-        cutoff = now - self.rules.window_retention
-        return t < window_start(self._largest_window, cutoff)
+        now = self.clock if self.clock_mode == "wall" else self._watermark
+        if now != self._late_cutoff[0]:
+            cutoff = window_start(self._largest_window, now - self.rules.window_retention)
+            self._late_cutoff = (now, cutoff)
+        return t < self._late_cutoff[1]
 
     def apply(self, partition: int, event: Event, t: float | None = None) -> Status:
         """Apply one valid event from ``partition``: ``applied`` or ``duplicate``.

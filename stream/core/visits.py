@@ -32,6 +32,7 @@ class VisitorState:
 
     def forget_before(self, horizon_start: float) -> None:
         """Drop visits older than the duplicate horizon, keeping the state bounded."""
-        old = [eid for eid, t in self.visits.items() if t < horizon_start]
-        for eid in old:
-            del self.visits[eid]
+        visits = self.visits
+        if visits and min(visits.values()) < horizon_start:
+            for eid in [eid for eid, t in visits.items() if t < horizon_start]:
+                del visits[eid]
