@@ -60,13 +60,16 @@ def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
-async def _sample_lag(bootstrap: str, names: TopicNames, lags: list[int]) -> None:
-    """Every second, how far the worker's committed offsets trail the topics' ends.
+async def _sample_lag(
+    bootstrap: str, names: TopicNames, lags: list[int], stop: asyncio.Event
+) -> None:
+    """Every second until ``stop``, how far the worker's committed offsets trail the ends.
 
     Offsets are committed once a second, so up to a second's worth of messages is in this
-    figure even for a worker that keeps up.
+    figure even for a worker that keeps up. (Cancelling alone did not always stop it: a
+    cancellation that lands inside aiokafka's admin client can be swallowed there.)
     """
-    while True:
+    while not stop.is_set():
         ends = await end_offsets(bootstrap, names.inputs)
         lag = sum(ends.values()) - await committed_count(bootstrap, _APP, ends)
         lags.append(lag)
@@ -110,12 +113,14 @@ async def run_latency(ctx: Context) -> Results:
         await catch_up("latency warm-up")
         before = await child.metrics()
         lags: list[int] = []
-        sampler = asyncio.create_task(_sample_lag(ctx.bootstrap, names, lags))
+        stop_sampling = asyncio.Event()
+        sampler = asyncio.create_task(_sample_lag(ctx.bootstrap, names, lags, stop_sampling))
         try:
             paced = await produce_paced(
                 ctx.bootstrap, traffic, rate=ctx.steady_rate, label="steady traffic"
             )
         finally:
+            stop_sampling.set()
             sampler.cancel()
         log.info(
             "steady traffic: %s messages in %.1f s (%.0f/s)", paced.sent, paced.seconds, paced.rate
