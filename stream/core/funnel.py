@@ -88,6 +88,7 @@ class Funnel:
         # next visit most often falls in the same ones.
         self._visit_windows: tuple[float, float, tuple[WindowKey, ...]] = (0.0, 0.0, ())
         self._late_cutoff = (-1.0, 0.0)  # (clock it was computed at, oldest window start kept)
+        self._visit_stage = rules.visit_stage
 
     # -- applying events -------------------------------------------------------------------
 
@@ -123,18 +124,26 @@ class Funnel:
         return status
 
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
-        raw = self.visitors.get(event.visitor_id)
-        state = VisitorState.decode(raw) if raw is not None else VisitorState(view.partition)
-        if raw is not None and event.event_id in state.visits:
-            self.visitors[event.visitor_id] = raw  # written again: see _apply_lead_event
-            return "duplicate"
-        view.watermark = max(view.watermark, t)
-        if t > self._watermark:
-            self._watermark = t
-        state.visits[event.event_id] = t
-        state.forget_before(view.watermark - self.rules.dedupe_horizon)
-        self.visitors[event.visitor_id] = state.encode()
-        self.effects.entries.append((self.rules.visit_stage, event.source))
+        visitor_id = event.visitor_id
+        raw = self.visitors.get(visitor_id)
+        if raw is not None:
+            state = VisitorState.decode(raw)
+            if event.event_id in state.visits:
+                self.visitors[visitor_id] = raw  # written again: see _apply_lead_event
+                return "duplicate"
+        if t > view.watermark:
+            view.watermark = t
+            if t > self._watermark:
+                self._watermark = t
+        horizon_start = view.watermark - self.rules.dedupe_horizon
+        if raw is None:
+            encoded = VisitorState.encode_first(view.partition, event.event_id, t, horizon_start)
+        else:
+            state.visits[event.event_id] = t
+            state.forget_before(horizon_start)
+            encoded = state.encode()
+        self.visitors[visitor_id] = encoded
+        self.effects.entries.append((self._visit_stage, event.source))
         view.add_windows(self._windows_of_visit(t), 1)
         return "applied"
 

@@ -18,6 +18,12 @@ class VisitorState:
         """Compact JSON for the state table."""
         return encode_json([self.partition, self.visits])
 
+    @staticmethod
+    def encode_first(partition: int, event_id: str, t: float, horizon_start: float) -> bytes:
+        """``encode`` of a new visitor's state after its first visit (the hot path: most
+        visits are a visitor's first), without building the state."""
+        return encode_json([partition, {event_id: t} if t >= horizon_start else {}])
+
     @classmethod
     def decode(cls, raw: bytes) -> VisitorState:
         """Inverse of ``encode``."""
