@@ -113,6 +113,9 @@ class Worker:
         self.funnel = Funnel(
             rules_from_settings(settings), self.lead_store, self.visitor_store, settings.clock
         )
+        # Visitor states changed again within a fetch are written once, after it
+        # (_handle_records): a hot visitor costs one decode and encode per fetch.
+        self.funnel.hold_visitor_states = True
         self.registry = CollectorRegistry()
         self.metrics = FunnelMetrics(
             self.registry,
@@ -221,6 +224,9 @@ class Worker:
             outcomes[(topic, outcome)] += 1
             if outcome == "applied" and t > watermarks.get(topic, 0.0):
                 watermarks[topic] = t
+        for visitor_id, state in funnel.take_held_visitors().items():
+            visitor_store.partition = state.partition
+            visitor_store[visitor_id] = state.encode()
         lead_store.flush()
         visitor_store.flush()
         # Outside a batch (timers) reads must search every partition's store.

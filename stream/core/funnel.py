@@ -89,6 +89,12 @@ class Funnel:
         self._visit_windows: tuple[float, float, tuple[WindowKey, ...]] = (0.0, 0.0, ())
         self._late_cutoff = (-1.0, 0.0)  # (clock it was computed at, oldest window start kept)
         self._visit_stage = rules.visit_stage
+        # With ``hold_visitor_states`` (the worker), a visitor state changed again after
+        # its first visit stays decoded here until ``take_held_visitors()``: a visitor seen
+        # many times in a fetch (a hot key) is decoded and encoded once per fetch, not once
+        # per visit. Without it, every change is written to ``visitors`` at once.
+        self.hold_visitor_states = False
+        self._held_visitors: dict[str, VisitorState] = {}
 
     # -- applying events -------------------------------------------------------------------
 
@@ -125,27 +131,40 @@ class Funnel:
 
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
         visitor_id = event.visitor_id
-        raw = self.visitors.get(visitor_id)
-        if raw is not None:
-            state = VisitorState.decode(raw)
-            if event.event_id in state.visits:
-                self.visitors[visitor_id] = raw  # written again: see _apply_lead_event
-                return "duplicate"
+        state = self._held_visitors.get(visitor_id)
+        if state is None:
+            raw = self.visitors.get(visitor_id)
+            if raw is not None:
+                state = VisitorState.decode(raw)
+                if event.event_id in state.visits:
+                    self.visitors[visitor_id] = raw  # written again: see _apply_lead_event
+                    return "duplicate"
+        elif event.event_id in state.visits:
+            return "duplicate"  # held: written by the holder after the fetch
         if t > view.watermark:
             view.watermark = t
             if t > self._watermark:
                 self._watermark = t
         horizon_start = view.watermark - self.rules.dedupe_horizon
-        if raw is None:
-            encoded = VisitorState.encode_first(view.partition, event.event_id, t, horizon_start)
+        if state is None:
+            self.visitors[visitor_id] = VisitorState.encode_first(
+                view.partition, event.event_id, t, horizon_start
+            )
         else:
-            state.visits[event.event_id] = t
-            state.forget_before(horizon_start)
-            encoded = state.encode()
-        self.visitors[visitor_id] = encoded
+            state.add_visit(event.event_id, t, horizon_start)
+            if self.hold_visitor_states:
+                self._held_visitors[visitor_id] = state
+            else:
+                self.visitors[visitor_id] = state.encode()
         self.effects.entries.append((self._visit_stage, event.source))
         view.add_windows(self._windows_of_visit(t), 1)
         return "applied"
+
+    def take_held_visitors(self) -> dict[str, VisitorState]:
+        """The visitor states held since the last call (``hold_visitor_states``), for the
+        caller to write (``state.encode()``, in the store of ``state.partition``)."""
+        held, self._held_visitors = self._held_visitors, {}
+        return held
 
     def _windows_of_visit(self, t: float) -> tuple[WindowKey, ...]:
         """The windows a visit at ``t`` counts in: one per window size."""
@@ -276,6 +295,7 @@ class Funnel:
         Called after recovery (start-up, rebalance): every view of an owned partition is
         rebuilt from scratch, so the gauges are exact whatever happened before.
         """
+        assert not self._held_visitors, "visitor states held across a rebuild"
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
         self.views = {("leads", p): PartitionView(p) for p in wanted_leads}
         self.views.update({("visits", p): PartitionView(p) for p in wanted_visits})

@@ -323,3 +323,37 @@ def cpu_seconds(pid: int) -> float:
     # After the command name: state is field 3; utime, stime, cutime, cstime are 14 to 17.
     ticks = sum(int(fields[i - 3]) for i in (14, 15, 16, 17))
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# The largest message the reliability tests produce (oversized values included).
+BIG = 8 << 20
+
+
+async def send_all(bootstrap: str, messages: list[Message]) -> None:
+    """Produce ``messages`` in order, allowing messages of several megabytes."""
+    await ensure_topics(bootstrap, {topic: PARTITIONS for topic, *_ in messages})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=BIG, linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for topic, key, value, partition in messages:
+            futures.append(await producer.send(topic, value=value, key=key, partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def rate(worker: WorkerProcess, send: list[Message], bootstrap: str) -> float:
+    """Messages per second the worker consumes while working through ``send``."""
+    before = consumed(worker)
+    target = before + len(send)
+    producing = asyncio.create_task(send_all(bootstrap, send))
+    while (first := consumed(worker)) <= before:
+        await asyncio.sleep(0.02)
+    started = time.monotonic()
+    deadline = started + 120
+    while (now := consumed(worker)) < target:
+        assert time.monotonic() < deadline, (now, target, worker.tail())
+        await asyncio.sleep(0.05)
+    await producing
+    return (now - first) / (time.monotonic() - started)

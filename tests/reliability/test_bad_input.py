@@ -15,52 +15,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
-
-from stream.admin import ensure_topics
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages
 from stream.topics import TopicNames
 from tests.reliability.fuzz import arbitrary, corpus, near_valid, oversized
 from tests.reliability.support import (
     END,
-    PARTITIONS,
     START,
     Message,
     WorkerProcess,
     closing_events,
-    consumed,
     dead_letters,
     do_recount,
+    rate,
     read_records,
     rejections,
+    send_all,
     visit,
     wait_caught_up,
 )
 
 POISON_COPIES = 10_000
 NORMAL = int(os.environ.get("BAD_INPUT_NORMAL_EVENTS", "10000"))
-BIG = 8 << 20
-
-
-async def send_all(bootstrap: str, messages: list[Message]) -> None:
-    """Produce ``messages`` in order, allowing messages of several megabytes."""
-    await ensure_topics(bootstrap, {topic: PARTITIONS for topic, *_ in messages})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=BIG, linger_ms=5)
-    await producer.start()
-    try:
-        futures = []
-        for topic, key, value, partition in messages:
-            futures.append(await producer.send(topic, value=value, key=key, partition=partition))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def test_fuzzed_input_is_counted_and_dead_lettered_exactly(
@@ -142,22 +122,6 @@ def spread(few: list[Message], many: list[Message]) -> list[Message]:
             out.append(many[j])
             j += 1
     return out
-
-
-async def rate(worker: WorkerProcess, send: list[Message], bootstrap: str) -> float:
-    """Messages per second the worker consumes while working through ``send``."""
-    before = consumed(worker)
-    target = before + len(send)
-    producing = asyncio.create_task(send_all(bootstrap, send))
-    while (first := consumed(worker)) <= before:
-        await asyncio.sleep(0.02)
-    started = time.monotonic()
-    deadline = started + 120
-    while (now := consumed(worker)) < target:
-        assert time.monotonic() < deadline, (now, target, worker.tail())
-        await asyncio.sleep(0.05)
-    await producing
-    return (now - first) / (time.monotonic() - started)
 
 
 async def test_poison_and_oversized_messages_keep_half_the_normal_rate(

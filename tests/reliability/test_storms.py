@@ -4,6 +4,8 @@
   few seconds or several minutes later (in the traffic's own delivery time).
 - Reorder storm: every message is delivered up to 30 minutes (of delivery time) away from its
   place, so events within any 30-minute span arrive in random order, across all topics.
+- Hot visitor: 10,000 visits of one visitor (its state holds every one of them, within the
+  duplicate horizon) keep at least half the rate of normal traffic, and each is counted once.
 
 One worker per storm (both run at once, on their own topics) and no restarts, so the
 counters are comparable too: messages consumed, applied,
@@ -36,7 +38,10 @@ from tests.reliability.support import (
     gauges,
     oldest_open,
     produce,
+    rate,
     read_records,
+    send_all,
+    visit,
     wait_caught_up,
 )
 
@@ -100,3 +105,32 @@ async def test_duplicate_and_reorder_storms_end_exactly_as_the_recount(
         assert gauges(got) == expected_gauges(expected), storm
         assert oldest_open(got) == expected_oldest(expected), storm
         assert counters(n, got) == expected_counters(expected), storm
+
+
+HOT_VISITS = 10_000
+
+
+async def test_a_hot_visitor_keeps_half_the_normal_rate(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    names = TopicNames.from_prefix(topic_prefix)
+    middle = START + (END - START) / 2
+    normal = [
+        (m.topic, m.key, m.value, None)
+        for m in generate_messages(seed=5, start=START, end=middle, count=HOT_VISITS, topics=names)
+    ]
+    hot = [visit(names, f"hot-{i}", "hot-visitor", middle + i) for i in range(HOT_VISITS)]
+    worker = WorkerProcess(broker, topic_prefix, tmp_path / "state").start()
+    try:
+        await send_all(broker, closing_events(names, START))
+        worker.wait_ready(timeout=60)
+        await wait_caught_up(broker, worker.app_id, names.inputs)
+        normal_rate = await rate(worker, normal, broker)
+        applied_before = worker.metrics().value("funnel_events_applied_total", topic=names.visits)
+        hot_rate = await rate(worker, hot, broker)
+        applied = worker.metrics().value("funnel_events_applied_total", topic=names.visits)
+    finally:
+        worker.stop()
+    print(f"rates: normal={normal_rate:.0f}/s hot visitor={hot_rate:.0f}/s")
+    assert applied - applied_before == HOT_VISITS
+    assert hot_rate >= 0.5 * normal_rate, (normal_rate, hot_rate)
