@@ -46,7 +46,8 @@ async def measure(broker: str, topics: list[str], count: int) -> str:
     await consumer.start()
     try:
         await consumer.getmany(timeout_ms=500)  # resolves the positions: the ends, now
-        print("ready", flush=True)
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
         seen = 0
         while seen < count:
             batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=1000)
