@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from stream.admin import consumer_group_offsets, ensure_topics, topic_end_offsets
+from stream.admin import ensure_topics
 from stream.generate import OutMessage, generate_messages, produce
+from stream.offsets import consumer_group_offsets, topic_end_offsets
 from stream.topics import TopicNames
 
 log = logging.getLogger(__name__)

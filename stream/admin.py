@@ -1,4 +1,7 @@
-"""Kafka administration: reachability, topic creation, offsets, reading a topic back.
+"""Kafka administration: reachability, the cluster's limits, topic creation.
+
+Offsets and reading topics back are in :mod:`stream.offsets`, which shares the client
+helpers here (``bootstrap_list``, ``admin_client``, ``started``).
 
 Every function takes the bootstrap servers (a list of ``host:port``, or one comma-separated
 string; a ``kafka://`` scheme is dropped) and ``client_kwargs``, the security settings
@@ -15,12 +18,11 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 # aiokafka ships no type information; the ignore stays valid if pyproject later silences it.
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin.config_resource import (  # type: ignore[import-untyped,unused-ignore]
     ConfigResource,
@@ -51,11 +53,9 @@ _UNREACHABLE = (
 )
 _RETRY_SECONDS = 0.2
 _SESSION_FLOOR = "group.min.session.timeout.ms"
-# A reader outside any consumer group: it commits nothing and starts from the beginning.
-_READER = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest"}
 
 
-def _servers(bootstrap_servers: Servers) -> list[str]:
+def bootstrap_list(bootstrap_servers: Servers) -> list[str]:
     """Normalise the bootstrap servers to aiokafka's list of ``host:port``."""
     if isinstance(bootstrap_servers, str):
         bootstrap_servers = bootstrap_servers.split(",")
@@ -85,34 +85,30 @@ def _reason(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _unavailable(servers: Sequence[str], reason: str) -> BrokerUnavailable:
+def unavailable(servers: Sequence[str], reason: str) -> BrokerUnavailable:
     return BrokerUnavailable(f"cannot reach Kafka at {','.join(servers)}: {reason}")
 
 
 @asynccontextmanager
-async def _started(client: Any, servers: Sequence[str]) -> AsyncIterator[Any]:
+async def started(client: Any, servers: Sequence[str]) -> AsyncIterator[Any]:
     """Start an aiokafka client, always close it; "no answer" becomes BrokerUnavailable."""
     try:
         try:
             await client.start()
             yield client
         except _UNREACHABLE as exc:
-            raise _unavailable(servers, _reason(exc)) from exc
+            raise unavailable(servers, _reason(exc)) from exc
     finally:
         await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
 
 
-def _admin_client(servers: Sequence[str], client_kwargs: Mapping[str, Any] | None) -> Any:
+def admin_client(servers: Sequence[str], client_kwargs: Mapping[str, Any] | None) -> Any:
+    """An admin client for ``async with``: started, always closed, outages as one line."""
     client = AIOKafkaAdminClient(bootstrap_servers=list(servers), **(client_kwargs or {}))
-    return _started(client, servers)
+    return started(client, servers)
 
 
-def _reader(servers: Sequence[str], client_kwargs: Mapping[str, Any] | None) -> Any:
-    client = AIOKafkaConsumer(bootstrap_servers=list(servers), **_READER, **(client_kwargs or {}))
-    return _started(client, servers)
-
-
-async def _partitions_by_topic(admin: Any) -> dict[str, dict[int, int]]:
+async def partitions_by_topic(admin: Any) -> dict[str, dict[int, int]]:
     """Every topic's partitions as ``{topic: {partition: leader}}`` (metadata for all topics)."""
     described: list[dict[str, Any]] = await admin.describe_topics()
     return {
@@ -159,7 +155,7 @@ async def wait_for_broker(bootstrap_servers: Servers, timeout: float, **client_k
     Raises :class:`BrokerUnavailable` ("cannot reach Kafka at HOST:PORT: reason") if it does not
     answer in time. ``client_kwargs`` are the aiokafka security settings.
     """
-    servers = _servers(bootstrap_servers)
+    servers = bootstrap_list(bootstrap_servers)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     reason = f"no answer within {timeout:g} s"
@@ -184,7 +180,7 @@ async def wait_for_broker(bootstrap_servers: Servers, timeout: float, **client_k
         else:
             return
         await asyncio.sleep(max(0.0, min(_RETRY_SECONDS, deadline - loop.time())))
-    raise _unavailable(servers, reason)
+    raise unavailable(servers, reason)
 
 
 async def group_session_floor(
@@ -198,8 +194,8 @@ async def group_session_floor(
     and never goes below it. The embedded broker has no such floor and closes the connection
     on this request; a cluster may also refuse it (an authorization error): None then.
     """
-    servers = _servers(bootstrap_servers)
-    async with _admin_client(servers, client_kwargs) as admin:
+    servers = bootstrap_list(bootstrap_servers)
+    async with admin_client(servers, client_kwargs) as admin:
         cluster: dict[str, Any] = await admin.describe_cluster()
         resource = ConfigResource(
             ConfigResourceType.BROKER, str(cluster["brokers"][0]["node_id"]), {_SESSION_FLOOR: None}
@@ -236,9 +232,9 @@ async def ensure_topics(
     for name, partitions in topics.items():
         if partitions < 1:
             raise ValueError(f"topic {name!r}: partitions must be at least 1, got {partitions}")
-    servers = _servers(bootstrap_servers)
-    async with _admin_client(servers, client_kwargs) as admin:
-        existing = await _partitions_by_topic(admin)
+    servers = bootstrap_list(bootstrap_servers)
+    async with admin_client(servers, client_kwargs) as admin:
+        existing = await partitions_by_topic(admin)
         missing = [name for name in topics if name not in existing]
         created: list[str] = []
         if missing:
@@ -280,156 +276,12 @@ async def _wait_until_led(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        partitions = await _partitions_by_topic(admin)
+        partitions = await partitions_by_topic(admin)
         led = {
             name: sum(lead >= 0 for lead in partitions.get(name, {}).values()) for name in wanted
         }
         if not (pending := [name for name, count in wanted.items() if led[name] < count]):
             return partitions
         if loop.time() >= deadline:
-            raise _unavailable(servers, f"topics {', '.join(pending)} have no leader yet")
+            raise unavailable(servers, f"topics {', '.join(pending)} have no leader yet")
         await asyncio.sleep(_RETRY_SECONDS)
-
-
-async def _topic_partitions(
-    servers: Sequence[str], client_kwargs: Mapping[str, Any] | None, topic: str
-) -> list[Any]:
-    """The topic's partitions as ``TopicPartition``s, ``[]`` if it does not exist."""
-    async with _admin_client(servers, client_kwargs) as admin:
-        partitions = (await _partitions_by_topic(admin)).get(topic, {})
-    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
-
-
-async def _fetch(
-    consumer: Any, pending: set[Any], deadline: float, servers: Sequence[str], doing: str
-) -> dict[Any, list[ConsumerRecord]]:
-    """One ``getmany`` on the pending partitions, bounded by the deadline."""
-    remaining = deadline - asyncio.get_running_loop().time()
-    if remaining <= 0:
-        raise _unavailable(servers, f"timed out {doing} ({len(pending)} partitions unfinished)")
-    batch: dict[Any, list[ConsumerRecord]] = await consumer.getmany(
-        *pending, timeout_ms=int(min(remaining, 0.5) * 1000)
-    )
-    return batch
-
-
-async def _high_watermarks(
-    consumer: Any, tps: Sequence[Any], servers: Sequence[str], deadline: float
-) -> dict[Any, int]:
-    """Each partition's high watermark, as a fetch response reports it.
-
-    ListOffsets ("latest") alone is not enough: the embedded broker (Tansu 0.6.0) answers the
-    last record *batch*'s base offset + 1, short of the end whenever that batch holds several
-    records. So fetch from just below the listed end and keep the larger of the listed offset
-    and the fetch's high watermark, which is right on Tansu and on Kafka alike.
-    """
-    listed: dict[Any, int] = await consumer.end_offsets(list(tps))
-    ends = {tp: int(offset) for tp, offset in listed.items()}
-    pending = {tp for tp in tps if ends[tp] > 0}
-    if not pending:
-        return ends
-    consumer.assign(sorted(pending))
-    for tp in pending:
-        consumer.seek(tp, ends[tp] - 1)
-    while pending:
-        await _fetch(consumer, pending, deadline, servers, "asking for high watermarks")
-        for tp in list(pending):
-            highwater: int | None = consumer.highwater(tp)
-            if highwater is not None:
-                ends[tp] = max(ends[tp], highwater)
-                pending.discard(tp)
-    return ends
-
-
-async def topic_end_offsets(
-    bootstrap_servers: Servers,
-    topic: str,
-    *,
-    timeout: float = 10.0,
-    client_kwargs: Mapping[str, Any] | None = None,
-) -> dict[int, int]:
-    """The high watermark (offset of the next message) of each partition of ``topic``.
-
-    An unknown topic gives ``{}`` (and is not created by asking). Raises
-    :class:`BrokerUnavailable` if the broker does not answer within ``timeout`` seconds.
-    """
-    servers = _servers(bootstrap_servers)
-    deadline = asyncio.get_running_loop().time() + timeout
-    tps = await _topic_partitions(servers, client_kwargs, topic)
-    if not tps:
-        return {}
-    async with _reader(servers, client_kwargs) as consumer:
-        ends = await _high_watermarks(consumer, tps, servers, deadline)
-    return {tp.partition: offset for tp, offset in sorted(ends.items())}
-
-
-async def consumer_group_offsets(
-    bootstrap_servers: Servers,
-    group_id: str,
-    topics: Iterable[str],
-    *,
-    client_kwargs: Mapping[str, Any] | None = None,
-) -> dict[tuple[str, int], int]:
-    """The offsets ``group_id`` has committed on ``topics``, as ``{(topic, partition): offset}``.
-
-    Partitions without a committed offset (and unknown topics) are left out.
-    """
-    servers = _servers(bootstrap_servers)
-    async with _admin_client(servers, client_kwargs) as admin:
-        known = await _partitions_by_topic(admin)
-        wanted = [
-            TopicPartition(topic, partition)
-            for topic in dict.fromkeys(topics)
-            for partition in sorted(known.get(topic, {}))
-        ]
-        if not wanted:
-            return {}
-        # Partitions are always named: the embedded broker drops the connection when asked
-        # for "all of the group's offsets" (a null topic list).
-        committed: dict[Any, Any] = await admin.list_consumer_group_offsets(
-            group_id, partitions=wanted
-        )
-    return {
-        (tp.topic, tp.partition): int(meta.offset)
-        for tp, meta in committed.items()
-        if meta.offset >= 0
-    }
-
-
-async def read_topic(
-    bootstrap_servers: Servers,
-    topic: str,
-    *,
-    timeout: float = 10.0,
-    client_kwargs: Mapping[str, Any] | None = None,
-) -> list[ConsumerRecord]:
-    """Every message in ``topic`` from the beginning up to the end offsets at call time.
-
-    Records (keys and values as ``bytes``) come ordered by partition, then offset; messages
-    produced after the call started are not included. An unknown topic gives ``[]``. Raises
-    :class:`BrokerUnavailable` if the messages cannot be read within ``timeout`` seconds.
-    """
-    servers = _servers(bootstrap_servers)
-    deadline = asyncio.get_running_loop().time() + timeout
-    tps = await _topic_partitions(servers, client_kwargs, topic)
-    if not tps:
-        return []
-    records: list[ConsumerRecord] = []
-    async with _reader(servers, client_kwargs) as consumer:
-        starts: dict[Any, int] = await consumer.beginning_offsets(tps)
-        ends = await _high_watermarks(consumer, tps, servers, deadline)
-        pending = {tp for tp in tps if ends[tp] > starts[tp]}
-        if not pending:
-            return []
-        consumer.assign(sorted(pending))
-        await consumer.seek_to_beginning(*pending)
-        while pending:
-            batch = await _fetch(consumer, pending, deadline, servers, f"reading {topic}")
-            for tp, messages in batch.items():
-                records.extend(m for m in messages if m.offset < ends[tp])
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-                    consumer.pause(tp)
-    records.sort(key=lambda record: (record.partition, record.offset))
-    return records

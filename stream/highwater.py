@@ -5,7 +5,7 @@ recovering a table, and refuses to start (``ConsistencyError``) when the local s
 applied more than that. The embedded broker (Tansu 0.6.0) answers the last record *batch*'s
 base offset + 1, short of the real end whenever that batch holds several records, which
 batched changelog writes always produce. ``install()`` makes Faust take the larger of that
-answer and the high watermark a fetch reports (``stream.admin.topic_end_offsets``), which is
+answer and the high watermark a fetch reports (``stream.offsets.topic_end_offsets``), which is
 right on Tansu and on Apache Kafka alike (there the two agree).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from stream.admin import topic_end_offsets
+from stream.offsets import topic_end_offsets
 
 _original = AIOKafkaConsumerThread._highwaters
 

@@ -19,7 +19,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas import TopicKind
-from stream.admin import consumer_group_offsets, ensure_topics, read_topic, topic_end_offsets
+from stream.admin import ensure_topics
+from stream.offsets import consumer_group_offsets, read_topic, topic_end_offsets
 from stream.recount import InputMessage
 from stream.scrape import Samples, parse_metrics
 from stream.topics import TopicNames

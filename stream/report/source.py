@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from schemas import TopicKind
-from stream.admin import read_topic, wait_for_broker
+from stream.admin import wait_for_broker
+from stream.offsets import read_topic
 from stream.recount import InputMessage
 from stream.report.facts import Facts, collect
 from stream.rules import rules_from_settings

@@ -21,9 +21,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas import Rejection, TopicKind, classify
-from stream.admin import ensure_topics, read_topic
+from stream.admin import ensure_topics
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages
+from stream.offsets import read_topic
 from stream.recount import InputMessage, Recount, recount
 from stream.scrape import Samples
 from stream.topics import TopicNames

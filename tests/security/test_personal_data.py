@@ -17,7 +17,7 @@ import ipaddress
 import json
 from pathlib import Path
 
-from stream.admin import read_topic
+from stream.offsets import read_topic
 from stream.topics import TopicNames, changelog_topics
 from tests.reliability.support import (
     START,

@@ -9,16 +9,10 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.admin import (
-    consumer_group_offsets,
-    ensure_topics,
-    group_session_floor,
-    read_topic,
-    topic_end_offsets,
-    wait_for_broker,
-)
+from stream.admin import ensure_topics, group_session_floor, wait_for_broker
 from stream.broker import EmbeddedBroker
 from stream.errors import BrokerUnavailable
+from stream.offsets import consumer_group_offsets, read_topic, topic_end_offsets
 from stream.topics import TopicNames
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas import REJECT_REASONS
-from stream.admin import read_topic
+from stream.offsets import read_topic
 from stream.topics import TopicNames
 from tests.harness import WorkerProcess, has_series, produce, wait_caught_up
 
