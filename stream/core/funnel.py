@@ -34,7 +34,7 @@ from stream.core.leads import (
 from stream.core.rules import FunnelRules
 from stream.core.view import PartitionView, WindowKey, lead_windows
 from stream.core.visits import VisitorState
-from stream.core.windows import next_window_start, previous_window_start, window_start
+from stream.core.windows import WindowsOfStage, previous_window_start, window_start
 
 ClockMode = Literal["wall", "event"]
 StateKind = Literal["visits", "leads"]
@@ -84,9 +84,7 @@ class Funnel:
         self._watermark = 0.0  # the highest view watermark, kept as events are applied
         self.effects = Effects()
         self._largest_window = max(rules.windows, key=lambda w: w.seconds)
-        # The windows of the last visit applied, and the span of time they all hold: the
-        # next visit most often falls in the same ones.
-        self._visit_windows: tuple[float, float, tuple[WindowKey, ...]] = (0.0, 0.0, ())
+        self._windows_of_visit = WindowsOfStage(rules.visit_stage, rules.windows)
         self._late_cutoff = (-1.0, 0.0)  # (clock it was computed at, oldest window start kept)
         self._visit_stage = rules.visit_stage
         # With ``hold_visitor_states`` (the worker), a visitor state changed again after
@@ -165,18 +163,6 @@ class Funnel:
         caller to write (``state.encode()``, in the store of ``state.partition``)."""
         held, self._held_visitors = self._held_visitors, {}
         return held
-
-    def _windows_of_visit(self, t: float) -> tuple[WindowKey, ...]:
-        """The windows a visit at ``t`` counts in: one per window size."""
-        start, end, keys = self._visit_windows
-        if start <= t < end:
-            return keys
-        stage, specs = self.rules.visit_stage, self.rules.windows
-        starts = [window_start(spec, t) for spec in specs]
-        end = min(next_window_start(spec, s) for spec, s in zip(specs, starts, strict=True))
-        keys = tuple((stage, spec.name, s) for spec, s in zip(specs, starts, strict=True))
-        self._visit_windows = (max(starts), end, keys)
-        return keys
 
     def _apply_lead_event(
         self, view: PartitionView, event: LeadCreated | StageChanged, t: float

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "WindowSpec",
+    "WindowsOfStage",
     "next_window_start",
     "parse_window",
     "previous_window_start",
@@ -190,3 +191,26 @@ def _floor(t: float, offset: float, width: float) -> float:
 def _utc_offset(zone: ZoneInfo, t: float) -> float:
     offset = datetime.fromtimestamp(t, zone).utcoffset()
     return 0.0 if offset is None else offset.total_seconds()
+
+
+class WindowsOfStage:
+    """The windows an entry into one stage at ``t`` counts in, ``(stage, window name, start)``
+    one per window size, for the hot path: entries come mostly in time order, so the keys of
+    the last instant are kept with the span of time they all hold, and reused within it."""
+
+    __slots__ = ("_last", "_specs", "_stage")
+
+    def __init__(self, stage: str, specs: tuple[WindowSpec, ...]) -> None:
+        self._stage, self._specs = stage, specs
+        self._last: tuple[float, float, tuple[tuple[str, str, float], ...]] = (0.0, 0.0, ())
+
+    def __call__(self, t: float) -> tuple[tuple[str, str, float], ...]:
+        start, end, keys = self._last
+        if start <= t < end:
+            return keys
+        specs = self._specs
+        starts = [window_start(spec, t) for spec in specs]
+        end = min(next_window_start(spec, s) for spec, s in zip(specs, starts, strict=True))
+        keys = tuple((self._stage, spec.name, s) for spec, s in zip(specs, starts, strict=True))
+        self._last = (max(starts), end, keys)
+        return keys
