@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from schemas import TopicKind, classify
 from stream.fastpath import FETCH_MAX_WAIT_MS
-from stream.metrics import DELAY_BUCKETS, observe_many
+from stream.metrics import DELAY_BUCKETS, observe_ages
 from stream.settings import Settings
 
 DELAY = "funnel_processing_delay_seconds"
@@ -56,7 +56,7 @@ async def measure(broker: str, topics: list[str], count: int) -> str:
                 for record in records:
                     classify(kind, record.key, record.value, stages=stages)
                 now = time.time()
-                observe_many(delay, [now - r.timestamp / 1000.0 for r in records])
+                observe_ages(delay, now, [r.timestamp / 1000.0 for r in records])
                 seen += len(records)
     finally:
         await consumer.stop()

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, TzInfo
 
 from schemas.events import Event, LeadCreated, StageChanged, Visit
 
@@ -53,6 +54,11 @@ _KIND_FOR_TYPE: Final[Mapping[str, TopicKind]] = MappingProxyType(
     {"visit": "visits", "lead_created": "leads", "stage_changed": "transitions"}
 )
 _MAX_PROBLEMS_SHOWN: Final = 3
+# pydantic's UTC: comparing datetimes with the same tzinfo object skips the offset lookups.
+_UTC: Final = TzInfo(0)
+# The last ``now`` seen and the latest ``occurred_at`` accepted then: a worker passes one
+# ``now`` per fetch, so the limit is built once per fetch, not per message.
+_latest_allowed: list[Any] = [None, None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,11 @@ def classify(
         return Rejection("key_mismatch", f"{key_problem}; it must equal the {key_field}")
     if now is None:
         now = time.time()
-    if event.occurred_epoch > now + FUTURE_TOLERANCE_SECONDS:
+    seen_now, latest = _latest_allowed
+    if now != seen_now:
+        latest = datetime.fromtimestamp(now + FUTURE_TOLERANCE_SECONDS, _UTC)
+        _latest_allowed[:] = (now, latest)
+    if event.occurred_at > latest:
         return Rejection(
             "future_timestamp",
             f"occurred_at is more than {FUTURE_TOLERANCE_SECONDS:.0f} s ahead of the clock",

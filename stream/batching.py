@@ -48,7 +48,8 @@ class WriteBackStore:
         assert table.key_serializer == "raw", table.key_serializer
         self._table = table
         self._pending: dict[str, tuple[bytes, int]] = {}
-        self.partition: int | None = None
+        self._partition: int | None = None
+        self._db: Any = None  # the RocksDB database of ``partition``, once looked up
         # When a changelog batch is stored, its last offset is kept in the partition's
         # store: Faust resumes the changelog from there when it recovers the table.
         self._changelog = TopicWriter(
@@ -58,16 +59,31 @@ class WriteBackStore:
             on_stored=lambda tp, offset: table.data.set_persisted_offset(tp, offset),
         )
 
+    @property
+    def partition(self) -> int | None:
+        """The source partition of the records being applied (None between batches)."""
+        return self._partition
+
+    @partition.setter
+    def partition(self, partition: int | None) -> None:
+        # The database is looked up again for every batch: a rebalance between batches
+        # can close it.
+        self._partition, self._db = partition, None
+
     def get(self, key: str) -> bytes | None:
         """The key's value, as written in this batch or else as stored."""
         pending = self._pending.get(key)
         if pending is not None:
             return pending[0]
+        db = self._db
+        if db is not None:
+            value: bytes | None = db.get(key.encode())
+            return value
         store = self._table.data
         if isinstance(store, RocksDBStore):
-            if self.partition is not None:
-                db = store._db_for_partition(self.partition)
-                value: bytes | None = db.get(key.encode())
+            if self._partition is not None:
+                self._db = db = store._db_for_partition(self._partition)
+                value = db.get(key.encode())
             else:
                 value = store._get(key.encode())  # every partition's store
         else:
@@ -75,8 +91,8 @@ class WriteBackStore:
         return value
 
     def __setitem__(self, key: str, value: bytes) -> None:
-        assert self.partition is not None, "state written outside a batch"
-        self._pending[key] = (value, self.partition)
+        assert self._partition is not None, "state written outside a batch"
+        self._pending[key] = (value, self._partition)
 
     def items(self) -> Iterable[tuple[str | bytes, bytes]]:
         """Every stored item of the partitions held (only called between batches).

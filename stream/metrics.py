@@ -8,8 +8,9 @@ counts, open leads, watermarks, lag) are read from the ``Funnel`` at scrape time
 
 from __future__ import annotations
 
+import math
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
@@ -216,31 +217,37 @@ class FunnelMetrics:
             self.consumed.labels(topic).inc(n)
         for topic, n in late.items():
             self.late.labels(topic).inc(n)
-        observe_many(self.processing_delay, [now - ts for ts in record_timestamps])
+        observe_ages(self.processing_delay, now, record_timestamps)
         if consumed:
             self.last_processed.set(now)
 
 
-def observe_many(histogram: Histogram, values: Iterable[float]) -> None:
-    """``histogram.observe(v)`` for each value (negatives as 0), a bucket update per bucket.
+def observe_ages(histogram: Histogram, now: float, timestamps: Iterable[float]) -> None:
+    """``histogram.observe(now - t)`` for each of ``timestamps`` (ages below 0 as 0), with
+    one update per bucket and no Python step per value.
 
     Observing one at a time takes a lock and a bucket search per value, which at tens of
-    thousands of records a second is a measurable share of the worker's time.
+    thousands of records a second is a measurable share of the worker's time. Here the
+    timestamps are sorted (fetched records are already in order per partition) and each
+    bucket's count is a bisection: an age is at most ``bound`` when its timestamp is at
+    least ``now - bound``.
     """
-    bounds: list[float] = histogram._upper_bounds
-    per_bucket: Tally[int] = Tally()
-    total = 0.0
-    for v in values:
-        if v < 0.0:
-            v = 0.0
-        total += v
-        per_bucket[bisect_left(bounds, v)] += 1
-    if not per_bucket:
+    stamps = sorted(timestamps)
+    n = len(stamps)
+    if not n:
         return
+    bounds: list[float] = histogram._upper_bounds
     buckets = histogram._buckets
-    for i, n in per_bucket.items():
-        buckets[i].inc(n)
-    histogram._sum.inc(total)
+    counted = 0
+    for i, bound in enumerate(bounds[:-1]):
+        within = n - bisect_left(stamps, now - bound)
+        if within > counted:
+            buckets[i].inc(within - counted)
+            counted = within
+    if n > counted:
+        buckets[-1].inc(n - counted)  # +Inf
+    past = bisect_right(stamps, now)  # the rest lie ahead of ``now``: age 0
+    histogram._sum.inc(now * past - math.fsum(stamps[:past]))
 
 
 class StateCollector(Collector):

@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
-from schemas import Rejection, TopicKind, classify
+from schemas import Event, Rejection, TopicKind, classify
 from stream import fastpath, highwater
 from stream.batching import WriteBackStore
 from stream.core.funnel import Funnel
@@ -171,18 +171,19 @@ class Worker:
 
     # -- processing ------------------------------------------------------------------------
 
-    def handle_records(self, records: Sequence[Any]) -> None:
+    def handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
         """Classify a fetch of input records, apply or dead-letter each, then write and count.
 
-        Called by the consumer fast path (``stream.fastpath``) with every new record of one
-        fetch, without yielding to the event loop. Each changed state is written once;
-        counters are updated once. The records are acknowledged only after this returns, and
-        Faust commits offsets only after flushing what was produced (changelog, dead letters),
-        so a crash in between replays them, which the states recognise. If the batch cannot
-        be completed (the state store fails), the process stops before anything is committed.
+        Called by the consumer fast path (``stream.fastpath``) with the new records of one
+        fetch, per partition, without yielding to the event loop. Each changed state is
+        written once; counters are updated once. The records are acknowledged only after this
+        returns, and Faust commits offsets only after flushing what was produced (changelog,
+        dead letters), so a crash in between replays them, which the states recognise. If the
+        batch cannot be completed (the state store fails), the process stops before anything
+        is committed.
         """
         try:
-            self._handle_records(records)
+            self._handle_records(fetch)
         except Exception as exc:
             self.stop_uncommitted(exc)
 
@@ -191,39 +192,54 @@ class Worker:
         await self.visitor_store.wait_for_room()
         await self.dead_letters.wait_for_room()
 
-    def _handle_records(self, records: Sequence[Any]) -> None:
+    def _handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
         funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
         lead_store, visitor_store = self.lead_store, self.visitor_store
         outcomes: Counter[tuple[str, str]] = Counter()
         late_topics: Counter[str] = Counter()
         rejected: list[tuple[Any, str]] = []
+        timestamps: list[float] = []
         now = time.time()  # for the future-timestamp check: one reading per fetch
-        for record in records:
-            topic = record.topic
-            result = classify(kinds[topic], record.key, record.value, stages=stages, now=now)
-            if isinstance(result, Rejection):
-                rejected.append((record, result.reason))
-                outcomes[(topic, result.reason)] += 1
-                continue
-            t = result.occurred_at.timestamp()
-            if funnel.is_late(t):
-                late_topics[topic] += 1
-            lead_store.partition = visitor_store.partition = record.partition
-            try:
-                outcome: str = funnel.apply(record.partition, result, t)
-            except Exception:
-                # A bug, not bad input: dead-letter it, loudly, so nothing is lost.
-                log.exception(
-                    "processing failed topic=%s partition=%s offset=%s",
-                    topic,
-                    record.partition,
-                    record.offset,
-                )
-                outcome = PROCESSING_ERROR
-                rejected.append((record, PROCESSING_ERROR))
-            outcomes[(topic, outcome)] += 1
-            if outcome == "applied" and t > watermarks.get(topic, 0.0):
-                watermarks[topic] = t
+        for tp, records in fetch:
+            topic, partition = tp.topic, tp.partition
+            kind = kinds[topic]
+            lead_store.partition = visitor_store.partition = partition
+            statuses: list[str] = []
+            late = 0
+            watermark = watermarks.get(topic, 0.0)
+            for record in records:
+                result = classify(kind, record.key, record.value, stages=stages, now=now)
+                if result.__class__ is Rejection:
+                    reason = result.reason
+                    rejected.append((record, reason))
+                    statuses.append(reason)
+                    continue
+                event: Event = result  # type: ignore[assignment]
+                t = event.occurred_at.timestamp()
+                if funnel.is_late(t):
+                    late += 1
+                try:
+                    status: str = funnel.apply(partition, event, t)
+                except Exception:
+                    # A bug, not bad input: dead-letter it, loudly, so nothing is lost.
+                    log.exception(
+                        "processing failed topic=%s partition=%s offset=%s",
+                        topic,
+                        partition,
+                        record.offset,
+                    )
+                    status = PROCESSING_ERROR
+                    rejected.append((record, PROCESSING_ERROR))
+                statuses.append(status)
+                if t > watermark and status == "applied":
+                    watermark = t
+            if watermark:
+                watermarks[topic] = watermark
+            for status, n in Counter(statuses).items():
+                outcomes[(topic, status)] += n
+            if late:
+                late_topics[topic] += late
+            timestamps.extend([r.timestamp / 1000.0 for r in records])
         for visitor_id, state in funnel.take_held_visitors().items():
             visitor_store.partition = state.partition
             visitor_store[visitor_id] = state.encode()
@@ -233,7 +249,7 @@ class Worker:
         lead_store.partition = visitor_store.partition = None
         if rejected:
             self.dead_letters.send(rejected)
-        self.metrics.record_batch(outcomes, late_topics, [r.timestamp / 1000.0 for r in records])
+        self.metrics.record_batch(outcomes, late_topics, timestamps)
         self._export_effects()
 
     def stop_uncommitted(self, exc: Exception) -> NoReturn:
