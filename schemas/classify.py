@@ -101,10 +101,16 @@ def classify(
         return _diagnose(model, exc)
     if isinstance(event, StageChanged) and event.to_stage not in stages:
         return Rejection("unknown_stage", "to_stage is not a configured stage")
-    key_problem = _key_problem(key, event.message_key)
-    if key_problem is not None:
-        key_field = "visitor_id" if isinstance(event, Visit) else "lead_id"
-        return Rejection("key_mismatch", f"{key_problem}; it must equal the {key_field}")
+    expected = event.message_key
+    try:
+        key_matches = key == expected.encode()  # the usual case, without decoding the key
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: no key can match
+        key_matches = False
+    if not key_matches:
+        key_problem = _key_problem(key, expected)
+        if key_problem is not None:
+            key_field = "visitor_id" if isinstance(event, Visit) else "lead_id"
+            return Rejection("key_mismatch", f"{key_problem}; it must equal the {key_field}")
     if now is None:
         now = time.time()
     seen_now, latest = _latest_allowed

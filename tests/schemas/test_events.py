@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import EVENT_MODELS, LeadCreated, StageChanged, Visit
@@ -146,6 +148,41 @@ def test_other_timestamps_are_refused(timestamp: object, error: str) -> None:
     with pytest.raises(ValidationError) as exc:
         Visit.model_validate_json(raw(VISIT, occurred_at=timestamp))
     assert error_types(exc) == {("occurred_at", error)}
+
+
+# The timestamp check runs in pydantic-core for JSON and in Python for Python input
+# (schemas/events.py, _Rfc3339): both must give the same answers.
+_TIMESTAMP_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(
+        r"[0-9٢]{4}-[0-9]{2}-[0-9]{2}[Tt z][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,9})?"
+        r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?\n?",
+        fullmatch=True,
+    ),
+)
+
+
+def _outcome(validate: Any, payload: Any) -> object:
+    try:
+        return validate(payload)
+    except ValidationError as exc:
+        return {(e["loc"][0] if e["loc"] else None, e["type"]) for e in exc.errors()}
+
+
+@settings(max_examples=500, deadline=None)
+@given(timestamp=st.one_of(_TIMESTAMP_TEXT, st.integers(), st.floats(), st.none()))
+def test_json_and_python_input_get_the_same_timestamp_answer(timestamp: object) -> None:
+    from_json = _outcome(Visit.model_validate_json, raw(VISIT, occurred_at=timestamp))
+    from_python = _outcome(Visit.model_validate, {**VISIT, "occurred_at": timestamp})
+    assert from_json == from_python
+
+
+def test_python_input_may_give_a_datetime() -> None:
+    at = datetime(2026, 11, 27, 15, 4, 5, tzinfo=UTC)
+    assert Visit.model_validate({**VISIT, "occurred_at": at}).occurred_at == at
+    with pytest.raises(ValidationError) as exc:
+        Visit.model_validate({**VISIT, "occurred_at": at.replace(tzinfo=None)})
+    assert error_types(exc) == {("occurred_at", "timezone_aware")}
 
 
 def test_impossible_dates_are_refused() -> None:
