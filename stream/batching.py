@@ -19,7 +19,7 @@ empty state directory, from the changelog alone; also the kill and rebalance tes
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -47,7 +47,9 @@ class WriteBackStore:
         # Keys are stored as their UTF-8 bytes: what Faust's "raw" serializer writes.
         assert table.key_serializer == "raw", table.key_serializer
         self._table = table
-        self._pending: dict[str, tuple[bytes, int]] = {}
+        # Writes waiting for ``flush()``, per partition (a key belongs to one partition).
+        self._pending: dict[int, dict[str, bytes]] = {}
+        self._pending_here: dict[str, bytes] = {}  # those of ``partition``
         self._partition: int | None = None
         self._db: Any = None  # the RocksDB database of ``partition``, once looked up
         # When a changelog batch is stored, its last offset is kept in the partition's
@@ -69,12 +71,14 @@ class WriteBackStore:
         # The database is looked up again for every batch: a rebalance between batches
         # can close it.
         self._partition, self._db = partition, None
+        if partition is not None:
+            self._pending_here = self._pending.setdefault(partition, {})
 
     def get(self, key: str) -> bytes | None:
         """The key's value, as written in this batch or else as stored."""
-        pending = self._pending.get(key)
+        pending = self._pending_here.get(key) if self._partition is not None else None
         if pending is not None:
-            return pending[0]
+            return pending
         db = self._db
         if db is not None:
             value: bytes | None = db.get(key.encode())
@@ -92,7 +96,7 @@ class WriteBackStore:
 
     def __setitem__(self, key: str, value: bytes) -> None:
         assert self._partition is not None, "state written outside a batch"
-        self._pending[key] = (value, self._partition)
+        self._pending_here[key] = value
 
     def items(self) -> Iterable[tuple[str | bytes, bytes]]:
         """Every stored item of the partitions held (only called between batches).
@@ -116,24 +120,24 @@ class WriteBackStore:
 
     def flush(self) -> int:
         """Write every key changed in this batch to the store and the changelog; how many."""
-        pending = self._pending
-        if not pending:
-            return 0
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-        for key, (value, partition) in pending.items():
-            by_partition[partition].append((key.encode(), value))
         store = self._table.data
-        for partition, records in by_partition.items():
+        n = 0
+        for partition, pending in self._pending.items():
+            if not pending:
+                continue
+            records = [(key.encode(), value) for key, value in pending.items()]
             if isinstance(store, RocksDBStore):
                 batch = rocksdict.WriteBatch(raw_mode=True)
+                put = batch.put
                 for k, v in records:
-                    batch.put(k, v)
+                    put(k, v)
                 store._db_for_partition(partition).write(batch)
             else:
-                store.data.update((k.decode(), v) for k, v in records)
-            self._changelog.send(partition, ((k, v, []) for k, v in records))
-        n = len(pending)
-        pending.clear()
+                store.data.update(pending)
+            self._changelog.send(partition, [(k, v, _NO_HEADERS) for k, v in records])
+            n += len(records)
+        self._pending.clear()
+        self._pending_here = {}
         return n
 
     async def wait_for_room(self) -> None:
@@ -142,6 +146,7 @@ class WriteBackStore:
 
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+_NO_HEADERS: list[tuple[str, bytes]] = []  # shared by every changelog record: never changed
 
 
 class TopicWriter:
@@ -176,15 +181,25 @@ class TopicWriter:
         # aiokafka's own ``send`` does), so a fetch adds no batch unless that one is full.
         waiting = queue._batches.get(tp)
         builder = waiting[-1]._builder if waiting else None
+        # One timestamp for the records of a call (aiokafka's builder would read the clock
+        # for each); records go to the batch's own builder, as ``BatchBuilder.append`` does
+        # without a serializer, saving a Python call per record.
+        timestamp = int(time.time() * 1000)
         for key, value, headers in records:
-            if (
-                builder is None
-                or builder.append(key=key, value=value, timestamp=None, headers=headers) is None
-            ):
-                builder = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None, headers=headers)
-                batch = queue._append_batch(builder, tp)
-                batch.future.add_done_callback(partial(self._sent, tp, builder))
+            if builder is not None and not builder._closed:
+                if (
+                    builder._builder.append(
+                        builder._relative_offset, timestamp, key=key, value=value, headers=headers
+                    )
+                    is not None
+                ):
+                    builder._relative_offset += 1
+                    continue
+                builder.close()  # full
+            builder = producer.create_batch()
+            builder.append(key=key, value=value, timestamp=timestamp, headers=headers)
+            batch = queue._append_batch(builder, tp)
+            batch.future.add_done_callback(partial(self._sent, tp, builder))
 
     async def wait_for_room(self, limit: int = MAX_QUEUED_BATCHES) -> None:
         """Wait while any partition of the topic has more than ``limit`` batches queued.

@@ -20,7 +20,7 @@ class LabelBound:
         label: str,
         allow: Iterable[str] | None,
         max_values: int,
-        on_overflow: Callable[[str], None] | None = None,
+        on_overflow: Callable[[str, int], None] | None = None,
         always: Iterable[str] = (),
     ) -> None:
         self.label = label
@@ -29,10 +29,10 @@ class LabelBound:
         self._on_overflow = on_overflow
         self._known: set[str] = set(always) | set(self._allow or ())
 
-    def __call__(self, value: str, *, count: bool = True) -> str:
-        """The label value to use for ``value``.
+    def __call__(self, value: str, *, count: int = 1) -> str:
+        """The label value to use for ``value``, seen in ``count`` events.
 
-        ``count=False`` for gauges read at scrape time: a value folded into ``other`` there is
+        ``count=0`` for gauges read at scrape time: a value folded into ``other`` there is
         not an event, and counting it would make the overflow counter grow with every scrape.
         """
         if value in self._known:
@@ -41,7 +41,7 @@ class LabelBound:
             self._known.add(value)
             return value
         if count and self._on_overflow is not None:
-            self._on_overflow(self.label)
+            self._on_overflow(self.label, count)
         return OTHER
 
     @property

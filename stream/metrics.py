@@ -142,13 +142,17 @@ class FunnelMetrics:
 
         overflow = self.label_overflow.labels
         self.team = LabelBound(
-            "team", teams, max_values, lambda label: overflow(label).inc(), always=[DEFAULT_TEAM]
+            "team",
+            teams,
+            max_values,
+            lambda label, n: overflow(label).inc(n),
+            always=[DEFAULT_TEAM],
         )
         self.source = LabelBound(
             "source",
             sources,
             max_values,
-            lambda label: overflow(label).inc(),
+            lambda label, n: overflow(label).inc(n),
             always=[UNKNOWN_SOURCE],
         )
         for label in ("source", "campaign", "team"):
@@ -178,10 +182,14 @@ class FunnelMetrics:
 
     def record_effects(self, effects: Effects) -> None:
         """Export what the core did (then the caller clears ``effects``)."""
-        # Each entry's source is bounded (and its overflow counted) one by one; the counter
-        # is then updated once per label pair.
+        # Entries are counted per (stage, source) first, in the order first seen (which is
+        # the order the label bound admits new sources in); each source is then bounded,
+        # its overflow counted once per entry, and the counter updated once per label pair.
         source = self.source
-        for (stage, label), n in Tally((st, source(src)) for st, src in effects.entries).items():
+        per_label: Tally[tuple[str, str]] = Tally()
+        for (stage, src), n in Tally(effects.entries).items():
+            per_label[(stage, source(src, count=n))] += n
+        for (stage, label), n in per_label.items():
             self.stage_entries.labels(stage, label).inc(n)
         for stage, n in Tally(effects.reentries).items():
             self.stage_reentries.labels(stage).inc(n)
@@ -289,7 +297,7 @@ class StateCollector(Collector):
         )
         per_team: dict[str, list[float]] = {t: [0, 0, 0.0] for t in self._metrics.team.known}
         for team, g in self._funnel.followup_gauges().items():
-            row = per_team.setdefault(self._metrics.team(team, count=False), [0, 0, 0.0])
+            row = per_team.setdefault(self._metrics.team(team, count=0), [0, 0, 0.0])
             row[0] += g.awaiting
             row[1] += g.overdue
             if g.oldest_clock_start is not None:
