@@ -209,12 +209,11 @@ class Worker:
             watermark = watermarks.get(topic, 0.0)
             for record in records:
                 result = classify(kind, record.key, record.value, stages=stages, now=now)
-                if result.__class__ is Rejection:
-                    reason = result.reason
-                    rejected.append((record, reason))
-                    statuses.append(reason)
+                if isinstance(result, Rejection):
+                    rejected.append((record, result.reason))
+                    statuses.append(result.reason)
                     continue
-                event: Event = result  # type: ignore[assignment]
+                event: Event = result
                 t = event.occurred_at.timestamp()
                 if funnel.is_late(t):
                     late += 1
