@@ -125,16 +125,16 @@ class WriteBackStore:
         for partition, pending in self._pending.items():
             if not pending:
                 continue
-            records = [(key.encode(), value) for key, value in pending.items()]
+            records = [(key.encode(), value, _NO_HEADERS) for key, value in pending.items()]
             if isinstance(store, RocksDBStore):
                 batch = rocksdict.WriteBatch(raw_mode=True)
                 put = batch.put
-                for k, v in records:
+                for k, v, _ in records:
                     put(k, v)
                 store._db_for_partition(partition).write(batch)
             else:
                 store.data.update(pending)
-            self._changelog.send(partition, [(k, v, _NO_HEADERS) for k, v in records])
+            self._changelog.send(partition, records)
             n += len(records)
         self._pending.clear()
         self._pending_here = {}
