@@ -28,7 +28,7 @@ from bench.procs import Children
 from bench.report import json_line, table
 from bench.restart import run_memory_and_restart
 from bench.throughput import Input, prepare_input, run_naive, run_raw, run_worker
-from stream.broker import EmbeddedBroker
+from stream.kafka.broker import EmbeddedBroker
 
 log = logging.getLogger("bench")
 

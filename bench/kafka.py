@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from stream.admin import ensure_topics
+from stream.config.topics import TopicNames
 from stream.generate import OutMessage, generate_messages, produce
-from stream.offsets import consumer_group_offsets, topic_end_offsets
-from stream.topics import TopicNames
+from stream.kafka.admin import ensure_topics
+from stream.kafka.offsets import consumer_group_offsets, topic_end_offsets
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from bench.kafka import (
 )
 from bench.procs import Child, ChildFailed, raw_delay_child, worker_child
 from bench.track import wait_caught_up, wait_healthy
-from stream.scrape import Samples, parse_metrics
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
+from stream.observability.scrape import Samples, parse_metrics
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import faust
 
 from schemas import Rejection, TopicKind, Visit, classify
 from schemas.events import LeadCreated
-from stream.settings import Settings
+from stream.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Each child runs in its own session (a terminal's Ctrl-C reaches only the harness), writes its
 output to a log file, and is registered in a :class:`Children` set that stops every one of them
 when the harness ends, however it ends. A child's HTTP endpoints are read with
-:mod:`stream.scrape`; its memory with ``/proc/<pid>/status``.
+:mod:`stream.observability.scrape`; its memory with ``/proc/<pid>/status``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream.scrape import Samples, ScrapeError, fetch_metrics, fetch_status
+from stream.observability.scrape import Samples, ScrapeError, fetch_metrics, fetch_status
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,9 @@ def stop_profiler(child: Child, output: Path | None) -> None:
 
 
 def _function(frame: str) -> str:
-    """``handle (stream/worker.py:139)`` → ``handle (stream/worker.py)``; keeps the function."""
+    """``handle (stream/runtime/worker.py:139)`` → ``handle (stream/runtime/worker.py)``.
+
+    Keeps the function."""
     name, _, where = frame.rpartition(" (")
     if not name:
         return frame

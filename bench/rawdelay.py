@@ -20,9 +20,10 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from schemas import TopicKind, classify
-from stream.fastpath import FETCH_MAX_WAIT_MS
-from stream.metrics import DELAY_BUCKETS, observe_ages
-from stream.settings import Settings
+from stream.config.settings import Settings
+from stream.observability.buckets import DELAY_BUCKETS
+from stream.observability.metrics import observe_ages
+from stream.runtime.fastpath import FETCH_MAX_WAIT_MS
 
 DELAY = "funnel_processing_delay_seconds"
 _KINDS: tuple[TopicKind, ...] = ("visits", "leads", "transitions")

@@ -21,8 +21,8 @@ from bench.context import Context, Results
 from bench.kafka import create_topics, end_offsets, open_leads, produce_all
 from bench.procs import Child, ChildFailed, worker_child
 from bench.track import wait_caught_up, wait_healthy
-from stream.scrape import ScrapeError
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
+from stream.observability.scrape import ScrapeError
 
 log = logging.getLogger(__name__)
 

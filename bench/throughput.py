@@ -23,8 +23,8 @@ from bench.procs import ChildFailed, fetch_json, naive_child, worker_child
 from bench.profile import start_profiler, stop_profiler
 from bench.track import wait_caught_up, wait_healthy
 from schemas import Rejection, TopicKind, classify
-from stream.settings import Settings
-from stream.topics import TopicNames
+from stream.config.settings import Settings
+from stream.config.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bench.kafka import Offsets, committed_count
 from bench.procs import Child, ChildFailed
-from stream.scrape import ScrapeError
+from stream.observability.scrape import ScrapeError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.broker import EmbeddedBroker
+from stream.kafka.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

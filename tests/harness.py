@@ -19,11 +19,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas import TopicKind
-from stream.admin import ensure_topics
-from stream.offsets import consumer_group_offsets, read_topic, topic_end_offsets
-from stream.recount import InputMessage
-from stream.scrape import Samples, parse_metrics
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
+from stream.kafka.admin import ensure_topics
+from stream.kafka.offsets import consumer_group_offsets, read_topic, topic_end_offsets
+from stream.observability.scrape import Samples, parse_metrics
+from stream.report.recount import InputMessage
 
 
 def has_series(samples: Samples, name: str, **labels: str) -> bool:

@@ -1,6 +1,6 @@
 """The funnel's agreed rules, as plain values the core works with.
 
-Built once from the settings (``stream.settings``) by ``rules_from_settings``; the core never
+Built once from the settings (``stream.config.settings``) by ``rules_from_settings``; the core never
 reads configuration itself, so tests and reports can build rules directly.
 """
 

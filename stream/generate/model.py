@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from random import Random
 
+from stream.config.topics import TopicNames
 from stream.generate.noise import ValidEvent, malformed_variant
 from stream.generate.paths import LeadPlanner, cumulative, log_uniform_ms
 from stream.generate.profile import DEFAULT_PROFILE, TrafficProfile
-from stream.topics import TopicNames
 
 _NEVER = 1 << 62  # a time in ms that no event reaches
 _RECENT_VISITORS = 4096  # how many visitor ids a returning visitor is drawn from

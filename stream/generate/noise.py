@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
 
 UNKNOWN_STAGES = ("negotiation", "won", "closed_lost", "nurture")
 

@@ -19,10 +19,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
+from stream.config.topics import TopicNames
 from stream.errors import BrokerUnavailable
 from stream.generate.model import OutMessage, TrafficGenerator
 from stream.generate.profile import DAY_S, DEFAULT_PROFILE, TrafficProfile
-from stream.topics import TopicNames
 
 logger = logging.getLogger(__name__)
 

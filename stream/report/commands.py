@@ -1,6 +1,6 @@
 """The bodies of ``funnel plan`` and ``funnel report``: settings in, text out.
 
-The command line (``stream.cli``) only parses arguments and prints what these return. Both
+The command line (``stream.cli.commands``) only parses arguments and prints what these return. Both
 read the input topics back and recount them with the worker's core when they need measured
 data; every failure is a one-line ``FunnelError``.
 """
@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stream.config.settings import Settings
 from stream.errors import BrokerUnavailable
-from stream.plan import Gap, Measured, Plan, PlanError, bottleneck, north_star_plan
+from stream.planning.plan import Gap, Measured, Plan, PlanError, bottleneck, north_star_plan
 from stream.report.errors import ReportError
 from stream.report.facts import Facts
 from stream.report.fmt import count, moment
@@ -23,7 +24,6 @@ from stream.report.render_html import render_html
 from stream.report.render_json import gap_dict, measured_dict, plan_dict, report_dict
 from stream.report.render_md import render_markdown
 from stream.report.source import BROKER_WAIT_S, read_facts
-from stream.settings import Settings
 
 __all__ = ["plan_output", "report_output", "write_output"]
 

@@ -1,6 +1,6 @@
 """The facts of a recount, with their times: what a period report and a measurement need.
 
-``collect`` drives the same core as the worker and ``stream.recount`` (``classify``, then
+``collect`` drives the same core as the worker and ``stream.report.recount`` (``classify``, then
 ``Funnel.apply`` on in-memory stores, in partition order) and then reads the final lead
 states: every first entry into a stage with its time and source, and every lead's follow-up
 outcome at the funnel's clock. The worker's counters record facts as they were first known;
@@ -17,8 +17,8 @@ from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
 from stream.core.rules import FunnelRules
-from stream.plan import Measured
-from stream.recount import InputMessage
+from stream.planning.plan import Measured
+from stream.report.recount import InputMessage
 
 __all__ = ["Entry", "Facts", "LeadOutcome", "collect"]
 

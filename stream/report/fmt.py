@@ -1,4 +1,7 @@
-"""Number, time and duration formats shared by the Markdown and HTML renderers."""
+"""Time and duration formats of the Markdown and HTML renderers.
+
+Counts and shares come from :mod:`stream.formats`, shared with the live view.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,15 @@ import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from stream.durations import format_duration
-from stream.scrape import format_seconds
+from stream.config.durations import format_duration
+from stream.formats import count, percent, seconds
 
 __all__ = ["bucket_label", "count", "duration", "moment", "percent"]
 
 
-def count(n: float) -> str:
-    """A count with thousands separators (``182,880``); fractions are rounded."""
-    return f"{n:,.0f}"
-
-
-def percent(ratio: float | None, digits: int = 1) -> str:
-    """A ratio as a percentage (``35.0 %``), ``-`` when unknown."""
-    return "-" if ratio is None else f"{100 * ratio:.{digits}f} %"
-
-
-def duration(seconds: float | None) -> str:
+def duration(value: float | None) -> str:
     """A duration in its largest unit (``42s``, ``12.5m``, ``3.0h``), ``-`` when unknown."""
-    return format_seconds(seconds)
+    return seconds(value)
 
 
 def moment(t: float, time_zone: str) -> str:

@@ -16,14 +16,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from stream.config.settings import Settings
 from stream.core.effects import FollowUp
 from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
-from stream.labels import OTHER
-from stream.metrics import LATENCY_BUCKETS
-from stream.plan import DAYS_PER_MONTH, Gap, Measured, Plan, PlanError, bottleneck, north_star_plan
+from stream.observability.buckets import LATENCY_BUCKETS
+from stream.observability.labels import OTHER
+from stream.planning.plan import (
+    DAYS_PER_MONTH,
+    Gap,
+    Measured,
+    Plan,
+    PlanError,
+    bottleneck,
+    north_star_plan,
+)
 from stream.report.errors import ReportError
 from stream.report.facts import Facts, LeadOutcome
-from stream.settings import Settings
 
 __all__ = [
     "COMMITTED_STAGES",

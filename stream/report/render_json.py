@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.plan import Gap, Measured, Plan
+from stream.planning.plan import Gap, Measured, Plan
 from stream.report.model import Latency, Report, TeamRow
 
 __all__ = ["gap_dict", "measured_dict", "plan_dict", "report_dict"]

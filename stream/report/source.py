@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 from schemas import TopicKind
-from stream.admin import wait_for_broker
-from stream.offsets import read_topic
-from stream.recount import InputMessage
+from stream.config.funnel_rules import rules_from_settings
+from stream.config.settings import Settings
+from stream.kafka.admin import wait_for_broker
+from stream.kafka.offsets import read_topic
+from stream.kafka.security import client_kwargs
 from stream.report.facts import Facts, collect
-from stream.rules import rules_from_settings
-from stream.security import client_kwargs
-from stream.settings import Settings
+from stream.report.recount import InputMessage
 
 log = logging.getLogger(__name__)
 

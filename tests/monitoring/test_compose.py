@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.settings import load_settings
+from stream.config.settings import load_settings
 from tests.monitoring.sources import PROMETHEUS, REPO, load_yaml
 
 

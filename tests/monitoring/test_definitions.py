@@ -2,8 +2,8 @@
 
 The dashboards are provisioned as static JSON, so the definitions of the stack's
 configuration (docker/funnel.toml) are written into them by ``funnel dashboards``
-(stream/dashboards.py) and committed. These checks fail when someone edits the definitions
-or a dashboard without regenerating.
+(stream/observability/dashboards.py) and committed. These checks fail when someone edits the
+definitions or a dashboard without regenerating.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from stream.cli import main as funnel
-from stream.dashboards import (
+from stream.cli.commands import main as funnel
+from stream.config.settings import Settings, load_settings
+from stream.observability.dashboards import (
     HEADING,
     apply_definitions,
     apply_settings,
@@ -27,7 +28,6 @@ from stream.dashboards import (
     selected_stages,
     strip_definitions,
 )
-from stream.settings import Settings, load_settings
 from tests.monitoring.sources import DASHBOARDS, REPO, all_panels, dashboard, panels
 
 CONFIG = REPO / "docker" / "funnel.toml"

@@ -30,8 +30,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from stream.config.topics import TopicNames
 from stream.generate import generate_messages
-from stream.topics import TopicNames
 from tests.harness import WorkerProcess, free_port, produce, wait_caught_up
 from tests.monitoring.sources import (
     DASHBOARDS,

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
 from tests.reliability.support import START, Message, at
 
 TYPES = {"visit": "visits", "lead_created": "leads", "stage_changed": "transitions"}

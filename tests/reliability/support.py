@@ -1,6 +1,6 @@
 """Shared helpers of the reliability and security tests: events, traffic, expectations, processes.
 
-The expectation is always the offline recount (``stream.recount``): the same core over the
+The expectation is always the offline recount (``stream.report.recount``): the same core over the
 messages read back from the input topics, in partition order. Scenarios end with one closing
 event per partition and topic at the same instant, so that every partition's event clock (and
 so every worker's) ends at the same place.
@@ -21,13 +21,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas import Rejection, TopicKind, classify
-from stream.admin import ensure_topics
+from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages
-from stream.offsets import read_topic
-from stream.recount import InputMessage, Recount, recount
-from stream.scrape import Samples
-from stream.topics import TopicNames
+from stream.kafka.admin import ensure_topics
+from stream.kafka.offsets import read_topic
+from stream.observability.scrape import Samples
+from stream.report.recount import InputMessage, Recount, recount
 from tests.harness import WorkerProcess, all_series, free_port, produce, wait_caught_up
 
 __all__ = [

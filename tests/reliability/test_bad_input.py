@@ -19,9 +19,9 @@ import json
 import os
 from pathlib import Path
 
+from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages
-from stream.topics import TopicNames
 from tests.reliability.fuzz import arbitrary, corpus, near_valid, oversized
 from tests.reliability.support import (
     END,

@@ -18,9 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from stream.admin import ensure_topics
-from stream.broker import EmbeddedBroker
-from stream.topics import TopicNames, changelog_topics
+from stream.config.topics import TopicNames, changelog_topics
+from stream.kafka.admin import ensure_topics
+from stream.kafka.broker import EmbeddedBroker
 from tests.reliability.support import (
     PARTITIONS,
     START,

@@ -10,7 +10,7 @@ refused (no root, no user namespaces), the tests are skipped and say so.
   once with one line naming the cause, before the batch is committed. Once space is freed
   and it is started again on the same files, it replays that batch and ends exactly as the
   offline recount.
-(An unwritable directory at start is tests/stream/test_cli.py's.)
+(An unwritable directory at start is tests/stream/cli/test_cli.py's.)
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
-from stream.topics import TopicNames
 from tests.reliability.support import (
     WorkerProcess,
     closing_events,

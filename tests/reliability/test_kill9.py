@@ -25,8 +25,8 @@ import random
 import time
 from pathlib import Path
 
+from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
-from stream.topics import TopicNames
 from tests.reliability.support import (
     WorkerProcess,
     closing_events,

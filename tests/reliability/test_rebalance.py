@@ -15,8 +15,8 @@ import os
 import time
 from pathlib import Path
 
-from stream.scrape import Samples
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
+from stream.observability.scrape import Samples
 from tests.reliability.support import (
     PARTITIONS,
     WorkerProcess,

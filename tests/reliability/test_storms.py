@@ -22,8 +22,8 @@ import random
 import uuid
 from pathlib import Path
 
+from stream.config.topics import TopicNames
 from stream.generate import OutMessage, generate_messages
-from stream.topics import TopicNames
 from tests.reliability.support import (
     END,
     START,

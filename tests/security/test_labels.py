@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from stream.topics import TopicNames
+from stream.config.topics import TopicNames
 from tests.reliability.support import (
     START,
     Message,

@@ -17,8 +17,8 @@ import ipaddress
 import json
 from pathlib import Path
 
-from stream.offsets import read_topic
-from stream.topics import TopicNames, changelog_topics
+from stream.config.topics import TopicNames, changelog_topics
+from stream.kafka.offsets import read_topic
 from tests.reliability.support import (
     START,
     Message,

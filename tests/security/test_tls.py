@@ -5,7 +5,7 @@ it with a certificate from a CA made here with ``openssl``; the broker advertise
 port, so clients stay on TLS after the bootstrap. ``funnel topics`` and a worker succeed with
 the right CA (from ``[kafka] ssl_cafile``) and ``funnel topics`` fails in one line with
 another CA. SASL cannot be tested for real (the embedded broker's SCRAM did not work:
-/work/shared/notes/embedded-broker.md), so its settings are checked where they enter the
+docs/security.md), so its settings are checked where they enter the
 Kafka clients.
 """
 
@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream.broker import tansu_binary
-from stream.security import client_kwargs
-from stream.settings import load_settings
-from stream.topics import TopicNames
+from stream.config.settings import load_settings
+from stream.config.topics import TopicNames
+from stream.kafka.broker import tansu_binary
+from stream.kafka.security import client_kwargs
 from tests.reliability.support import START, WorkerProcess, free_port, visit
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")

@@ -16,9 +16,9 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
+from stream.config.settings import Settings, load_settings
 from stream.errors import ConfigError
-from stream.security import client_kwargs, faust_credentials
-from stream.settings import Settings, load_settings
+from stream.kafka.security import client_kwargs, faust_credentials
 
 PASSWORD = "pw-9a7c1e-not-in-dumps"
 

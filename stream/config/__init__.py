@@ -1,0 +1,20 @@
+"""Configuration: the one frozen settings object, durations, topic names, and the core's rules.
+
+Everything here is plain Python (no Faust, no Kafka client): the worker, the reports and the
+tests build their ``FunnelRules`` from the same ``Settings``.
+"""
+
+from stream.config.durations import format_duration, parse_duration
+from stream.config.funnel_rules import rules_from_settings
+from stream.config.settings import Settings, load_settings
+from stream.config.topics import TopicNames, changelog_topics
+
+__all__ = [
+    "Settings",
+    "TopicNames",
+    "changelog_topics",
+    "format_duration",
+    "load_settings",
+    "parse_duration",
+    "rules_from_settings",
+]

@@ -1,0 +1,399 @@
+"""Settings: one frozen object built from the TOML file and the ``FUNNEL_*`` environment.
+
+This module is the only code that reads ``FUNNEL_*`` variables. The sections (``funnel``,
+``labels``, ``sla``, ``north_star``, ``kafka``) mirror the file and refuse unknown keys; the
+runtime values of interface.md are top-level fields; durations are float seconds. Every
+refusal is a one-line ``ConfigError`` naming the file (or variable) and the key, e.g.
+``funnel.toml: north_star.conversion.mql: must be in (0, 1], got 1.5``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from stream.config.durations import parse_duration
+from stream.config.topics import TopicNames
+from stream.errors import ConfigError
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_SECTIONS = ("funnel", "labels", "sla", "north_star", "kafka")
+_STAGES = ("visit", "lead", "mql", "sql", "opportunity", "customer")
+_FOLLOWUP_STAGES = ("contacted", "sql", "opportunity", "customer", "disqualified")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+_Loc = tuple[str | int, ...]  # a key's path, as pydantic reports it
+
+
+class _Refused(ValueError):
+    """A cross-field refusal that knows its key, relative to the model that raises it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _must(test: Callable[[Any], object], message: str) -> AfterValidator:
+    """A validator refusing, with ``message``, every value for which ``test`` is false."""
+
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+def _whole_number(minimum: int, maximum: int = 0, *, text: bool = False) -> Any:
+    """Whole numbers ≥ ``minimum`` (and ≤ ``maximum`` if given); ``text`` takes digit strings."""
+    bounds = f"from {minimum} to {maximum}" if maximum else f"≥ {minimum}"
+
+    def check(value: object) -> int:
+        if text and isinstance(value, str) and value.isascii() and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be a whole number {bounds}")
+        if maximum and value > maximum:
+            raise ValueError(f"must be a whole number {bounds}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _distinct(empty: str | None = "must not be empty") -> AfterValidator:
+    """A list with no repeats that, unless ``empty`` is None, is refused when empty."""
+
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        if empty is not None and not values:
+            raise ValueError(empty)
+        for index, value in enumerate(values):
+            if value in values[:index]:
+                raise ValueError(f"lists {value!r} twice")
+        return values
+
+    return AfterValidator(check)
+
+
+def _is_time_zone(value: str) -> bool:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _brokers(value: object) -> tuple[str, ...]:
+    """``"kafka://h1:9092,h2:9092"`` (or ``;``-separated, or a sequence) → ``("h1:9092", ...)``."""
+    items = value.replace(";", ",").split(",") if isinstance(value, str) else value
+    servers: list[str] = []
+    for item in items if isinstance(items, list | tuple) else [items]:
+        server = str(item).strip()
+        if server.lower().startswith("kafka://"):
+            server = server[len("kafka://") :]
+        host, _, port = server.rstrip("/").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, comma-separated, e.g. 'kafka://127.0.0.1:9092'")
+        servers.append(f"{host}:{port}")
+    return tuple(servers)
+
+
+_NON_NEGATIVE = _must(lambda v: v >= 0, "must be ≥ 0")
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+PositiveSeconds = Annotated[Seconds, _must(lambda v: v > 0, "must be longer than 0s")]
+Window = Annotated[str, _must(lambda v: parse_duration(v) > 0, "must be longer than 0s")]
+TimeZoneName = Annotated[str, _must(_is_time_zone, "must be an IANA time zone such as 'UTC'")]
+StageName = Annotated[str, _must(_NAME.fullmatch, "must be a name made of a-z, 0-9 and _")]
+Stages = Annotated[tuple[StageName, ...], _distinct(None)]
+AllowList = Annotated[tuple[str, ...], _distinct("must not be empty; leave the key out")]
+Amount = Annotated[float, Field(strict=True, allow_inf_nan=False), _NON_NEGATIVE]
+Rate = Annotated[float, Field(strict=True), _must(lambda v: 0 < v <= 1, "must be in (0, 1]")]
+KafkaName = Annotated[str, _must(_KAFKA_NAME.fullmatch, "must be made of A-Z a-z 0-9 . _ -")]
+
+
+class FunnelSettings(BaseModel):
+    """``[funnel]``: the stages, the business time zone and the windows."""
+
+    model_config = _FROZEN
+
+    stages: Annotated[Stages, _distinct()] = _STAGES
+    extra_stages: Stages = ("contacted", "disqualified")
+    time_zone: TimeZoneName = "UTC"
+    windows: Annotated[tuple[Window, ...], _distinct()] = ("1h", "1d")
+    window_retention: PositiveSeconds = parse_duration("35d")
+    dedupe_horizon: PositiveSeconds = parse_duration("7d")
+    orphan_hold: Seconds = parse_duration("1h")
+    definitions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def all_stages(self) -> tuple[str, ...]:
+        """Every configured stage: the funnel order, then the extra stages."""
+        return self.stages + self.extra_stages
+
+    @property
+    def window_seconds(self) -> tuple[float, ...]:
+        """The ``windows``, in seconds, in the same order."""
+        return tuple(parse_duration(window) for window in self.windows)
+
+
+class LabelSettings(BaseModel):
+    """``[labels]``: allow-lists (None: any value) and the cap on distinct values per label."""
+
+    model_config = _FROZEN
+
+    max_values: Annotated[int, _whole_number(1)] = 50
+    source: AllowList | None = None
+    campaign: AllowList | None = None
+    team: AllowList | None = None
+
+
+class BusinessHours(BaseModel):
+    """``[sla.business_hours]``: the calendar the SLA clock runs on, when one is set."""
+
+    model_config = _FROZEN
+
+    time_zone: TimeZoneName
+    days: Annotated[tuple[Weekday, ...], _distinct()] = WEEKDAYS[:5]
+    start: datetime.time
+    end: datetime.time
+    holidays: tuple[datetime.date, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise _Refused("end", f"must be later than start ({self.start.isoformat()})")
+        return self
+
+
+class Marketing(BaseModel):
+    """``[sla.marketing]``: marketing's monthly commitment to sales (0 = none)."""
+
+    model_config = _FROZEN
+
+    mql_per_month: Annotated[int, _whole_number(0)] = 0
+    sql_per_month: Annotated[int, _whole_number(0)] = 0
+
+
+class SlaSettings(BaseModel):
+    """``[sla]``: the follow-up deadline, the stage that starts its clock and those that stop it."""
+
+    model_config = _FROZEN
+
+    followup_within: PositiveSeconds = parse_duration("24h")
+    clock_starts_at: str = "lead"
+    followup_stages: Annotated[tuple[str, ...], _distinct()] = _FOLLOWUP_STAGES
+    breach_grace: Seconds = 0.0
+    business_hours: BusinessHours | None = None
+    marketing: Marketing = Marketing()
+
+
+class NorthStarSettings(BaseModel):
+    """``[north_star]``: the revenue goal and the assumptions of the reverse funnel."""
+
+    model_config = _FROZEN
+
+    revenue_goal: Amount = 0.0
+    period: Literal["month", "quarter", "year"] = "year"
+    average_deal_size: Amount = 0.0
+    rep_capacity_leads_per_month: Annotated[int, _whole_number(1)] = 150
+    conversion: dict[str, Rate] = Field(default_factory=dict)
+
+
+class KafkaSettings(BaseModel):
+    """``[kafka]``: security; ``sasl_password`` comes from the variable ``sasl_password_env``."""
+
+    model_config = _FROZEN
+
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+
+class Settings(BaseModel):
+    """Everything the processes are configured with; frozen, built by ``load_settings()``."""
+
+    model_config = _FROZEN
+
+    funnel: FunnelSettings = FunnelSettings()
+    labels: LabelSettings = LabelSettings()
+    sla: SlaSettings = SlaSettings()
+    north_star: NorthStarSettings = NorthStarSettings()
+    kafka: KafkaSettings = KafkaSettings()
+
+    broker: Annotated[tuple[str, ...], BeforeValidator(_brokers)] = ("127.0.0.1:9092",)
+    web_port: Annotated[int, _whole_number(1, 65535, text=True)] = 6066
+    web_bind: str = "127.0.0.1"
+    clock: Literal["wall", "event"] = "wall"
+    data_dir: Path = Path("./var")
+    topic_prefix: KafkaName = "funnel."
+    partitions: Annotated[int, _whole_number(1, text=True)] = 8
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    app_id: KafkaName = "funnel"
+    config_path: Path | None = None
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The brokers as ``host:port`` strings (for aiokafka clients)."""
+        return list(self.broker)
+
+    @property
+    def faust_broker(self) -> str:
+        """The brokers as Faust's ``broker`` argument: ``kafka://h1:9092;kafka://h2:9092``."""
+        return ";".join(f"kafka://{server}" for server in self.broker)
+
+    @property
+    def topics(self) -> TopicNames:
+        """The topic names for the configured prefix."""
+        return TopicNames.from_prefix(self.topic_prefix)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        """The checks that span keys; each names the key it refuses."""
+        funnel, sla, north_star, kafka = self.funnel, self.sla, self.north_star, self.kafka
+        stages, all_stages = funnel.stages, funnel.all_stages
+        if len(stages) < 2:
+            raise _Refused("funnel.stages", "must list at least two stages")
+        for stage in funnel.extra_stages:
+            if stage in stages:
+                raise _Refused("funnel.extra_stages", f"{stage!r} is already in funnel.stages")
+        for key in funnel.definitions:
+            if key not in all_stages:
+                raise _Refused(f"funnel.definitions.{key}", _not_among(all_stages))
+        if funnel.window_retention < max(funnel.window_seconds):
+            raise _Refused("funnel.window_retention", "must be at least the longest window")
+        if sla.clock_starts_at not in stages:
+            raise _Refused("sla.clock_starts_at", _not_among(stages, sla.clock_starts_at))
+        for index, stage in enumerate(sla.followup_stages):
+            if stage not in all_stages:
+                raise _Refused(f"sla.followup_stages[{index}]", _not_among(all_stages, stage))
+            if stage == sla.clock_starts_at:
+                raise _Refused(f"sla.followup_stages[{index}]", "must not be sla.clock_starts_at")
+        for key in north_star.conversion:
+            if key not in stages[:-1]:
+                raise _Refused(f"north_star.conversion.{key}", _not_among(stages[:-1]))
+        if north_star.revenue_goal > 0 and north_star.average_deal_size <= 0:
+            raise _Refused("north_star.average_deal_size", "must be > 0 when revenue_goal is set")
+        for key in ("sasl_mechanism", "sasl_username", "sasl_password_env"):
+            if kafka.security_protocol.startswith("SASL_") and getattr(kafka, key) is None:
+                raise _Refused(f"kafka.{key}", f"required with {kafka.security_protocol}")
+        return self
+
+
+def _not_among(stages: tuple[str, ...], got: str | None = None) -> str:
+    message = f"not a configured stage (one of {', '.join(stages)})"
+    return message if got is None else f"{message}, got {got!r}"
+
+
+def load_settings(
+    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from ``config_path`` (else ``FUNNEL_CONFIG``) and the environment.
+
+    ``environ`` defaults to ``os.environ``; an empty variable counts as unset. Environment
+    values override the file. Raises ``ConfigError`` with a one-line message naming the
+    file or variable and the key.
+    """
+    given = os.environ if environ is None else environ
+    env = {key: value for key, value in given.items() if value}
+    path = Path(config_path) if config_path is not None else None
+    if path is None and "FUNNEL_CONFIG" in env:
+        path = Path(env["FUNNEL_CONFIG"])
+    source, data = (str(path), _read_toml(path)) if path else ("configuration", {})
+    for key in data:
+        if key not in _SECTIONS:
+            raise ConfigError(f"{source}: {key}: unknown key")
+    # Where each environment value lands, so that an error names the variable, not the file.
+    from_env: dict[_Loc, str] = {}
+    for field in Settings.model_fields.keys() - {*_SECTIONS, "config_path"}:
+        if (variable := f"FUNNEL_{field.upper()}") in env:
+            data[field] = env[variable]
+            from_env[(field,)] = variable
+    if isinstance(kafka := data.setdefault("kafka", {}), dict):
+        _resolve_kafka(kafka, env, source, from_env)
+    data["config_path"] = path
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, from_env)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _resolve_kafka(
+    kafka: dict[str, Any], env: Mapping[str, str], source: str, from_env: dict[_Loc, str]
+) -> None:
+    """Lay ``FUNNEL_KAFKA_*`` over ``kafka`` and read the password it names (in place)."""
+    if "sasl_password" in kafka:
+        raise ConfigError(
+            f"{source}: kafka.sasl_password: the password may not sit in the file; "
+            "set kafka.sasl_password_env to the name of a variable that holds it"
+        )
+    for key in sorted(KafkaSettings.model_fields.keys() - {"sasl_password"}):
+        if (variable := f"FUNNEL_KAFKA_{key.upper()}") in env:
+            kafka[key] = env[variable]
+            from_env[("kafka", key)] = variable
+    if isinstance(name := kafka.get("sasl_password_env"), str):
+        if name not in env:
+            loc = ("kafka", "sasl_password_env")
+            where = from_env.get(loc, f"{source}: kafka.sasl_password_env")
+            raise ConfigError(f"{where}: {name} is not set")
+        kafka["sasl_password"] = env[name]
+
+
+def _describe(exc: ValidationError, source: str, from_env: Mapping[_Loc, str]) -> str:
+    """One line for all of pydantic's errors: ``source: key: problem, got value``."""
+    lines: list[str] = []
+    for error in exc.errors():
+        loc: _Loc = tuple(error["loc"])
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _Refused):
+            loc, problem = loc + tuple(cause.key.split(".")), str(cause)
+        elif error["type"] == "extra_forbidden":
+            problem = "unknown key"
+        elif error["type"] == "missing":
+            problem = "required key is missing"
+        else:
+            problem = str(cause) if isinstance(cause, ValueError) else error["msg"]
+            problem = re.sub(r"^(Input|String) should ", "must ", problem)
+            got = repr(error["input"])
+            if ", got " not in problem and not isinstance(error["input"], dict | BaseModel):
+                problem += f", got {got if len(got) <= 60 else got[:57] + '...'}"
+        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+        where = from_env.get(loc[:1]) or from_env.get(loc[:2]) or f"{source}: {key[1:]}"
+        lines.append(f"{where}: {problem}")
+    return "; ".join(lines)

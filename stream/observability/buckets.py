@@ -1,0 +1,8 @@
+"""The histogram buckets fixed by metrics.md, in seconds.
+
+Kept apart from :mod:`stream.observability.metrics` (which configures prometheus_client when
+imported) so the reports can bin latencies exactly as the dashboards do.
+"""
+
+LATENCY_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
+DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)

@@ -1,0 +1,394 @@
+"""The Faust layer: topics, tables, agents, timers and web views around the funnel core.
+
+One ``faust.App`` per worker process, built by ``create_app(settings)``. The agents only
+classify messages, hand valid events to ``Funnel`` (the plain-Python core) and export what it
+did; all state lives in two Faust tables keyed like their source topics:
+
+- ``lead_states`` (key ``lead_id``): every fact about a lead, with the ids of the events
+  applied to it, so a replay after a crash is recognised and changes nothing;
+- ``visitor_states`` (key ``visitor_id``): the visits of the duplicate horizon.
+
+Each table write goes to the changelog partition of the event being processed, which is the
+source partition of the key: state moves with its partition on a rebalance. Aggregates
+(event-time window counts, open leads) are derived from these states and rebuilt after every
+recovery, which is what keeps them exact after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import faust
+from prometheus_client import CollectorRegistry, generate_latest
+
+from schemas import Event, Rejection, TopicKind, classify
+from stream.config.funnel_rules import rules_from_settings
+from stream.config.settings import Settings
+from stream.core.funnel import Funnel
+from stream.kafka.security import client_kwargs, faust_credentials
+from stream.observability.metrics import FunnelMetrics, StateCollector
+from stream.observability.targets import register_targets
+from stream.runtime import fastpath, highwater
+from stream.runtime.batching import WriteBackStore
+from stream.runtime.deadletter import DeadLetters
+from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+
+log = logging.getLogger(__name__)
+
+# A consumer joining a group on the embedded broker waits about half the session timeout
+# (measured: 5.1 s at 10 s, 3.1 s at 6 s, 2.1 s at 3 s, 1.0 s at 2 s). A restart after kill -9
+# joins twice (the dead member holds its place for a session timeout), so this is most of a
+# restart's time besides the rebuild. Faust's consumer thread heartbeats every 0.5 s apart
+# from the main loop, whose longest stretch without yielding is one fetch's batch.
+# Apache Kafka refuses session timeouts below its group.min.session.timeout.ms (6 s by
+# default): ``funnel worker`` asks the cluster and takes that floor if it is higher
+# (stream.cli.run.session_timeout); the rebalance timeout follows the session timeout.
+SESSION_TIMEOUT_S = 2.0
+# Faust waits this long after an assignment before recovering tables, in case another
+# rebalance follows; the default (3 s) only delays start-up. A rebalance during recovery
+# interrupts it anyway (Faust restarts recovery for the new generation).
+RECOVERY_DELAY_S = 0.0
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# At most this many records per fetch handed to the worker, and bytes fetched per partition:
+# they bound the memory of a batch (the fetched bytes, the decoded records and events).
+# Measured with `make bench` (worker rate from spawn; peak RSS holding 1M open leads):
+# 10,000 and 1 MiB: 54k/s, 267 MB; 20,000 and 2 MiB: 60k/s, 306 MB; 50,000 and 8 MiB:
+# 58k/s, 386 MB. (Faust's default 1 MiB per partition had made busy partitions' fetches
+# small when each fetch cost a lot; it no longer does.)
+MAX_RECORDS_PER_FETCH = 20_000
+FETCH_BYTES_PER_PARTITION = 2 << 20
+# Exit status when a batch cannot be completed (EX_IOERR: the usual cause is the state store).
+BATCH_FAILED_EXIT = 74
+# Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
+PROCESSING_ERROR = "processing_error"
+
+
+class Worker:
+    """Wires one ``Funnel`` to a Faust app: agents, tables, recovery, timers and web views."""
+
+    def __init__(self, settings: Settings, session_timeout_s: float = SESSION_TIMEOUT_S) -> None:
+        self.settings = settings
+        self.session_timeout_s = session_timeout_s
+        names = settings.topics
+        self.kinds: dict[str, TopicKind] = {
+            names.visits: "visits",
+            names.leads: "leads",
+            names.transitions: "transitions",
+        }
+        self.stages = frozenset(settings.funnel.all_stages)
+        self.ready = False
+        self.app = self._create_app()
+        app = self.app
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "value_serializer": "raw",
+            "partitions": settings.partitions,
+        }
+        self.visits_topic = app.topic(names.visits, **raw)
+        self.lead_topics = app.topic(names.leads, names.transitions, **raw)
+        self.dead_letters = DeadLetters(
+            app, names.dead_letter, settings.partitions, self.stop_uncommitted
+        )
+        state: dict[str, Any] = {
+            "key_type": str,
+            "partitions": settings.partitions,
+        }
+        self.lead_states = StateTable(app, name="lead_states", options=rocksdb_options(), **state)
+        self.visitor_states = StateTable(
+            app, name="visitor_states", options=rocksdb_options(), **state
+        )
+        app.tables.add(self.lead_states)
+        app.tables.add(self.visitor_states)
+
+        self.lead_store = WriteBackStore(self.lead_states, self.stop_uncommitted)
+        self.visitor_store = WriteBackStore(self.visitor_states, self.stop_uncommitted)
+        self.funnel = Funnel(
+            rules_from_settings(settings), self.lead_store, self.visitor_store, settings.clock
+        )
+        # Visitor states changed again within a fetch are written once, after it
+        # (_handle_records): a hot visitor costs one decode and encode per fetch.
+        self.funnel.hold_visitor_states = True
+        self.registry = CollectorRegistry()
+        self.metrics = FunnelMetrics(
+            self.registry,
+            stages=settings.funnel.all_stages,
+            input_topics=names.inputs,
+            teams=settings.labels.team,
+            sources=settings.labels.source,
+            max_values=settings.labels.max_values,
+            business_hours=settings.sla.business_hours is not None,
+        )
+        register_targets(self.registry, settings)
+        self.watermarks: dict[str, float] = {}
+        self.registry.register(
+            StateCollector(self.funnel, self.metrics, self.watermarks, self.consumer_lag)
+        )
+        self._wire()
+
+    def _create_app(self) -> faust.App:
+        s = self.settings
+        highwater.install(s.bootstrap_servers, client_kwargs(s.kafka))
+        app = faust.App(
+            s.app_id,
+            broker=s.faust_broker,
+            broker_credentials=faust_credentials(s.kafka),
+            store="rocksdb://" if s.store == "rocksdb" else "memory://",
+            datadir=str(s.data_dir),
+            web_port=s.web_port,
+            web_bind=s.web_bind,
+            web_host=s.web_bind,
+            topic_partitions=s.partitions,
+            topic_replication_factor=1,
+            topic_disable_leader=True,
+            table_standby_replicas=0,
+            consumer_auto_offset_reset="earliest",
+            broker_rebalance_timeout=self.session_timeout_s,
+            broker_session_timeout=self.session_timeout_s,
+            stream_recovery_delay=RECOVERY_DELAY_S,
+            broker_heartbeat_interval=self.session_timeout_s / 4,
+            broker_commit_interval=1.0,
+            # Changelog writes are many and small: batch them instead of one request each.
+            producer_linger=0.02,
+            producer_max_batch_size=1 << 20,
+            broker_max_poll_records=MAX_RECORDS_PER_FETCH,
+            consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
+            # Offsets are committed by Faust's timer (every second) only: a commit every N
+            # acknowledgements would run inside the fetch loop and hold records back.
+            broker_commit_every=1 << 62,
+            autodiscover=False,
+            TableManager=PromptTableManager,
+        )
+        fastpath.install(app, frozenset(self.kinds), self.handle_records, self._changelog_room)
+        return app
+
+    # -- processing ------------------------------------------------------------------------
+
+    def handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
+        """Classify a fetch of input records, apply or dead-letter each, then write and count.
+
+        Called by the consumer fast path (``stream.runtime.fastpath``) with the new records of one
+        fetch, per partition, without yielding to the event loop. Each changed state is
+        written once; counters are updated once. The records are acknowledged only after this
+        returns, and Faust commits offsets only after flushing what was produced (changelog,
+        dead letters), so a crash in between replays them, which the states recognise. If the
+        batch cannot be completed (the state store fails), the process stops before anything
+        is committed.
+        """
+        try:
+            self._handle_records(fetch)
+        except Exception as exc:
+            self.stop_uncommitted(exc)
+
+    async def _changelog_room(self) -> None:
+        await self.lead_store.wait_for_room()
+        await self.visitor_store.wait_for_room()
+        await self.dead_letters.wait_for_room()
+
+    def _handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
+        funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
+        lead_store, visitor_store = self.lead_store, self.visitor_store
+        outcomes: Counter[tuple[str, str]] = Counter()
+        late_topics: Counter[str] = Counter()
+        rejected: list[tuple[Any, str]] = []
+        timestamps: list[float] = []
+        now = time.time()  # for the future-timestamp check: one reading per fetch
+        for tp, records in fetch:
+            topic, partition = tp.topic, tp.partition
+            kind = kinds[topic]
+            lead_store.partition = visitor_store.partition = partition
+            statuses: list[str] = []
+            late = 0
+            watermark = watermarks.get(topic, 0.0)
+            for record in records:
+                result = classify(kind, record.key, record.value, stages=stages, now=now)
+                if isinstance(result, Rejection):
+                    rejected.append((record, result.reason))
+                    statuses.append(result.reason)
+                    continue
+                event: Event = result
+                t = event.occurred_at.timestamp()
+                if funnel.is_late(t):
+                    late += 1
+                try:
+                    status: str = funnel.apply(partition, event, t)
+                except Exception:
+                    # A bug, not bad input: dead-letter it, loudly, so nothing is lost.
+                    log.exception(
+                        "processing failed topic=%s partition=%s offset=%s",
+                        topic,
+                        partition,
+                        record.offset,
+                    )
+                    status = PROCESSING_ERROR
+                    rejected.append((record, PROCESSING_ERROR))
+                statuses.append(status)
+                if t > watermark and status == "applied":
+                    watermark = t
+            if watermark:
+                watermarks[topic] = watermark
+            for status, n in Counter(statuses).items():
+                outcomes[(topic, status)] += n
+            if late:
+                late_topics[topic] += late
+            timestamps.extend([r.timestamp / 1000.0 for r in records])
+        for visitor_id, state in funnel.take_held_visitors().items():
+            visitor_store.partition = state.partition
+            visitor_store[visitor_id] = state.encode()
+        lead_store.flush()
+        visitor_store.flush()
+        # Outside a batch (timers) reads must search every partition's store.
+        lead_store.partition = visitor_store.partition = None
+        if rejected:
+            self.dead_letters.send(rejected)
+        self.metrics.record_batch(outcomes, late_topics, timestamps)
+        self._export_effects()
+
+    def stop_uncommitted(self, exc: Exception) -> NoReturn:
+        """Stop the process at once because a batch could not be completed.
+
+        A full or broken state directory (the store write fails) or a refused dead-letter
+        send would otherwise crash the agent, and Faust acknowledges a crashed agent's
+        events: their offsets would be committed with their effects lost. Exiting at once,
+        as ``kill -9`` would, commits nothing more, so a restart replays the batch.
+        """
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(
+            "funnel worker: stopping before the current batch is committed (it is replayed "
+            f"on restart): {type(exc).__name__}: {detail}\n"
+        )
+        sys.stderr.flush()
+        os._exit(BATCH_FAILED_EXIT)
+
+    def _export_effects(self) -> None:
+        effects = self.funnel.effects
+        if effects:
+            self.metrics.record_effects(effects)
+            effects.clear()
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def owned_partitions(self) -> tuple[set[int], set[int]]:
+        """Input partitions this worker owns now: (lead partitions, visit partitions)."""
+        names = self.settings.topics
+        actives = self.app.assignor.assigned_actives()
+        leads = {tp.partition for tp in actives if tp.topic in (names.leads, names.transitions)}
+        visits = {tp.partition for tp in actives if tp.topic == names.visits}
+        return leads, visits
+
+    async def on_recovered(self) -> None:
+        """Tables are recovered: rebuild the aggregates of the owned partitions."""
+        started = time.monotonic()
+        # The changelog is written straight into the producer's queue (stream.runtime.batching),
+        # which needs the topics' metadata first.
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        for table in (self.lead_states, self.visitor_states):
+            await producer.client._wait_on_metadata(table.changelog_topic.get_topic_name())
+        await self.dead_letters.refresh()
+        leads, visits = self.owned_partitions()
+        # A rebuild creates millions of long-lived objects (the open-lead index); the cyclic
+        # garbage collector would scan them all again and again while they are made (a
+        # third of the rebuild time, measured), and at every full collection afterwards.
+        # None of them is part of a cycle: build without it, then exempt them (gc.freeze).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self.funnel.rebuild(leads, visits)
+        finally:
+            if collecting:
+                gc.enable()
+        gc.freeze()
+        names = self.settings.topics
+        for topic, kind in self.kinds.items():
+            views = [
+                v
+                for (k, _), v in self.funnel.views.items()
+                if k == kind[:6] or (kind != "visits" and k == "leads")
+            ]
+            best = max((v.watermark for v in views), default=0.0)
+            self.watermarks[topic] = max(self.watermarks.get(topic, 0.0), best)
+        self._export_effects()
+        self.ready = True
+        log.info(
+            "recovered lead_partitions=%s visit_partitions=%s seconds=%.2f dead_letter=%s",
+            sorted(leads),
+            sorted(visits),
+            time.monotonic() - started,
+            names.dead_letter,
+        )
+
+    async def on_revoked(self, revoked: set[Any]) -> None:
+        """Partitions moved away: stop exporting them."""
+        names = self.settings.topics
+        leads = {tp.partition for tp in revoked if tp.topic in (names.leads, names.transitions)}
+        visits = {tp.partition for tp in revoked if tp.topic == names.visits}
+        self.funnel.revoke(leads, visits)
+
+    def consumer_lag(self) -> dict[tuple[str, int], int]:
+        """High watermark minus committed offset for every owned input partition."""
+        consumer = self.app.consumer
+        lag: dict[tuple[str, int], int] = {}
+        # Faust keeps the offsets it committed in ``_committed_offset``; it has no public
+        # accessor, and asking the broker on every scrape would be a request per partition.
+        committed = getattr(consumer, "_committed_offset", {})
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic not in self.kinds:
+                continue
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag[(tp.topic, tp.partition)] = max(0, high - (committed.get(tp) or 0))
+        return lag
+
+    def tick(self) -> None:
+        """Once a second: move the wall clock (breaches, orphan holds) and prune windows."""
+        self.funnel.advance()
+        self.funnel.prune()
+        self._export_effects()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        app, worker = self.app, self
+
+        # The input topics are handled by the consumer fast path (``stream.runtime.fastpath``): the
+        # agents subscribe them (group membership, co-partitioned table assignment) and
+        # never receive a message. One that did would have bypassed the funnel: stop before
+        # Faust could commit past it.
+        async def subscribe_only(stream: Any) -> None:
+            async for event in stream.events():
+                worker.stop_uncommitted(
+                    RuntimeError(f"input reached an agent, not the fast path: {event.message.tp}")
+                )
+
+        app.agent(self.visits_topic, name="count_visits")(subscribe_only)
+        app.agent(self.lead_topics, name="track_leads")(subscribe_only)
+
+        @self.visitor_states.on_recover
+        async def rebuild_aggregates() -> None:
+            await worker.on_recovered()
+
+        async def drop_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+            await worker.on_revoked(revoked)
+
+        app.on_partitions_revoked.connect(drop_revoked)  # type: ignore[arg-type]
+
+        @app.timer(interval=1.0)
+        async def advance_clock() -> None:
+            worker.tick()
+
+        @app.page("/metrics")
+        async def metrics(view: Any, request: Any) -> Any:
+            return view.bytes(generate_latest(worker.registry), content_type=METRICS_CONTENT_TYPE)
+
+        @app.page("/health")
+        async def health(view: Any, request: Any) -> Any:
+            if worker.ready and not app.rebalancing:
+                return view.json({"status": "ok"})
+            return view.json({"status": "starting"}, status=503)

@@ -1,0 +1,394 @@
+"""Settings: defaults, the example file, environment overrides and every refusal."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from stream.config.settings import BusinessHours, Settings, load_settings
+from stream.config.topics import TopicNames
+from stream.errors import ConfigError
+
+# docs/contract/funnel.example.toml as this version implements it: every key with its default
+# (the contract's `sla.warn_before` and `[funnel.stuck_after]` are not implemented yet; see
+# docs/contract/README.md, "Status").
+EXAMPLE_TOML = """\
+# Example configuration: every key, with its default unless marked "example".
+# The key names and structure are part of the interface (interface.md).
+
+[funnel]
+stages = ["visit", "lead", "mql", "sql", "opportunity", "customer"]   # funnel order
+extra_stages = ["contacted", "disqualified"]                          # outside the order
+time_zone = "UTC"                 # business time zone: daily windows and month boundaries
+windows = ["1h", "1d"]
+window_retention = "35d"
+dedupe_horizon = "7d"            # duplicates (same event_id) recognised within this horizon
+
+[funnel.definitions]              # the agreed meaning of each stage, shown in reports and dashboards
+# mql = "Lead from a company of 10+ employees that downloaded a guide or asked for a demo"   # example
+# sql = "Sales accepted it after a first call: budget, need and timing confirmed"          # example
+
+[labels]
+max_values = 50                   # distinct values kept per label before "other"
+# source = ["organic", "paid_search", "social", "email", "referral", "direct"]   # example allow-list
+# team = ["sales-emea", "sales-amer"]                                          # example allow-list
+
+[sla]
+followup_within = "24h"
+clock_starts_at = "lead"          # or "mql"
+followup_stages = ["contacted", "sql", "opportunity", "customer", "disqualified"]
+breach_grace = "0s"               # a breach is declared when the clock passes deadline + grace
+
+# [sla.business_hours]            # example: when present, the SLA runs on this calendar
+# time_zone = "Europe/Madrid"
+# days = ["mon", "tue", "wed", "thu", "fri"]
+# start = "09:00"
+# end = "18:00"
+# holidays = ["2026-12-25", "2027-01-01"]
+
+[sla.marketing]                   # marketing's monthly commitment to sales (0 = none)
+mql_per_month = 0
+sql_per_month = 0
+
+[north_star]                      # 0 = no goal set
+revenue_goal = 0
+period = "year"                   # "month", "quarter" or "year"
+average_deal_size = 0
+rep_capacity_leads_per_month = 150
+
+[north_star.conversion]           # rate from each stage to the next; a missing one is measured
+# visit = 0.025                   # example: visit -> lead
+# lead = 0.25                     # example: lead -> mql
+# mql = 0.35                      # example: mql -> sql
+# sql = 0.5                       # example: sql -> opportunity
+# opportunity = 0.25              # example: opportunity -> customer
+
+[kafka]                           # for brokers that require it
+security_protocol = "PLAINTEXT"   # or "SASL_PLAINTEXT", "SASL_SSL", "SSL"
+# sasl_mechanism = "SCRAM-SHA-256"
+# sasl_username = "funnel"
+# sasl_password_env = "FUNNEL_KAFKA_PASSWORD"   # the password itself never sits in the file
+# ssl_cafile = "/etc/funnel/ca.pem"
+"""  # noqa: E501 (a verbatim copy of the spec's example file)
+
+# The example with every "example" line switched on, plus our own key.
+FULL_TOML = """\
+[funnel]
+time_zone = "Europe/Madrid"
+orphan_hold = "30m"
+[funnel.definitions]
+mql = "Lead from a company of 10+ employees that downloaded a guide or asked for a demo"
+sql = "Sales accepted it after a first call: budget, need and timing confirmed"
+[labels]
+source = ["organic", "paid_search", "social", "email", "referral", "direct"]
+team = ["sales-emea", "sales-amer"]
+[sla]
+clock_starts_at = "mql"
+followup_within = "4h"
+[sla.business_hours]
+time_zone = "Europe/Madrid"
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "09:00"
+end = "18:00"
+holidays = ["2026-12-25", "2027-01-01"]
+[sla.marketing]
+mql_per_month = 400
+sql_per_month = 120
+[north_star]
+revenue_goal = 1200000
+period = "quarter"
+average_deal_size = 12000.5
+[north_star.conversion]
+visit = 0.025
+lead = 0.25
+mql = 0.35
+sql = 0.5
+opportunity = 0.25
+[kafka]
+security_protocol = "SASL_SSL"
+sasl_mechanism = "SCRAM-SHA-256"
+sasl_username = "funnel"
+sasl_password_env = "FUNNEL_KAFKA_PASSWORD"
+ssl_cafile = "/etc/funnel/ca.pem"
+"""
+
+PASSWORD = "correct-horse-battery-staple"
+HOURS = "time_zone = 'UTC'\nstart = '09:00'\nend = '17:00'\n"
+BACKWARDS = "time_zone = 'UTC'\nstart = '18:00'\nend = '09:00'"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "funnel.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    settings = load_settings(environ={})
+
+    funnel, sla, north_star = settings.funnel, settings.sla, settings.north_star
+    assert settings == Settings()
+    assert settings.config_path is None
+    assert funnel.stages == ("visit", "lead", "mql", "sql", "opportunity", "customer")
+    assert funnel.all_stages[-2:] == ("contacted", "disqualified")
+    assert (funnel.time_zone, funnel.windows) == ("UTC", ("1h", "1d"))
+    assert funnel.window_seconds == (3_600.0, 86_400.0)
+    assert (funnel.window_retention, funnel.dedupe_horizon) == (35 * 86_400, 7 * 86_400)
+    assert (funnel.orphan_hold, funnel.definitions) == (3_600, {})
+    assert settings.labels.max_values == 50
+    assert (settings.labels.source, settings.labels.campaign, settings.labels.team) == (None,) * 3
+    assert (sla.followup_within, sla.clock_starts_at, sla.breach_grace) == (86_400, "lead", 0)
+    assert sla.followup_stages == ("contacted", "sql", "opportunity", "customer", "disqualified")
+    assert sla.business_hours is None
+    assert sla.marketing.mql_per_month == sla.marketing.sql_per_month == 0
+    assert (north_star.revenue_goal, north_star.average_deal_size) == (0, 0)
+    assert north_star.period == "year"
+    assert (north_star.rep_capacity_leads_per_month, north_star.conversion) == (150, {})
+    assert (settings.kafka.security_protocol, settings.kafka.sasl_password) == ("PLAINTEXT", None)
+    assert settings.broker == ("127.0.0.1:9092",)
+    assert settings.bootstrap_servers == ["127.0.0.1:9092"]
+    assert settings.faust_broker == "kafka://127.0.0.1:9092"
+    assert (settings.web_port, settings.web_bind) == (6066, "127.0.0.1")
+    assert (settings.clock, settings.store, settings.app_id) == ("wall", "rocksdb", "funnel")
+    assert (settings.data_dir, settings.partitions) == (Path("var"), 8)
+    assert settings.topics == TopicNames.from_prefix("funnel.")
+
+
+def test_the_example_file_holds_exactly_the_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE_TOML)
+
+    assert load_settings(path, environ={}) == Settings(config_path=path)
+
+
+def test_funnel_config_names_the_file_and_an_argument_wins(tmp_path: Path) -> None:
+    path = write(tmp_path, "[labels]\nmax_values = 7\n")
+    other = tmp_path / "other.toml"
+    other.write_text("[labels]\nmax_values = 9\n", encoding="utf-8")
+
+    assert load_settings(environ={"FUNNEL_CONFIG": str(path)}).labels.max_values == 7
+    assert load_settings(other, environ={"FUNNEL_CONFIG": str(path)}).labels.max_values == 9
+
+
+def test_every_example_key_switched_on(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, FULL_TOML), {"FUNNEL_KAFKA_PASSWORD": PASSWORD})
+
+    assert settings.funnel.orphan_hold == 1_800
+    assert set(settings.funnel.definitions) == {"mql", "sql"}
+    assert (settings.labels.team, settings.labels.campaign) == (("sales-emea", "sales-amer"), None)
+    assert (settings.sla.clock_starts_at, settings.sla.followup_within) == ("mql", 4 * 3_600)
+    assert settings.sla.marketing.mql_per_month == 400
+    assert settings.sla.business_hours == BusinessHours(
+        time_zone="Europe/Madrid",
+        days=("mon", "tue", "wed", "thu", "fri"),
+        start=datetime.time(9, 0),
+        end=datetime.time(18, 0),
+        holidays=(datetime.date(2026, 12, 25), datetime.date(2027, 1, 1)),
+    )
+    assert (settings.north_star.period, settings.north_star.revenue_goal) == ("quarter", 1.2e6)
+    assert settings.north_star.conversion["visit"] == 0.025
+    assert settings.kafka.security_protocol == "SASL_SSL"
+    assert settings.kafka.ssl_cafile == Path("/etc/funnel/ca.pem")
+    assert settings.kafka.sasl_password == SecretStr(PASSWORD)
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert PASSWORD not in text
+
+
+def test_business_hours_accept_toml_native_times_and_dates(tmp_path: Path) -> None:
+    text = (
+        "[sla.business_hours]\ntime_zone = 'America/New_York'\ndays = ['sat', 'sun']\n"
+        "start = 10:00:00\nend = 14:30:00\nholidays = [2026-07-04]\n"
+    )
+    hours = load_settings(write(tmp_path, text), environ={}).sla.business_hours
+
+    assert hours is not None
+    assert (hours.start, hours.end) == (datetime.time(10), datetime.time(14, 30))
+    assert (hours.days, hours.holidays) == (("sat", "sun"), (datetime.date(2026, 7, 4),))
+
+
+def test_environment_sets_the_runtime_values() -> None:
+    settings = load_settings(
+        environ={
+            "FUNNEL_BROKER": "kafka://k1:9092, k2:9093",
+            "FUNNEL_WEB_PORT": "7000",
+            "FUNNEL_WEB_BIND": "0.0.0.0",
+            "FUNNEL_CLOCK": "event",
+            "FUNNEL_DATA_DIR": "/srv/funnel",
+            "FUNNEL_TOPIC_PREFIX": "acme.funnel.",
+            "FUNNEL_PARTITIONS": "12",
+            "FUNNEL_STORE": "memory",
+            "FUNNEL_APP_ID": "funnel-eu",
+        }
+    )
+
+    assert settings.broker == ("k1:9092", "k2:9093")
+    assert settings.bootstrap_servers == ["k1:9092", "k2:9093"]
+    assert settings.faust_broker == "kafka://k1:9092;kafka://k2:9093"
+    assert (settings.web_port, settings.web_bind, settings.clock) == (7000, "0.0.0.0", "event")
+    assert settings.data_dir == Path("/srv/funnel")
+    assert settings.topics.visits == "acme.funnel.visits"
+    assert (settings.partitions, settings.store, settings.app_id) == (12, "memory", "funnel-eu")
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    settings = load_settings(environ={"FUNNEL_CONFIG": "", "FUNNEL_PARTITIONS": ""})
+
+    assert (settings.config_path, settings.partitions) == (None, 8)
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[kafka]\nsecurity_protocol = 'SSL'\nssl_cafile = '/etc/a.pem'\n")
+    settings = load_settings(
+        path,
+        environ={
+            "FUNNEL_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "FUNNEL_KAFKA_SASL_MECHANISM": "PLAIN",
+            "FUNNEL_KAFKA_SASL_USERNAME": "svc",
+            "FUNNEL_KAFKA_SASL_PASSWORD_ENV": "SECRET",
+            "FUNNEL_KAFKA_SSL_CAFILE": "/etc/b.pem",
+            "SECRET": PASSWORD,
+        },
+    )
+
+    assert settings.kafka.security_protocol == "SASL_PLAINTEXT"
+    assert settings.kafka.sasl_username == "svc"
+    assert settings.kafka.ssl_cafile == Path("/etc/b.pem")
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == PASSWORD
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+
+    with pytest.raises(ValidationError):
+        settings.partitions = 3  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        settings.funnel.stages = ("a", "b")  # type: ignore[misc]
+
+
+# (section, its body, the message after "<file>: "): one bad key each.
+FILE_REFUSALS = [
+    ("labels", "colour = 'red'", "labels.colour: unknown key"),
+    ("north_star.conversion", "mql = 1.5", "north_star.conversion.mql: must be in (0, 1], got 1.5"),
+    ("north_star.conversion", "lead = 0", "north_star.conversion.lead: must be in (0, 1], got 0"),
+    ("north_star.conversion", "lead = '0.5'", "north_star.conversion.lead: must be a valid number"),
+    ("north_star.conversion", "customer = 0.5", "north_star.conversion.customer: not a configured"),
+    ("north_star", "revenue_goal = -1", "north_star.revenue_goal: must be ≥ 0, got -1"),
+    ("north_star", "revenue_goal = inf", "north_star.revenue_goal: must be a finite number"),
+    ("north_star", "average_deal_size = -2.5", "north_star.average_deal_size: must be ≥ 0"),
+    ("north_star", "revenue_goal = 1e6", "north_star.average_deal_size: must be > 0 when"),
+    ("north_star", "period = 'week'", "north_star.period: must be 'month', 'quarter' or 'year'"),
+    ("north_star", "rep_capacity_leads_per_month = 0", "north_star.rep_capacity_leads_per_month:"),
+    ("funnel", "stages = ['visit']", "funnel.stages: must list at least two stages"),
+    ("funnel", "stages = ['visit', 'Lead']", "funnel.stages[1]: must be a name made of a-z"),
+    ("funnel", "stages = ['visit', 'lead', 'visit']", "funnel.stages: lists 'visit' twice"),
+    ("funnel", "extra_stages = ['lead']", "funnel.extra_stages: 'lead' is already in funnel"),
+    ("funnel", "time_zone = 'Mars/Olympus'", "funnel.time_zone: must be an IANA time zone"),
+    ("funnel", "windows = ['1h', 'daily']", "funnel.windows[1]: must be a duration"),
+    ("funnel", "windows = ['0s']", "funnel.windows[0]: must be longer than 0s, got '0s'"),
+    ("funnel", "windows = []", "funnel.windows: must not be empty"),
+    ("funnel", "window_retention = 30", "funnel.window_retention: must be a duration"),
+    ("funnel", "window_retention = '12h'", "funnel.window_retention: must be at least the longest"),
+    ("funnel", "dedupe_horizon = '0s'", "funnel.dedupe_horizon: must be longer than 0s, got '0s'"),
+    ("funnel", "orphan_hold = 'soon'", "funnel.orphan_hold: must be a duration"),
+    ("funnel.definitions", "whale = 'big'", "funnel.definitions.whale: not a configured stage"),
+    ("labels", "max_values = 0", "labels.max_values: must be a whole number ≥ 1, got 0"),
+    ("labels", "max_values = '50'", "labels.max_values: must be a whole number ≥ 1, got '50'"),
+    ("labels", "team = []", "labels.team: must not be empty"),
+    ("sla", "followup_within = '0s'", "sla.followup_within: must be longer than 0s, got '0s'"),
+    ("sla", "breach_grace = '1 hour'", "sla.breach_grace: must be a duration"),
+    ("sla", "clock_starts_at = 'contacted'", "sla.clock_starts_at: not a configured stage"),
+    ("sla", "followup_stages = ['sql', 'called']", "sla.followup_stages[1]: not a configured"),
+    ("sla", "followup_stages = ['lead']", "sla.followup_stages[0]: must not be sla.clock_start"),
+    ("sla.marketing", "mql_per_month = -1", "sla.marketing.mql_per_month: must be a whole number"),
+    ("sla.business_hours", "start = 09:00:00", "sla.business_hours.time_zone: required key is"),
+    ("sla.business_hours", HOURS + "days = []", "sla.business_hours.days: must not be empty"),
+    ("sla.business_hours", "time_zone = 'UTC'\nstart = 09:00:00", "sla.business_hours.end:"),
+    ("sla.business_hours", BACKWARDS, "sla.business_hours.end: must be later than start (18:00"),
+    ("sla.business_hours", HOURS + "days = ['funday']", "sla.business_hours.days[0]: must be"),
+    ("sla.business_hours", HOURS + "holidays = ['25/12']", "sla.business_hours.holidays[0]: must"),
+    ("kafka", "security_protocol = 'TLS'", "kafka.security_protocol: must be 'PLAINTEXT', 'SASL_"),
+    ("kafka", "sasl_mechanism = 'GSSAPI'", "kafka.sasl_mechanism: must be 'PLAIN', 'SCRAM-"),
+    ("kafka", "security_protocol = 'SASL_SSL'", "kafka.sasl_mechanism: required with SASL_SSL"),
+    ("kafka", "sasl_password = 'hunter2'", "kafka.sasl_password: the password may not sit in the"),
+    ("kafka", "sasl_password_env = 'PW'", "kafka.sasl_password_env: PW is not set"),
+]
+
+ENV_REFUSALS = [
+    ("FUNNEL_PARTITIONS", "x", "must be a whole number ≥ 1, got 'x'"),
+    ("FUNNEL_PARTITIONS", "0", "must be a whole number ≥ 1, got '0'"),
+    ("FUNNEL_WEB_PORT", "99999", "must be a whole number from 1 to 65535, got '99999'"),
+    ("FUNNEL_CLOCK", "sundial", "must be 'wall' or 'event', got 'sundial'"),
+    ("FUNNEL_STORE", "redis", "must be 'rocksdb' or 'memory', got 'redis'"),
+    ("FUNNEL_BROKER", "kafka://k1", "must be host:port"),
+    ("FUNNEL_BROKER", "k1:9092,", "must be host:port"),
+    ("FUNNEL_TOPIC_PREFIX", "my prefix", "must be made of"),
+    ("FUNNEL_APP_ID", "a/b", "must be made of"),
+    ("FUNNEL_KAFKA_SECURITY_PROTOCOL", "TLS", "must be 'PLAINTEXT'"),
+    ("FUNNEL_KAFKA_SASL_PASSWORD_ENV", "NOPE", "NOPE is not set"),
+]
+
+
+@pytest.mark.parametrize(("section", "body", "message"), FILE_REFUSALS)
+def test_file_refusals_name_the_file_and_the_key(
+    tmp_path: Path, section: str, body: str, message: str
+) -> None:
+    path = write(tmp_path, f"[{section}]\n{body}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), ENV_REFUSALS)
+def test_environment_refusals_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: value})
+
+    assert str(caught.value).startswith(f"{variable}: {message}")
+
+
+def test_a_top_level_key_outside_the_sections_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "broker = 'k1:9092'\n")
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: broker: unknown key$"):
+        load_settings(path, environ={})
+
+
+def test_several_problems_are_reported_on_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[labels]\ncolour = 1\nmax_values = 0\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"FUNNEL_PARTITIONS": "many"})
+
+    assert str(caught.value) == (
+        f"{path}: labels.max_values: must be a whole number ≥ 1, got 0; "
+        f"{path}: labels.colour: unknown key; "
+        "FUNNEL_PARTITIONS: must be a whole number ≥ 1, got 'many'"
+    )
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+
+    with pytest.raises(ConfigError, match=r"^config file not found: .*absent\.toml$"):
+        load_settings(path, environ={})
+    with pytest.raises(ConfigError, match=r"^config file not found: .*absent\.toml$"):
+        load_settings(environ={"FUNNEL_CONFIG": str(path)})
+
+
+def test_a_toml_syntax_error_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[funnel\nstages = 1\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+
+    shown = str(caught.value)
+    assert shown.startswith(f"{path}: not valid TOML: ")
+    assert "line 1" in shown
+    assert "\n" not in shown

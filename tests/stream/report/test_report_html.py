@@ -1,0 +1,192 @@
+"""The HTML report, as a browser shows it: headless Chromium renders it and prints it.
+
+Needs Debian's ``chromium`` (``apt-get install chromium``). The screenshot is checked by
+decoding the PNG here (zlib and the PNG filters; no imaging library), so a blank or
+half-drawn page fails, and the page text must hold the report's key figures.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from schemas import TopicKind
+from stream.config.funnel_rules import rules_from_settings
+from stream.config.settings import load_settings
+from stream.config.topics import TopicNames
+from stream.generate import generate_messages
+from stream.report import build_report, collect, parse_period
+from stream.report.fmt import count, percent
+from stream.report.model import Report
+from stream.report.recount import InputMessage
+from stream.report.render_html import render_html
+
+START = 1_795_000_000.0  # 2026-11-18T10:13:20Z
+END = START + 5 * 86400.0
+CONFIG = """
+[funnel.definitions]
+mql = "Lead from a company of 10+ employees that asked for a demo"
+sql = "Sales accepted it after a first call"
+
+[sla]
+followup_within = "8h"
+
+[sla.business_hours]
+time_zone = "Europe/Madrid"
+start = "09:00"
+end = "18:00"
+
+[sla.marketing]
+mql_per_month = 400
+sql_per_month = 100
+
+[north_star]
+revenue_goal = 1000000
+average_deal_size = 20000
+
+[north_star.conversion]
+visit = 0.025
+lead = 0.25
+mql = 0.35
+sql = 0.5
+opportunity = 0.25
+"""
+BLUE, RED, ORANGE = b"\x25\x63\xeb", b"\xdc\x26\x26", b"\xea\x58\x0c"
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("headless Chromium is needed: apt-get install -y chromium")
+    return path
+
+
+def browse(page: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    return subprocess.run(
+        [chromium(), *flags, "--force-color-profile=srgb", *args, page.as_uri()],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def png_colours(data: bytes) -> tuple[int, int, set[bytes]]:
+    """Width, height and the distinct RGB colours of an 8-bit RGB or RGBA PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, [], b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat.append(body)
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert (depth, interlace) == (8, 0) and colour_type in (2, 6)
+    bpp = 3 if colour_type == 2 else 4
+    raw, stride = zlib.decompress(b"".join(idat)), width * bpp
+    prev, colours = bytearray(stride), set()
+    for y in range(height):
+        kind, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
+        for i in range(stride):  # undo the row's filter (PNG spec, section 9)
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + ((a + b) >> 1)) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        colours.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp))
+        prev = line
+    return width, height, colours
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    config = tmp_path_factory.mktemp("config") / "funnel.toml"
+    config.write_text(CONFIG)
+    settings = load_settings(config, environ={})
+    names = TopicNames.from_prefix("html.")
+    kinds: dict[str, TopicKind] = {
+        names.visits: "visits",
+        names.leads: "leads",
+        names.transitions: "transitions",
+    }
+    messages = [
+        InputMessage(kinds[m.topic], 0, m.key, m.value)
+        for m in generate_messages(seed=3, start=START, end=END, count=8000, topics=names)
+    ]
+    facts = collect(messages, rules_from_settings(settings), clock_mode="wall", now=END + 86400)
+    period = parse_period("2026-11-18", "2026-11-24", settings.funnel.time_zone)
+    return build_report(facts, settings, period, generated_at=END + 86400)
+
+
+def test_html_is_one_self_contained_file(report: Report) -> None:
+    page = render_html(report)
+    # Nothing to fetch: no script, stylesheet, image or font from anywhere.
+    assert not re.search(r"<(script|link|img|iframe|object)\b", page)
+    assert not re.search(r"(src|href)\s*=|@import|url\(", page)
+    # The only URL is the SVG namespace, which is a name, not a fetch.
+    assert set(re.findall(r"https?://[^\s\"']+", page)) == {"http://www.w3.org/2000/svg"}
+    assert page.count("<svg") == 3
+    assert "@media print" in page
+
+
+def test_chromium_shows_the_charts_and_the_key_figures(report: Report, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    browse(page, f"--screenshot={shot}", "--window-size=1200,3600")
+    width, height, colours = png_colours(shot.read_bytes())
+    assert (width, height) == (1200, 3600)
+    assert len(colours) > 100  # text, tables and charts, not a blank page
+    assert BLUE in colours  # funnel and latency bars
+    assert ORANGE in colours  # follow-ups slower than the SLA
+    assert RED in colours  # the SLA line and the commitment ticks
+
+    dom = browse(page, "--dump-dom").stdout.decode()
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", dom)).split())
+    for heading in ("Agreed definitions", "Marketing → Sales", "Sales → Marketing"):
+        assert heading in text
+    assert "Lead from a company of 10+ employees that asked for a demo" in text
+    rows = {row.stage: row for row in report.funnel}
+    assert report.entries["visit"] > 1000 and report.total.followups > 50
+    assert f"visit {count(rows['visit'].entries)} {percent(rows['visit'].conversion)}" in text
+    assert f"mql {count(rows['mql'].entries)} {percent(rows['mql'].conversion)}" in text
+    total = report.total
+    assert (
+        f"all teams {count(total.leads)} {count(total.followups)} "
+        f"{percent(total.share_within_sla)}" in text
+    )
+    assert "SLA 8h" in text
+    mql = report.commitments[0]
+    assert f"mql: {count(mql.delivered)} delivered against {count(mql.committed)}" in text
+    assert report.bottleneck is not None and "Bottleneck: " in text
+
+
+def test_it_prints(report: Report, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    pdf = tmp_path / "report.pdf"
+    browse(page, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    pages = len(re.findall(rb"/Type\s*/Page\b", data))
+    assert 2 <= pages <= 8

@@ -1,0 +1,125 @@
+"""The worker on the real embedded broker: every message applied, duplicate or dead-lettered."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from schemas import REJECT_REASONS
+from stream.config.topics import TopicNames
+from stream.kafka.offsets import read_topic
+from tests.harness import WorkerProcess, has_series, produce, wait_caught_up
+
+
+def _visit(eid: str, visitor: str, at: str = "2026-11-20T10:00:00Z", **extra: object) -> bytes:
+    body = {"event_id": eid, "type": "visit", "occurred_at": at, "visitor_id": visitor}
+    body.update({"source": "organic"}, **extra)
+    return json.dumps(body).encode()
+
+
+def _lead(eid: str, lead: str, at: str = "2026-11-20T10:05:00Z") -> bytes:
+    return json.dumps(
+        {
+            "event_id": eid,
+            "type": "lead_created",
+            "occurred_at": at,
+            "lead_id": lead,
+            "source": "email",
+            "team": "sales-emea",
+        }
+    ).encode()
+
+
+def _stage(eid: str, lead: str, to: str, at: str = "2026-11-20T10:20:00Z") -> bytes:
+    return json.dumps(
+        {
+            "event_id": eid,
+            "type": "stage_changed",
+            "occurred_at": at,
+            "lead_id": lead,
+            "to_stage": to,
+        }
+    ).encode()
+
+
+async def test_every_message_is_applied_duplicate_or_dead_lettered(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    names = TopicNames.from_prefix(topic_prefix)
+    future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # (topic, key, value, expected outcome)
+    cases: list[tuple[str, bytes | None, bytes | None, str]] = [
+        (names.visits, b"v1", _visit("e-v1", "v1"), "applied"),
+        (names.visits, b"v1", _visit("e-v1", "v1"), "duplicate"),
+        (names.visits, b"v2", _visit("e-v2", "v2", email="someone@example.com"), "applied"),
+        (names.visits, b"v3", b"{not json", "invalid_json"),
+        (names.visits, b"v3", _lead("e-x1", "v3"), "wrong_topic_for_type"),
+        (names.visits, b"v3", _visit("e-x2", "v3", at="2026-11-20T10:00:00"), "schema_violation"),
+        (names.visits, b"other", _visit("e-x3", "v3"), "key_mismatch"),
+        (names.visits, b"v4", _visit("e-x4", "v4", at=future), "future_timestamp"),
+        (names.leads, b"L1", _lead("e-l1", "L1"), "applied"),
+        (names.leads, b"L1", _lead("e-l1", "L1"), "duplicate"),
+        (names.leads, b"L2", b"[1, 2]", "invalid_json"),
+        (names.transitions, b"L1", _stage("e-s1", "L1", "contacted"), "applied"),
+        (names.transitions, b"L1", _stage("e-s1", "L1", "contacted"), "duplicate"),
+        (names.transitions, b"L1", _stage("e-s2", "L1", "nirvana"), "unknown_stage"),
+    ]
+    await produce(broker, [(t, k, v, None) for t, k, v, _ in cases])
+
+    worker = WorkerProcess(broker, topic_prefix, tmp_path).start()
+    try:
+        worker.wait_ready()
+        await wait_caught_up(broker, worker.app_id, names.inputs)
+        samples = worker.metrics()
+        for topic in names.inputs:
+            expected = [c for c in cases if c[0] == topic]
+            consumed = samples.value("funnel_events_consumed_total", topic=topic)
+            applied = samples.value("funnel_events_applied_total", topic=topic)
+            duplicate = samples.value("funnel_events_duplicate_total", topic=topic)
+            rejected = samples.value("funnel_events_rejected_total", topic=topic)
+            assert consumed == len(expected)
+            assert consumed == applied + duplicate + rejected
+            assert applied == sum(1 for c in expected if c[3] == "applied")
+            assert duplicate == sum(1 for c in expected if c[3] == "duplicate")
+            for reason in REJECT_REASONS:
+                want = sum(1 for c in expected if c[3] == reason)
+                got = samples.value("funnel_events_rejected_total", topic=topic, reason=reason)
+                assert got == want, (topic, reason)
+
+        dead = await read_topic(broker, names.dead_letter)
+        rejected_cases = [c for c in cases if c[3] not in ("applied", "duplicate")]
+        assert len(dead) == len(rejected_cases)
+        by_value = {(r.key, r.value): dict(r.headers) for r in dead}
+        for topic, key, value, reason in rejected_cases:
+            headers = by_value[(key, value)]
+            assert headers["reason"] == reason.encode()
+            assert headers["source_topic"] == topic.encode()
+            assert int(headers["source_offset"]) >= 0
+            assert 0 <= int(headers["source_partition"]) < 8
+
+        # Extra fields such as e-mail addresses never reach metrics or logs.
+        assert "example.com" not in worker.metrics_text()
+        assert "example.com" not in worker.tail(10_000)
+    finally:
+        assert worker.stop() == 0
+
+
+async def test_worker_is_ready_within_ten_seconds(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(broker, topic_prefix, tmp_path)
+    started = time.monotonic()
+    worker.start()
+    try:
+        worker.wait_ready(timeout=20)
+        assert time.monotonic() - started < 10.0
+        samples = worker.metrics()
+        # Known series are exported from start-up with 0.
+        assert has_series(samples, "funnel_stage_reentries_total", stage="customer")
+        assert has_series(
+            samples, "funnel_window_stage_entries", stage="mql", window="1d", period="current"
+        )
+    finally:
+        worker.stop()
