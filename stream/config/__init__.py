@@ -7,7 +7,7 @@ tests build their ``FunnelRules`` from the same ``Settings``.
 from stream.config.durations import format_duration, parse_duration
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings, load_settings
-from stream.config.topics import TopicNames, changelog_topics
+from stream.config.topics import TopicNames, changelog_topics, rerouted_topics
 
 __all__ = [
     "Settings",
@@ -16,5 +16,6 @@ __all__ = [
     "format_duration",
     "load_settings",
     "parse_duration",
+    "rerouted_topics",
     "rules_from_settings",
 ]

@@ -26,6 +26,9 @@ from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
 from stream.observability.buckets import DELAY_BUCKETS, LATENCY_BUCKETS
 from stream.observability.labels import LabelBound
 
+# The outcome of a record read off its key's home partition and moved there (not consumed yet).
+REROUTED = "rerouted"
+
 
 class FunnelMetrics:
     """The worker's counters and histograms, with bounded labels."""
@@ -117,6 +120,12 @@ class FunnelMetrics:
             ["topic", "reason"],
             registry=r,
         )
+        self.rerouted = Counter(
+            "funnel_events_rerouted",
+            "Records read from a partition other than their key's home partition, moved there.",
+            ["topic"],
+            registry=r,
+        )
         self.late = Counter(
             "funnel_events_late",
             "Events older than the oldest retained window.",
@@ -162,7 +171,7 @@ class FunnelMetrics:
         for stage in stages:
             self.stage_reentries.labels(stage)
         for topic in topics:
-            for counter in (self.consumed, self.applied, self.duplicate, self.late):
+            for counter in (self.consumed, self.applied, self.duplicate, self.late, self.rerouted):
                 counter.labels(topic)
             for reason in REJECT_REASONS:
                 self.rejected.labels(topic, reason)
@@ -208,10 +217,18 @@ class FunnelMetrics:
         late: Mapping[str, int],
         record_timestamps: Iterable[float],
     ) -> None:
-        """Count a batch: messages per (topic, outcome), late events per topic, delays."""
+        """Count a batch: messages per (topic, outcome), late events per topic, delays.
+
+        A record moved to its home partition (``REROUTED``) is counted as consumed where it
+        is applied, duplicate or rejected, once: so ``consumed = applied + duplicate +
+        rejected`` holds.
+        """
         now = time.time()
         consumed: dict[str, int] = {}
         for (topic, outcome), n in outcomes.items():
+            if outcome == REROUTED:
+                self.rerouted.labels(topic).inc(n)
+                continue
             consumed[topic] = consumed.get(topic, 0) + n
             if outcome == "applied":
                 self.applied.labels(topic).inc(n)

@@ -31,14 +31,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from schemas import Event, Rejection, TopicKind, classify
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
+from stream.config.topics import rerouted_topics
 from stream.core.funnel import Funnel
 from stream.kafka.security import client_kwargs, faust_credentials
-from stream.observability.metrics import FunnelMetrics, StateCollector
+from stream.observability.metrics import REROUTED, FunnelMetrics, StateCollector
 from stream.observability.targets import register_targets
 from stream.runtime import fastpath, highwater
 from stream.runtime.batching import WriteBackStore
 from stream.runtime.deadletter import DeadLetters
 from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+from stream.runtime.reroute import Reroutes, split_off_home
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,18 @@ class Worker:
         self.settings = settings
         self.session_timeout_s = session_timeout_s
         names = settings.topics
-        self.kinds: dict[str, TopicKind] = {
+        inputs: dict[str, TopicKind] = {
             names.visits: "visits",
             names.leads: "leads",
             names.transitions: "transitions",
         }
+        self.rerouted_topics = rerouted_topics(settings.app_id, names)
+        # Every topic the fast path handles, and the input topic its outcomes are counted for.
+        self.kinds: dict[str, TopicKind] = dict(inputs)
+        self.input_of: dict[str, str] = {topic: topic for topic in inputs}
+        for topic, internal in self.rerouted_topics.items():
+            self.kinds[internal] = inputs[topic]
+            self.input_of[internal] = topic
         self.stages = frozenset(settings.funnel.all_stages)
         self.ready = False
         self.app = self._create_app()
@@ -92,11 +101,23 @@ class Worker:
             "value_serializer": "raw",
             "partitions": settings.partitions,
         }
-        self.visits_topic = app.topic(names.visits, **raw)
-        self.lead_topics = app.topic(names.leads, names.transitions, **raw)
-        self.dead_letters = DeadLetters(
-            app, names.dead_letter, settings.partitions, self.stop_uncommitted
+        rerouted = self.rerouted_topics
+        self.visits_topic = app.topic(names.visits, rerouted[names.visits], **raw)
+        self.lead_topics = app.topic(
+            names.leads,
+            names.transitions,
+            rerouted[names.leads],
+            rerouted[names.transitions],
+            **raw,
         )
+        self.dead_letters = DeadLetters(
+            app,
+            names.dead_letter,
+            settings.partitions,
+            self.stop_uncommitted,
+            rerouted=frozenset(rerouted.values()),
+        )
+        self.reroutes = Reroutes(app, rerouted, self.stop_uncommitted)
         state: dict[str, Any] = {
             "key_type": str,
             "partitions": settings.partitions,
@@ -191,18 +212,25 @@ class Worker:
         await self.lead_store.wait_for_room()
         await self.visitor_store.wait_for_room()
         await self.dead_letters.wait_for_room()
+        await self.reroutes.wait_for_room()
 
     def _handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
         funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
         lead_store, visitor_store = self.lead_store, self.visitor_store
+        input_of, partitions = self.input_of, self.settings.partitions
         outcomes: Counter[tuple[str, str]] = Counter()
         late_topics: Counter[str] = Counter()
         rejected: list[tuple[Any, str]] = []
         timestamps: list[float] = []
         now = time.time()  # for the future-timestamp check: one reading per fetch
         for tp, records in fetch:
-            topic, partition = tp.topic, tp.partition
-            kind = kinds[topic]
+            partition, kind = tp.partition, kinds[tp.topic]
+            topic = input_of[tp.topic]  # the input topic, also for records moved home
+            if topic == tp.topic:
+                records, away = split_off_home(records, partition, partitions)
+                if away:
+                    self.reroutes.send(topic, away)
+                    outcomes[(topic, REROUTED)] += sum(map(len, away.values()))
             lead_store.partition = visitor_store.partition = partition
             statuses: list[str] = []
             late = 0
@@ -306,7 +334,8 @@ class Worker:
                 gc.enable()
         gc.freeze()
         names = self.settings.topics
-        for topic, kind in self.kinds.items():
+        for topic in names.inputs:
+            kind = self.kinds[topic]
             views = [
                 v
                 for (k, _), v in self.funnel.views.items()
