@@ -13,8 +13,9 @@ from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from stream.runtime.batching import Record, TopicWriter
+from stream.runtime.batching import TopicWriter
 from stream.runtime.reroute import ORIGIN_HEADERS, origin
+from stream.runtime.seam.producer import Record, wait_for_metadata
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,8 @@ class DeadLetters:
 
     async def refresh(self) -> None:
         """Read the topic's partition count from the broker (before the first batch)."""
-        client = self._app.producer._ensure_producer().client
-        await client._wait_on_metadata(self.topic)
-        partitions = client.cluster.partitions_for_topic(self.topic)
+        cluster = await wait_for_metadata(self._app, self.topic)
+        partitions = cluster.partitions_for_topic(self.topic)
         if partitions:
             self.partitions = len(partitions)
 

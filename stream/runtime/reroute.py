@@ -26,7 +26,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from murmurhash2 import murmurhash2
 
 from stream.kafka.partitioner import MURMUR2_SEED
-from stream.runtime.batching import Record, TopicWriter
+from stream.runtime.batching import TopicWriter
+from stream.runtime.seam.producer import Record
 
 ORIGIN_HEADERS = ("source_topic", "source_partition", "source_offset")
 
