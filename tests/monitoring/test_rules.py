@@ -92,6 +92,24 @@ def test_recording_rules_are_named_level_metric_operations() -> None:
     assert not bad, f"not level:metric:operations: {bad}"
 
 
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ("sum without (team) (rate(a_total[5m]))", {"a_total"}),
+        ("a / ignoring (le) group_left (stage) b", {"a", "b"}),
+        ("a * on (team) group_right c:d:e offset 1h", {"a", "c:d:e"}),
+        (
+            'sum by (le) (rate(h_bucket{team=~"$team"}[$__rate_interval]))',
+            {"h_bucket"},
+        ),
+        ('{__name__="x", job="funnel"} and max_over_time(up[1h:5m])', {"x", "up"}),
+    ],
+)
+def test_metric_names_are_read_from_the_syntax_tree(expr: str, names: set[str]) -> None:
+    """Grouping, matching and label clauses hold label names, never metrics."""
+    assert metric_names(expr) == names
+
+
 def test_rules_query_only_contract_metrics_and_recorded_series() -> None:
     allowed = set(exposed_names(contract_metrics())) | recording_names() | SYNTHETIC
     unknown = {r.name: metric_names(r.expr) - allowed for r in rules()}
