@@ -1,11 +1,13 @@
 # The funnel image: one image for every role (`funnel topics`, `funnel worker`,
-# `funnel generate`), chosen by the command. Used by docker-compose.yml.
+# `funnel generate`), chosen by the command. Used by docker-compose.yml. No extras: the
+# embedded broker and the demo's terminal view are not needed against Apache Kafka.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.txt ./
 COPY schemas ./schemas
 COPY stream ./stream
-RUN pip install --no-cache-dir --prefix=/install .
+# the versions of the lock file, as in `make install` and CI
+RUN pip install --no-cache-dir --prefix=/install -c requirements.txt .
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

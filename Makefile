@@ -4,20 +4,34 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint fmt install system-packages schema bench clean
+.PHONY: demo test lint fmt install lock system-packages schema bench clean
 
-$(STAMP): pyproject.toml
+# Every install is constrained by the lock file, requirements.txt (make lock): the same
+# versions here, in CI and in the Dockerfile. The venv's own pip is used as it is.
+$(STAMP): pyproject.toml requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "funnel needs Python 3.11 or newer; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.txt -e '.[dev,bench]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-## demo: the main job on the embedded broker, with a live view (Ctrl-C stops everything)
+## demo: the main job on the embedded broker, with a live view (Ctrl-C stops everything);
+## configured by examples/funnel.toml unless FUNNEL_CONFIG names another file
 demo: $(STAMP)
-	$(BIN)/funnel demo
+	FUNNEL_CONFIG="$${FUNNEL_CONFIG:-examples/funnel.toml}" $(BIN)/funnel demo
+
+## lock: resolve pyproject.toml's dependencies (all extras) again into requirements.txt;
+## pins already there are kept unless `make lock LOCK_FLAGS=--upgrade`
+LOCK_FLAGS ?=
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+	  --custom-compile-command 'make lock' --quiet $(LOCK_FLAGS) -o requirements.txt
+
+# uv alone, at its locked version, so `make lock` works even while the lock is out of date
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements.txt uv
 
 ## test: lint, then every test (needs Debian's prometheus, chromium and docker-compose)
 test: $(STAMP) system-packages lint

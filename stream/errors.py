@@ -3,7 +3,8 @@
     FunnelError
     ├── ConfigError        a configuration file or environment value is refused (names the key)
     ├── BrokerUnavailable  the Kafka bootstrap servers cannot be reached
-    └── StateDirError      the local state directory cannot be used
+    ├── StateDirError      the local state directory cannot be used
+    └── MissingExtra       a command needs an optional part that is not installed (names the extra)
 
 Bad input messages are data, not exceptions: they are classified, counted and dead-lettered.
 Every ``FunnelError`` is shown by the command line as one line, without a traceback.
@@ -24,3 +25,25 @@ class BrokerUnavailable(FunnelError):
 
 class StateDirError(FunnelError):
     """The local state directory (``FUNNEL_DATA_DIR``) is missing, unwritable or full."""
+
+
+class MissingExtra(FunnelError):
+    """A command needs an optional dependency that is not installed; the message names the extra.
+
+    The production image installs none of the extras (``embedded``: the embedded broker;
+    ``demo``: the demo's terminal view); see :func:`require_extra`.
+    """
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Raise :class:`MissingExtra` unless every one of ``modules`` (top-level names) imports."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtra(
+                f"needs the '{extra}' extra ({module} is not installed): "
+                f"pip install 'funnel[{extra}]'"
+            ) from exc

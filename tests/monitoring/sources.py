@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,33 +132,25 @@ def substitute(expr: str) -> str:
     return expr
 
 
-_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_RANGES = re.compile(r"\[[^\[\]]*\]")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_NAME = re.compile(r"(?<![\w:.$])[a-zA-Z_:][a-zA-Z0-9_:]*")
-_KEYWORDS = frozenset(
-    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right"}
-    | {"offset", "bool", "inf", "nan"}
-)
-
-
 def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions and keywords left out).
+    """The metric names a PromQL expression selects, read from its syntax tree.
 
-    Strings, label matchers, ranges and grouping clauses are removed first, so label names
-    and durations are not mistaken for metrics; a name followed by ``(`` is a function.
+    Parsed by promql-parser (Prometheus's own grammar), after the dashboards' template
+    variables are replaced; a selector written ``{__name__="x"}`` counts as ``x``.
     """
-    text = _STRING.sub('""', expr)
-    text = _MATCHERS.sub("", text)
-    text = _RANGES.sub("", text)
-    text = _GROUPING.sub("", text)
-    names = set()
-    for match in _NAME.finditer(text):
-        rest = text[match.end() :].lstrip()
-        if rest.startswith("(") or match.group().lower() in _KEYWORDS:
-            continue
-        names.add(match.group())
+    names: set[str] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            names.update(
+                m.value
+                for m in node.matchers.matchers
+                if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal
+            )
+
+    promql_parser.walk(promql_parser.parse(substitute(expr)), visit)
     return names
 
 

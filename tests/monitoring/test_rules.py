@@ -9,14 +9,17 @@ existing dashboard).
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 
+from stream.config.settings import Settings
 from tests.monitoring.sources import (
     DASHBOARDS,
     PROMETHEUS,
@@ -90,6 +93,24 @@ def test_scrape_config_passes_promtool_check() -> None:
 def test_recording_rules_are_named_level_metric_operations() -> None:
     bad = sorted(name for name in recording_names() if not RECORD_NAME.fullmatch(name))
     assert not bad, f"not level:metric:operations: {bad}"
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ("sum without (team) (rate(a_total[5m]))", {"a_total"}),
+        ("a / ignoring (le) group_left (stage) b", {"a", "b"}),
+        ("a * on (team) group_right c:d:e offset 1h", {"a", "c:d:e"}),
+        (
+            'sum by (le) (rate(h_bucket{team=~"$team"}[$__rate_interval]))',
+            {"h_bucket"},
+        ),
+        ('{__name__="x", job="funnel"} and max_over_time(up[1h:5m])', {"x", "up"}),
+    ],
+)
+def test_metric_names_are_read_from_the_syntax_tree(expr: str, names: set[str]) -> None:
+    """Grouping, matching and label clauses hold label names, never metrics."""
+    assert metric_names(expr) == names
 
 
 def test_rules_query_only_contract_metrics_and_recorded_series() -> None:
@@ -195,3 +216,47 @@ def test_every_threshold_is_read_by_an_alert() -> None:
         if r.group != "funnel-thresholds":
             read |= metric_names(r.expr)
     assert thresholds <= read, f"thresholds nobody reads: {sorted(thresholds - read)}"
+
+
+def _stage_selected(expr: promql_parser.Expr) -> set[str]:
+    """The values of every ``stage="..."`` matcher in an expression."""
+    found: set[str] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.update(
+                m.value
+                for m in node.matchers.matchers
+                if m.name == "stage" and m.op == promql_parser.MatchOp.Equal
+            )
+
+    promql_parser.walk(expr, visit)
+    return found
+
+
+def test_stage_to_next_rules_follow_the_default_stages() -> None:
+    """The conversion rules are written out per pair of stages, so they must follow the funnel.
+
+    Each rule labelled ``{stage: a, to_stage: b}`` divides b's series by a's; together a
+    record's rules cover exactly the consecutive pairs of the default ``funnel.stages``.
+    A change of the default stages fails here until prometheus/rules/ follows it (a
+    deployment with other stages writes its own pairs).
+    """
+    stages = Settings().funnel.stages
+    expected = set(itertools.pairwise(stages))
+    pairs: dict[str, set[tuple[str, str]]] = {}
+    for rule in rules():
+        labels = rule.body.get("labels", {})
+        if "to_stage" not in labels:
+            continue
+        pair = (labels["stage"], labels["to_stage"])
+        pairs.setdefault(rule.name, set()).add(pair)
+        tree = promql_parser.parse(rule.expr)
+        assert isinstance(tree, promql_parser.BinaryExpr), f"{rule.name} {pair}: not a ratio"
+        assert (_stage_selected(tree.lhs), _stage_selected(tree.rhs)) == (
+            {pair[1]},
+            {pair[0]},
+        ), f"{rule.name} {pair}: expected {pair[1]} / {pair[0]}"
+    assert pairs, "no stage-to-next rules found"
+    for name, found in pairs.items():
+        assert found == expected, f"{name}: pairs {sorted(found)} != stages {stages}"

