@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+from stream.config.durations import parse_duration
 from stream.config.settings import Settings
 from stream.core.calendar import BusinessCalendar
 from stream.core.rules import FunnelRules
@@ -38,6 +39,7 @@ def rules_from_settings(settings: Settings, *, today: datetime.date | None = Non
         followup_stages=frozenset(sla.followup_stages),
         followup_within=sla.followup_within,
         breach_grace=sla.breach_grace,
+        warn_before=tuple((text, parse_duration(text)) for text in sla.warn_before),
         calendar=calendar,
         time_zone=f.time_zone,
         windows=tuple(parse_window(name, f.time_zone) for name in f.windows),

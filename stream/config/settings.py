@@ -231,6 +231,16 @@ class SlaSettings(BaseModel):
     clock_starts_at: str = "lead"
     followup_stages: Annotated[tuple[str, ...], _distinct()] = _FOLLOWUP_STAGES
     breach_grace: Seconds = 0.0
+    # Labels of funnel_leads_at_risk as written; a lead is at risk once its time left on the
+    # SLA's clock reaches each. Distinct durations (``"1h"`` and ``"60m"`` are one).
+    warn_before: Annotated[
+        tuple[Window, ...],
+        _distinct(None),
+        _must(
+            lambda v: len({parse_duration(d) for d in v}) == len(v),
+            "lists one duration twice",
+        ),
+    ] = ("4h", "1h")
     business_hours: BusinessHours | None = None
     marketing: Marketing = Marketing()
 

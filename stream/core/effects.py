@@ -31,6 +31,7 @@ class Effects:
     reentries: list[str] = field(default_factory=list)  # stage
     followups: list[FollowUp] = field(default_factory=list)
     breaches: list[str] = field(default_factory=list)  # team
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (team, warn_before label)
 
     def clear(self) -> None:
         """Forget everything, to reuse the accumulator for the next batch."""
@@ -38,6 +39,9 @@ class Effects:
         self.reentries.clear()
         self.followups.clear()
         self.breaches.clear()
+        self.warnings.clear()
 
     def __bool__(self) -> bool:
-        return bool(self.entries or self.reentries or self.followups or self.breaches)
+        return bool(
+            self.entries or self.reentries or self.followups or self.breaches or self.warnings
+        )

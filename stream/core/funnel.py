@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
@@ -54,11 +54,13 @@ class KeyValueStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FollowupGauge:
-    """Open leads of one team: how many, how many overdue, the oldest clock start."""
+    """Open leads of one team: how many, how many overdue, the oldest clock start, and how
+    many are at risk per warning (``warn_before`` label; labels with none are left out)."""
 
     awaiting: int
     overdue: int
     oldest_clock_start: float | None
+    at_risk: dict[str, int] = field(default_factory=dict)
 
 
 class Funnel:
@@ -100,10 +102,13 @@ class Funnel:
         """The aggregates of one input partition (created empty on first use)."""
         view = self.views.get((kind, partition))
         if view is None:
-            view = self.views[(kind, partition)] = PartitionView(partition)
+            view = self.views[(kind, partition)] = self._new_view(partition)
             if self.clock_mode == "wall":
                 view.clock = self.clock
         return view
+
+    def _new_view(self, partition: int) -> PartitionView:
+        return PartitionView(partition, tuple(label for label, _ in self.rules.warn_before))
 
     def is_late(self, t: float) -> bool:
         """True if ``t`` falls before the oldest retained window."""
@@ -245,6 +250,8 @@ class Funnel:
         if new <= view.clock:
             return
         view.clock = new
+        # Warnings first: a lead whose deadline passes has passed its warnings too.
+        self.effects.warnings.extend(view.pop_warnings(new))
         self.effects.breaches.extend(view.pop_breached(new))
         self._release_due(view)
 
@@ -283,8 +290,8 @@ class Funnel:
         """
         assert not self._held_visitors, "visitor states held across a rebuild"
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
-        self.views = {("leads", p): PartitionView(p) for p in wanted_leads}
-        self.views.update({("visits", p): PartitionView(p) for p in wanted_visits})
+        self.views = {("leads", p): self._new_view(p) for p in wanted_leads}
+        self.views.update({("visits", p): self._new_view(p) for p in wanted_visits})
         # Two passes over the stores, decoding as they go: first the watermarks (the clocks
         # every status depends on), then the aggregates. Holding every decoded state at once
         # would double the memory of a worker with a million open leads.
@@ -365,14 +372,22 @@ class Funnel:
         partitions (the same live and after a rebuild)."""
         awaiting: Counter[str] = Counter()
         overdue: Counter[str] = Counter()
+        at_risk: Counter[tuple[str, str]] = Counter()
         for view in self.views.values():
             awaiting.update(view.awaiting)
             overdue.update(view.overdue)
+            at_risk.update(view.at_risk)
+        labels = [label for label, _ in self.rules.warn_before]
         out: dict[str, FollowupGauge] = {}
         # Teams whose open leads are all followed up have no row, live or rebuilt alike.
         for team in {t for t in awaiting.keys() | overdue.keys() if awaiting[t] or overdue[t]}:
             starts = [s for v in self.views.values() if (s := v.oldest_open(team)) is not None]
-            out[team] = FollowupGauge(awaiting[team], overdue[team], min(starts, default=None))
+            out[team] = FollowupGauge(
+                awaiting[team],
+                overdue[team],
+                min(starts, default=None),
+                {label: n for label in labels if (n := at_risk[(team, label)])},
+            )
         return out
 
     def prune(self) -> None:

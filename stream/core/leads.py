@@ -142,13 +142,16 @@ class OpenLead:
     """A lead whose follow-up clock runs: who owns it, since when, and when it breaches.
 
     ``breach_team`` owns the lead at ``breach_at``: a breach is that team's, whatever
-    reassignment (stamped later) has been read by the time the clock passes it.
+    reassignment (stamped later) has been read by the time the clock passes it. Likewise
+    ``warnings`` holds, per ``warn_before`` label, the instant the lead becomes at risk and
+    the team that owns it then.
     """
 
     team: str
     clock_start: float
     breach_at: float
     breach_team: str
+    warnings: tuple[tuple[str, float, str], ...] = ()
 
 
 def released_counts(state: LeadState, effects: Effects) -> None:
@@ -183,6 +186,9 @@ class LeadStatus:
     open: OpenLead | None
     held_until: float | None
     breach_team: str | None = None  # the team at the deadline, once the clock has started
+    # (warn_before label, team at that instant) of each warning the lead has reached: with no
+    # follow-up, once the clock passed the instant; followed up, if that came after it.
+    warned: tuple[tuple[str, str], ...] = ()
 
 
 def lead_status(
@@ -210,14 +216,25 @@ def lead_status(
     stop = state.clock_stop(rules)
     breach_at = rules.deadline(start)
     breach_team = state.team_at(breach_at)
+    labels = rules.warn_before
+    times = rules.warning_times(start)
     if stop is None:
-        opened = OpenLead(state.current_team, start, breach_at, breach_team)
-        return LeadStatus(True, None, clock > breach_at, opened, None, breach_team)
+        warnings = tuple(
+            (label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)
+        )
+        opened = OpenLead(state.current_team, start, breach_at, breach_team, warnings)
+        warned = tuple((label, team) for label, at, team in warnings if clock > at)
+        return LeadStatus(True, None, clock > breach_at, opened, None, breach_team, warned)
     wall = max(0.0, stop - start)
     business = None if rules.calendar is None else rules.calendar.business_seconds(start, stop)
     within = rules.sla_latency(wall, business) <= rules.followup_within
     followup = FollowUp(state.team_at(stop), wall, business, within, stop < start)
-    return LeadStatus(True, followup, stop > breach_at, None, None, breach_team)
+    warned = tuple(
+        (label, state.team_at(at))
+        for (label, _), at in zip(labels, times, strict=True)
+        if stop > at
+    )
+    return LeadStatus(True, followup, stop > breach_at, None, None, breach_team, warned)
 
 
 def status_effects(
@@ -228,6 +245,12 @@ def status_effects(
         released_counts(state, effects)
     if after.followup is not None and before.followup is None:
         effects.followups.append(after.followup)
+    if after.warned != before.warned:
+        # A lead is at risk once per warning: counted the first time it reaches it.
+        reached = {label for label, _ in before.warned}
+        effects.warnings.extend(
+            (team, label) for label, team in after.warned if label not in reached
+        )
     if after.breached and not before.breached:
         # The team that owned the lead when the deadline passed, whichever event declares it.
         effects.breaches.append(after.breach_team or state.current_team)

@@ -15,6 +15,9 @@ DEFAULT_STAGES = ("visit", "lead", "mql", "sql", "opportunity", "customer")
 DEFAULT_EXTRA_STAGES = ("contacted", "disqualified")
 DEFAULT_FOLLOWUP_STAGES = ("contacted", "sql", "opportunity", "customer", "disqualified")
 DAY = 86400.0
+HOUR = 3600.0
+# (label as written in the configuration, seconds): warnings before the SLA deadline
+DEFAULT_WARN_BEFORE = (("4h", 4 * HOUR), ("1h", HOUR))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class FunnelRules:
     followup_stages: frozenset[str] = frozenset(DEFAULT_FOLLOWUP_STAGES)
     followup_within: float = DAY
     breach_grace: float = 0.0
+    warn_before: tuple[tuple[str, float], ...] = DEFAULT_WARN_BEFORE
     calendar: BusinessCalendar | None = None
     time_zone: str = "UTC"
     windows: tuple[WindowSpec, ...] = field(
@@ -62,6 +66,18 @@ class FunnelRules:
             # is the deadline (else a follow-up could be within the SLA and a breach at once).
             due = self.calendar.add_business_seconds(due, 0.0)
         return due + self.breach_grace
+
+    def warning_times(self, clock_start: float) -> tuple[float, ...]:
+        """For each of ``warn_before`` (in order), the instant a lead whose clock started at
+        ``clock_start`` has that much SLA time left (business time when a calendar is set):
+        it is *at risk* after it. Never before the clock start; the grace does not count."""
+        within, calendar = self.followup_within, self.calendar
+        if calendar is None:
+            return tuple(clock_start + max(0.0, within - before) for _, before in self.warn_before)
+        return tuple(
+            calendar.add_business_seconds(clock_start, max(0.0, within - before))
+            for _, before in self.warn_before
+        )
 
     def sla_latency(self, wall_seconds: float, business_seconds: float | None) -> float:
         """The latency the SLA is judged on: business time when a calendar is set."""

@@ -37,12 +37,15 @@ class PartitionView:
 
     Open leads are kept as counts and times only (no lead ids): per team, how many are
     open and overdue and a heap of their clock starts; per (team, breach team), a heap of
-    the deadlines still to pass. The caller passes a lead's previous status along with the
-    new one, so a change is applied by value (see ``TimeHeap``). Held leads are few (stage
-    changes waiting for their lead) and are kept by id, to be released when their hold ends.
+    the deadlines still to pass; per (team, warning team, warning), a heap of the instants
+    they become at risk, and per (team, warning) how many are at risk and not yet overdue.
+    The caller passes a lead's previous status along with the new one, so a change is
+    applied by value (see ``TimeHeap``). Held leads are few (stage changes waiting for their
+    lead) and are kept by id, to be released when their hold ends.
     """
 
     partition: int
+    warn_labels: tuple[str, ...] = ()  # the rules' warn_before labels
     watermark: float = 0.0  # highest occurred_at applied
     # The clock deadlines and orphan holds are judged by. In event mode it is the lower of
     # the two topics' watermarks (lead_created, stage_changed) of this partition: a lead and
@@ -55,9 +58,13 @@ class PartitionView:
     held: dict[str, float] = field(default_factory=dict)  # lead_id -> release time
     awaiting: Counter[str] = field(default_factory=Counter)  # team -> open leads
     overdue: Counter[str] = field(default_factory=Counter)  # team -> open leads past breach_at
+    # (team, warn_before label) -> open leads past that warning, not yet past breach_at
+    at_risk: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (team, breach team) -> deadlines of the open leads not yet overdue
     _deadlines: dict[tuple[str, str], TimeHeap] = field(default_factory=dict)
     _starts: dict[str, TimeHeap] = field(default_factory=dict)  # team -> open clock starts
+    # (team, warning team, label) -> warning instants of the open leads not yet at risk
+    _warnings: dict[tuple[str, str, str], TimeHeap] = field(default_factory=dict)
     _held_heap: list[tuple[float, str]] = field(default_factory=list)
 
     @property
@@ -112,6 +119,15 @@ class PartitionView:
             if deadlines is None:
                 deadlines = self._deadlines[key] = TimeHeap()
             deadlines.push(lead.breach_at)
+            for label, at, warn_team in lead.warnings:
+                if clock > at:
+                    self.at_risk[(team, label)] += 1
+                else:
+                    wkey = (team, warn_team, label)
+                    instants = self._warnings.get(wkey)
+                    if instants is None:
+                        instants = self._warnings[wkey] = TimeHeap()
+                    instants.push(at)
         starts = self._starts.get(team)
         if starts is None:
             starts = self._starts[team] = TimeHeap()
@@ -124,7 +140,23 @@ class PartitionView:
             self.overdue[team] -= 1
         else:
             self._deadlines[(team, lead.breach_team)].remove(lead.breach_at)
+            for label, at, warn_team in lead.warnings:
+                if clock > at:
+                    self.at_risk[(team, label)] -= 1
+                else:
+                    self._warnings[(team, warn_team, label)].remove(at)
         self._starts[team].remove(lead.clock_start)
+
+    def pop_warnings(self, clock: float) -> list[tuple[str, str]]:
+        """(warning team, label) of each open lead whose warning instant the clock has now
+        passed (each once); those leads count as at risk from now on."""
+        found: list[tuple[str, str]] = []
+        for (team, warn_team, label), instants in self._warnings.items():
+            passed = instants.pop_below(clock)
+            if passed:
+                self.at_risk[(team, label)] += len(passed)
+                found.extend([(warn_team, label)] * len(passed))
+        return found
 
     def pop_breached(self, clock: float) -> list[str]:
         """The breach team of each open lead whose deadline the clock has now passed (each
@@ -135,6 +167,10 @@ class PartitionView:
             if passed:
                 self.overdue[team] += len(passed)
                 found.extend([breach_team] * len(passed))
+                # Every warning comes before the deadline (``pop_warnings`` ran first), so
+                # each of these leads was at risk for every warning: it is overdue now.
+                for label in self.warn_labels:
+                    self.at_risk[(team, label)] -= len(passed)
         return found
 
     def pop_released(self, clock: float) -> list[str]:

@@ -44,11 +44,13 @@ class FunnelMetrics:
         sources: Iterable[str] | None,
         max_values: int,
         business_hours: bool,
+        warn_before: Iterable[str] = ("4h", "1h"),
     ) -> None:
         # The *_created series double the exposition and no dashboard uses them. The switch is
         # process-wide and read when a metric is built, so it is set here rather than at import.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         r = registry
+        self.warn_before = tuple(warn_before)  # labels, as written in sla.warn_before
         self.stage_entries = Counter(
             "funnel_stage_entries",
             "First entries into a stage (visits: every distinct visit).",
@@ -89,6 +91,12 @@ class FunnelMetrics:
             "funnel_followup_sla_breaches",
             "Deadlines that passed with no follow-up.",
             ["team"],
+            registry=r,
+        )
+        self.warnings = Counter(
+            "funnel_followup_sla_warnings",
+            "Leads that entered at risk for `before` (time left at most `before`), once each.",
+            ["team", "before"],
             registry=r,
         )
         self.clock_skew = Counter(
@@ -186,6 +194,8 @@ class FunnelMetrics:
         self.followups.labels(team, "true")
         self.followups.labels(team, "false")
         self.breaches.labels(team)
+        for before in self.warn_before:
+            self.warnings.labels(team, before)
         self.clock_skew.labels(team)
 
     def record_effects(self, effects: Effects) -> None:
@@ -211,6 +221,8 @@ class FunnelMetrics:
                 self.clock_skew.labels(team).inc()
         for team in effects.breaches:
             self.breaches.labels(self.team(team)).inc()
+        for (team, before), n in Tally(effects.warnings).items():
+            self.warnings.labels(self.team(team, count=n), before).inc(n)
 
     def record_batch(
         self,
@@ -310,20 +322,33 @@ class StateCollector(Collector):
             "Clock start of the oldest open lead.",
             labels=["team"],
         )
+        at_risk = GaugeMetricFamily(
+            "funnel_leads_at_risk",
+            "Open leads not yet past their deadline whose time left is at most `before`.",
+            labels=["team", "before"],
+        )
+        befores = self._metrics.warn_before
         per_team: dict[str, list[float]] = {t: [0, 0, 0.0] for t in self._metrics.team.known}
+        risk: Tally[tuple[str, str]] = Tally()
         for team, g in self._funnel.followup_gauges().items():
-            row = per_team.setdefault(self._metrics.team(team, count=0), [0, 0, 0.0])
+            label = self._metrics.team(team, count=0)
+            row = per_team.setdefault(label, [0, 0, 0.0])
             row[0] += g.awaiting
             row[1] += g.overdue
             if g.oldest_clock_start is not None:
                 row[2] = g.oldest_clock_start if not row[2] else min(row[2], g.oldest_clock_start)
+            for before, n in g.at_risk.items():
+                risk[(label, before)] += n
         for team, (n_awaiting, n_overdue, first) in sorted(per_team.items()):
             awaiting.add_metric([team], n_awaiting)
             overdue.add_metric([team], n_overdue)
             oldest.add_metric([team], first)
+            for before in befores:
+                at_risk.add_metric([team, before], risk[(team, before)])
         yield awaiting
         yield overdue
         yield oldest
+        yield at_risk
 
         watermark = GaugeMetricFamily(
             "funnel_event_time_watermark_timestamp_seconds",

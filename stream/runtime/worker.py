@@ -148,6 +148,7 @@ class Worker:
             sources=settings.labels.source,
             max_values=settings.labels.max_values,
             business_hours=settings.sla.business_hours is not None,
+            warn_before=settings.sla.warn_before,
         )
         register_targets(self.registry, settings)
         self.watermarks: dict[str, float] = {}

@@ -15,8 +15,8 @@ from stream.config.topics import TopicNames
 from stream.errors import ConfigError
 
 # docs/contract/funnel.example.toml as this version implements it: every key with its default
-# (the contract's `sla.warn_before` and `[funnel.stuck_after]` are not implemented yet; see
-# docs/contract/README.md, "Status").
+# (the contract's `[funnel.stuck_after]` is not implemented yet; see docs/contract/README.md,
+# "Status").
 EXAMPLE_TOML = """\
 # Example configuration: every key, with its default unless marked "example".
 # The key names and structure are part of the interface (interface.md).
@@ -43,6 +43,7 @@ followup_within = "24h"
 clock_starts_at = "lead"          # or "mql"
 followup_stages = ["contacted", "sql", "opportunity", "customer", "disqualified"]
 breach_grace = "0s"               # a breach is declared when the clock passes deadline + grace
+warn_before = ["4h", "1h"]        # a lead still open is "at risk" when its time left reaches each of these
 
 # [sla.business_hours]            # example: when present, the SLA runs on this calendar
 # time_zone = "Europe/Madrid"
@@ -198,6 +199,17 @@ def test_every_example_key_switched_on(tmp_path: Path) -> None:
         assert PASSWORD not in text
 
 
+def test_warnings_keep_their_labels_as_written(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sla]\nwarn_before = ['2h', '30m']\n")
+    settings = load_settings(path, environ={})
+    assert settings.sla.warn_before == ("2h", "30m")
+    assert rules_from_settings(settings).warn_before == (("2h", 7200.0), ("30m", 1800.0))
+    assert rules_from_settings(load_settings(None, environ={})).warn_before == (
+        ("4h", 14400.0),
+        ("1h", 3600.0),
+    )
+
+
 def test_business_hours_accept_toml_native_times_and_dates(tmp_path: Path) -> None:
     text = (
         "[sla.business_hours]\ntime_zone = 'America/New_York'\ndays = ['sat', 'sun']\n"
@@ -348,6 +360,9 @@ FILE_REFUSALS = [
         HOURS + "holidays_subdivision = 'BY'",
         "sla.business_hours.holidays_subdivision: needs holidays_country",
     ),
+    ("sla", "warn_before = ['0s']", "sla.warn_before[0]: must be longer than 0s"),
+    ("sla", "warn_before = ['1h', '1h']", "sla.warn_before: lists '1h' twice"),
+    ("sla", "warn_before = ['1h', '60m']", "sla.warn_before: lists one duration twice"),
     ("kafka", "security_protocol = 'TLS'", "kafka.security_protocol: must be 'PLAINTEXT', 'SASL_"),
     ("kafka", "sasl_mechanism = 'GSSAPI'", "kafka.sasl_mechanism: must be 'PLAIN', 'SCRAM-"),
     ("kafka", "security_protocol = 'SASL_SSL'", "kafka.sasl_mechanism: required with SASL_SSL"),

@@ -20,7 +20,10 @@ one); tests/stream/core/test_properties.py checks both:
   so the clock can never pass its deadline before the follow-up arrives;
 - the two leads whose deadlines pass breach in every order and partition, and only once:
   one's follow-up is late, the other has its own stage change and lead_created after its
-  deadline, which move its partition's clock past it.
+  deadline, which move its partition's clock past it;
+- warnings (4 h and 1 h before the deadline) are reached the same way: by a lead's own
+  late follow-up or its own later events, and no partition clock reaches a warning that is
+  not counted here (I's 1 h warning is at day 1 11:00).
 """
 
 from __future__ import annotations
@@ -167,6 +170,10 @@ class Scenario:
     followups: dict[tuple[str, str], int]
     # funnel_followup_sla_breaches_total{team}
     breaches: dict[str, int]
+    # funnel_followup_sla_warnings_total{team, before}
+    warnings: dict[tuple[str, str], int]
+    # funnel_leads_at_risk{team, before}
+    at_risk: dict[tuple[str, str], int]
     # funnel_leads_awaiting_followup{team}
     awaiting: dict[str, int]
     # funnel_leads_overdue{team}
@@ -209,6 +216,15 @@ def hand_built_scenario() -> Scenario:
       sent before the lead.
     - F (south, social), day 1 09:55: contacted stamped 09:52, before the lead: clock skew,
       latency 0, within the SLA.
+    - I (north, organic), day 0 12:00, sent last: deadline day 1 12:00, so at risk for 4 h
+      from 08:00 and for 1 h from 11:00. Its mql at day 1 09:00 and a re-submitted form at
+      09:00 (a re-entry) lift its own partition's clock past 08:00: one 4 h warning; still
+      open and at risk (4 h) at the end.
+
+    Warnings (4 h and 1 h before the deadline, each once per lead, with the team of the
+    lead at that instant): H (south) at day 1 04:00 and 07:00, passed when the clock reaches
+    08:30; B (north) at 05:00 and 08:00, passed by then too (and before its late follow-up
+    at 09:40 in any order); I (north) at 08:00 only.
 
     Visits: v1 (vis-1, organic) day 0 07:30, v2 (vis-2, paid_search) day 0 12:00, v3
     (vis-1, organic) day 1 09:05, sent twice (one duplicate), v4 (vis-3, social) day 1 09:57.
@@ -254,6 +270,9 @@ def hand_built_scenario() -> Scenario:
     send("leads", "lead-F", lead_payload("l-F", "lead-F", day1("09:55"), "social", "south"))
     send("transitions", "lead-F", stage_payload("s-F1", "lead-F", "contacted", day1("09:52")))
     send("visits", "vis-3", visit_payload("v4", "vis-3", day1("09:57"), "social"))
+    send("leads", "lead-I", lead_payload("l-I", "lead-I", day0("12:00"), "organic", "north"))
+    send("leads", "lead-I", lead_payload("l-I2", "lead-I", day1("09:00"), "organic"))
+    send("transitions", "lead-I", stage_payload("s-I1", "lead-I", "mql", day1("09:00")))
 
     # One malformed message per rejection reason (future_timestamp aside).
     m.append(Message("visits", b"vis-9", b'{"event_id": "x1", "type": "visit",'))  # invalid_json
@@ -274,19 +293,20 @@ def hand_built_scenario() -> Scenario:
             ("visit", "paid_search"): 1,  # v2
             ("visit", "social"): 1,  # v4
             ("lead", "paid_search"): 1,  # H
-            ("lead", "organic"): 3,  # B, E, G
+            ("lead", "organic"): 4,  # B, E, G, I
             ("lead", "email"): 1,  # C (once, despite the duplicate)
             ("lead", "referral"): 1,  # D
             ("lead", "social"): 1,  # F
             ("mql", "email"): 1,  # C's first mql; the second is a re-entry
             ("mql", "paid_search"): 1,  # H
+            ("mql", "organic"): 1,  # I
             ("sql", "email"): 1,  # C
             ("sql", "organic"): 1,  # E, which skipped mql
             ("contacted", "organic"): 1,  # B
             ("contacted", "referral"): 1,  # D
             ("contacted", "social"): 1,  # F
         },
-        stage_reentries={"mql": 1, "lead": 1},  # C back into mql, H created again
+        stage_reentries={"mql": 1, "lead": 2},  # C back into mql, H and I created again
         # The watermark is day 1 09:57: 1h current = [09:00, 10:00), previous = [08:00, 09:00);
         # 1d current = day 1, previous = day 0. Each lead counts once per stage, at its
         # first entry.
@@ -297,9 +317,9 @@ def hand_built_scenario() -> Scenario:
             ("lead", "1h", "current"): 3,  # G 09:30, D 09:45, F 09:55
             ("lead", "1h", "previous"): 2,  # C 08:00, E 08:30
             ("lead", "1d", "current"): 5,  # C, E, G, D, F
-            ("lead", "1d", "previous"): 2,  # H (its second entry is no entry), B
-            ("mql", "1h", "current"): 2,  # C 09:10, H 09:12
-            ("mql", "1d", "current"): 2,
+            ("lead", "1d", "previous"): 3,  # H (its second entry is no entry), B, I
+            ("mql", "1h", "current"): 3,  # I 09:00, C 09:10, H 09:12
+            ("mql", "1d", "current"): 3,
             ("sql", "1h", "current"): 2,  # E 09:15, C 09:20
             ("sql", "1d", "current"): 2,
             ("contacted", "1h", "current"): 3,  # B 09:40, D 09:50, F 09:52
@@ -315,12 +335,19 @@ def hand_built_scenario() -> Scenario:
             ("south", "true"): 3,  # F, E, C
         },
         breaches={"north": 1, "south": 1},  # B, H
-        awaiting={"north": 1, "south": 1},  # G, H
+        warnings={
+            ("north", "4h"): 2,  # B, I
+            ("north", "1h"): 1,  # B
+            ("south", "4h"): 1,  # H
+            ("south", "1h"): 1,  # H
+        },
+        at_risk={("north", "4h"): 1},  # I (H is overdue, no longer at risk)
+        awaiting={"north": 2, "south": 1},  # G and I, H
         overdue={"south": 1},  # H
-        oldest_open={"north": day1("09:30"), "south": day0("08:00")},  # G, H
+        oldest_open={"north": day0("12:00"), "south": day0("08:00")},  # I, H
         clock_skew={"south": 1},  # F
-        consumed={"visits": 7, "leads": 11, "transitions": 9},
-        applied={"visits": 4, "leads": 8, "transitions": 8},
+        consumed={"visits": 7, "leads": 13, "transitions": 10},
+        applied={"visits": 4, "leads": 10, "transitions": 9},
         duplicate={"visits": 1, "leads": 1},
         rejected={
             ("visits", "invalid_json"): 1,

@@ -76,6 +76,75 @@ def nonzero(windows: dict[tuple[str, str, str], int]) -> dict[tuple[str, str, st
     return {key: n for key, n in windows.items() if n}
 
 
+def warnings(f: Funnel) -> list[tuple[str, str]]:
+    return [w for w in f.effects.warnings if w[0] != TICK]
+
+
+class TestWarnings:
+    """At risk 4 h and 1 h before the deadline (the default ``warn_before``), 24 h SLA."""
+
+    def test_counted_at_the_instant_once_and_the_lead_leaves_when_followed_up(self) -> None:
+        f, _, _ = funnel(mode="wall", now=T0)
+        f.apply(0, lead("l1", "a", T0, team="north"))
+        f.advance(T0 + 20 * HOUR)  # exactly 4 h left: not yet
+        assert warnings(f) == [] and gauges(f)["north"].at_risk == {}
+        f.advance(T0 + 20 * HOUR + 1)
+        assert warnings(f) == [("north", "4h")]
+        assert gauges(f)["north"].at_risk == {"4h": 1}
+        f.advance(T0 + 22 * HOUR)
+        assert warnings(f) == [("north", "4h")]  # once
+        f.apply(0, stage("s1", "a", "contacted", T0 + 22 * HOUR))
+        assert gauges(f) == {}
+        f.advance(T0 + 30 * HOUR)
+        assert warnings(f) == [("north", "4h")]  # the 1 h warning never came
+        assert breaches(f) == []
+
+    def test_at_risk_until_the_breach_then_overdue(self) -> None:
+        f, _, _ = funnel(mode="wall", now=T0)
+        f.apply(0, lead("l1", "a", T0, team="north"))
+        f.advance(T0 + 23 * HOUR + 1)
+        assert warnings(f) == [("north", "4h"), ("north", "1h")]
+        assert gauges(f)["north"] == FollowupGauge(1, 0, T0, {"4h": 1, "1h": 1})
+        f.advance(T0 + 24 * HOUR + 1)
+        assert breaches(f) == ["north"]
+        assert gauges(f)["north"] == FollowupGauge(1, 1, T0)
+
+    def test_a_lead_read_inside_its_warning_is_counted_on_arrival(self) -> None:
+        f, _, _ = funnel(mode="wall", now=T0 + 21 * HOUR)
+        f.apply(0, lead("l1", "a", T0, team="north"))
+        assert warnings(f) == [("north", "4h")]
+        assert gauges(f)["north"].at_risk == {"4h": 1}
+
+    def test_a_lead_moved_to_another_team_moves_its_risk(self) -> None:
+        f, _, _ = funnel(mode="wall", now=T0)
+        f.apply(0, lead("l1", "a", T0, team="north"))
+        f.advance(T0 + 21 * HOUR)
+        f.apply(0, stage("s1", "a", "mql", T0 + 21 * HOUR, team="south"))
+        assert gauges(f) == {"south": FollowupGauge(1, 0, T0, {"4h": 1})}
+        # The 1 h warning comes while the lead is south's: it is south's warning.
+        f.advance(T0 + 23 * HOUR + 1)
+        assert warnings(f) == [("north", "4h"), ("south", "1h")]
+        assert gauges(f) == {"south": FollowupGauge(1, 0, T0, {"4h": 1, "1h": 1})}
+
+    def test_on_the_event_clock_when_the_partition_passes_it(self) -> None:
+        f, _, _ = funnel()
+        f.apply(0, lead("l1", "a", T0, team="north"))
+        tick(f, T0 + 20 * HOUR + 1, partition=1)  # another partition's clock: no warning
+        assert warnings(f) == []
+        tick(f, T0 + 20 * HOUR + 1)
+        assert warnings(f) == [("north", "4h")]
+
+    def test_a_calendar_counts_business_time_left(self) -> None:
+        rules = FunnelRules(calendar=TestBusinessHours.OFFICE, followup_within=8 * HOUR)
+        f, _, _ = funnel(rules, mode="wall", now=at("2026-11-20T15:00:00Z"))
+        f.apply(0, lead("l1", "a", at("2026-11-20T15:00:00Z"), team="north"))  # Friday 15:00
+        # Deadline Monday 15:00 (2 h Friday, 6 h Monday): 4 h left at Monday 11:00.
+        f.advance(at("2026-11-23T11:00:00Z"))
+        assert warnings(f) == []
+        f.advance(at("2026-11-23T11:00:01Z"))
+        assert warnings(f) == [("north", "4h")]
+
+
 class TestStages:
     def test_first_entry_per_stage_and_reentries(self) -> None:
         f, _, _ = funnel()
@@ -205,7 +274,8 @@ class TestBreaches:
         f.apply(0, lead("l1", "a", T0, team="north"))
         tick(f, T0 + 25 * HOUR)  # deadline + grace, not past it
         assert breaches(f) == []
-        assert gauges(f) == {"north": FollowupGauge(1, 0, T0)}
+        # Past both warnings (20 h and 23 h), so at risk until the breach is declared.
+        assert gauges(f) == {"north": FollowupGauge(1, 0, T0, {"4h": 1, "1h": 1})}
         tick(f, T0 + 25 * HOUR + 1)
         assert breaches(f) == ["north"]
         assert gauges(f) == {"north": FollowupGauge(1, 1, T0)}
@@ -334,14 +404,15 @@ class TestGauges:
             "south": FollowupGauge(1, 0, T0 + HOUR),
         }
         f.advance(T0 + 24 * HOUR)  # past b's deadline only
+        # a (due T0 + 24 h) is past both warnings; c (due T0 + 25 h) past the 4 h one only.
         assert gauges(f) == {
-            "north": FollowupGauge(2, 1, T0 - HOUR),
-            "south": FollowupGauge(1, 0, T0 + HOUR),
+            "north": FollowupGauge(2, 1, T0 - HOUR, {"4h": 1, "1h": 1}),
+            "south": FollowupGauge(1, 0, T0 + HOUR, {"4h": 1}),
         }
         f.apply(1, stage("s1", "b", "contacted", T0 + 24 * HOUR))  # the oldest is done
         assert gauges(f) == {
-            "north": FollowupGauge(1, 0, T0),
-            "south": FollowupGauge(1, 0, T0 + HOUR),
+            "north": FollowupGauge(1, 0, T0, {"4h": 1, "1h": 1}),
+            "south": FollowupGauge(1, 0, T0 + HOUR, {"4h": 1}),
         }
         f.apply(0, stage("s2", "a", "disqualified", T0 + 24 * HOUR))
         f.apply(0, stage("s3", "c", "sql", T0 + 24 * HOUR))
@@ -561,7 +632,11 @@ def assert_scenario_metrics(scenario: Scenario, messages: Iterable[Message]) -> 
     assert Counter(u.team for u in e.followups if u.clock_skew) == scenario.clock_skew
     assert all(u.business_seconds is None for u in e.followups)  # no calendar by default
     assert Counter(e.breaches) == scenario.breaches
+    assert Counter(e.warnings) == scenario.warnings
     g = f.followup_gauges()
+    assert {
+        (team, label): n for team, x in g.items() for label, n in x.at_risk.items()
+    } == scenario.at_risk
     assert {team: x.awaiting for team, x in g.items() if x.awaiting} == scenario.awaiting
     assert {team: x.overdue for team, x in g.items() if x.overdue} == scenario.overdue
     assert {

@@ -207,7 +207,9 @@ class TestFollowUp:
         lead.created("l1", T0)
         assert lead.status().open is None  # no clock before the lead is an mql
         lead.changed("s1", "mql", T0 + HOUR)
-        assert lead.status().open == OpenLead("north", T0 + HOUR, T0 + 25 * HOUR, "north")
+        # At risk 4 h and 1 h before the deadline (24 h after the mql).
+        warnings = (("4h", T0 + 21 * HOUR, "north"), ("1h", T0 + 24 * HOUR, "north"))
+        assert lead.status().open == OpenLead("north", T0 + HOUR, T0 + 25 * HOUR, "north", warnings)
         lead.changed("s2", "sql", T0 + 3 * HOUR)
         assert lead.effects.followups == [FollowUp("north", 7200.0, None, True, False)]
 
@@ -217,7 +219,9 @@ class TestBreach:
         lead = Lead(FunnelRules(breach_grace=HOUR))
         lead.created("l1", T0)
         deadline = T0 + 25 * HOUR  # 24 h SLA + 1 h grace
-        assert lead.status(deadline).open == OpenLead("north", T0, deadline, "north")
+        # Warnings count from the deadline itself (T0 + 24 h), not from the grace's end.
+        warnings = (("4h", T0 + 20 * HOUR, "north"), ("1h", T0 + 23 * HOUR, "north"))
+        assert lead.status(deadline).open == OpenLead("north", T0, deadline, "north", warnings)
         assert not lead.status(deadline).breached
         assert lead.status(deadline + 1).breached
 
@@ -236,7 +240,8 @@ class TestBreach:
         lead.created("l1", T0, team="north")
         lead.changed("s1", "mql", T0 + 30 * HOUR, team="south")
         status = lead.status(T0 + 31 * HOUR)
-        assert status.open == OpenLead("south", T0, T0 + 24 * HOUR, "north")
+        warnings = (("4h", T0 + 20 * HOUR, "north"), ("1h", T0 + 23 * HOUR, "north"))
+        assert status.open == OpenLead("south", T0, T0 + 24 * HOUR, "north", warnings)
         assert status.breached
         lead.changed("s2", "contacted", T0 + 32 * HOUR)
         assert lead.effects.followups == [FollowUp("south", 32 * HOUR, None, False, False)]
@@ -278,8 +283,13 @@ class TestBusinessHours:
         lead = Lead(OFFICE_RULES)
         lead.created("l1", at("2026-11-20T15:00:00Z"))  # Friday 15:00
         monday_15 = at("2026-11-23T15:00:00Z")  # 2 h Friday + 6 h Monday
+        # 4 h left after 2 h on Friday and 2 h on Monday; 1 h left at Monday 14:00.
+        warnings = (
+            ("4h", at("2026-11-23T11:00:00Z"), "north"),
+            ("1h", at("2026-11-23T14:00:00Z"), "north"),
+        )
         assert lead.status().open == OpenLead(
-            "north", at("2026-11-20T15:00:00Z"), monday_15, "north"
+            "north", at("2026-11-20T15:00:00Z"), monday_15, "north", warnings
         )
         assert not lead.status(at("2026-11-22T23:00:00Z")).breached  # the weekend is free
         assert lead.status(monday_15 + 1).breached
@@ -291,8 +301,12 @@ class TestBusinessHours:
         # this as within the SLA *and* as a breach.)
         lead = Lead(OFFICE_RULES)
         lead.created("l1", at("2026-11-20T09:00:00Z"))  # Friday 09:00
+        warnings = (
+            ("4h", at("2026-11-20T13:00:00Z"), "north"),
+            ("1h", at("2026-11-20T16:00:00Z"), "north"),
+        )
         assert lead.status().open == OpenLead(
-            "north", at("2026-11-20T09:00:00Z"), at("2026-11-23T09:00:00Z"), "north"
+            "north", at("2026-11-20T09:00:00Z"), at("2026-11-23T09:00:00Z"), "north", warnings
         )
         lead.changed("s1", "contacted", at("2026-11-20T20:00:00Z"))
         assert lead.effects.followups == [FollowUp("north", 11 * HOUR, 8 * HOUR, True, False)]

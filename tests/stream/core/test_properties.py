@@ -175,6 +175,7 @@ class Outcome:
     followups: Counter[FollowUp]
     followups_per_team: Counter[tuple[str, bool]]
     breaches: Counter[str]
+    warnings: Counter[tuple[str, str]]
     latencies: dict[str, FollowUp | None]
 
 
@@ -193,6 +194,7 @@ def outcome(f: Funnel, leads: dict[str, bytes], clock: float) -> Outcome:
         followups=Counter(e.followups),
         followups_per_team=Counter((u.team, u.within_sla) for u in e.followups),
         breaches=Counter(e.breaches),
+        warnings=Counter(e.warnings),
         latencies=latencies,
     )
 
@@ -363,10 +365,14 @@ def test_generated_worlds_hold_what_the_properties_need() -> None:
         seen["late"] += any(not u.within_sla for u in run.followups)
         seen["skew"] += any(u.clock_skew for u in run.followups)
         seen["reentry"] += bool(run.reentries)
+        seen["warning"] += bool(run.warnings)
+        # Every breached lead passed both warnings; more means a lead at risk made it in time.
+        seen["at risk, then in time"] += sum(run.warnings.values()) > 2 * run.breaches.total()
 
     look()
     assert all(seen[k] >= 5 for k in ("orphan", "override", "visit", "breach", "late", "skew"))
     assert seen["reentry"] >= 5
+    assert seen["warning"] >= 5 and seen["at risk, then in time"] >= 5, seen
 
 
 @PROPERTY

@@ -52,6 +52,12 @@ async def test_scenario_every_funnel_metric_as_written_down(
         assert nonzero("funnel_followup_sla_breaches_total", "team") == {
             (k,): float(v) for k, v in scenario.breaches.items() if v
         }
+        assert nonzero("funnel_followup_sla_warnings_total", "team", "before") == {
+            k: float(v) for k, v in scenario.warnings.items() if v
+        }
+        assert nonzero("funnel_leads_at_risk", "team", "before") == {
+            k: float(v) for k, v in scenario.at_risk.items() if v
+        }
         assert nonzero("funnel_leads_awaiting_followup", "team") == {
             (k,): float(v) for k, v in scenario.awaiting.items() if v
         }
