@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
-from schemas import Event, Rejection, TopicKind, classify
+from schemas import Event, Rejection, classify
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
 from stream.core.funnel import Funnel
@@ -77,11 +77,7 @@ class Worker:
         self.settings = settings
         self.session_timeout_s = session_timeout_s
         names = settings.topics
-        self.kinds: dict[str, TopicKind] = {
-            names.visits: "visits",
-            names.leads: "leads",
-            names.transitions: "transitions",
-        }
+        self.kinds = names.kinds
         self.stages = frozenset(settings.funnel.all_stages)
         self.ready = False
         self.app = self._create_app()
