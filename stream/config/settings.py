@@ -31,14 +31,11 @@ from pydantic import (
 
 from stream.config.durations import parse_duration
 from stream.config.topics import TopicNames
+from stream.core.calendar import DAY_NAMES, Weekday
+from stream.core.rules import DEFAULT_EXTRA_STAGES, DEFAULT_FOLLOWUP_STAGES, DEFAULT_STAGES
 from stream.errors import ConfigError
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 _SECTIONS = ("funnel", "labels", "sla", "north_star", "kafka")
-_STAGES = ("visit", "lead", "mql", "sql", "opportunity", "customer")
-_FOLLOWUP_STAGES = ("contacted", "sql", "opportunity", "customer", "disqualified")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -136,8 +133,8 @@ class FunnelSettings(BaseModel):
 
     model_config = _FROZEN
 
-    stages: Annotated[Stages, _distinct()] = _STAGES
-    extra_stages: Stages = ("contacted", "disqualified")
+    stages: Annotated[Stages, _distinct()] = DEFAULT_STAGES
+    extra_stages: Stages = DEFAULT_EXTRA_STAGES
     time_zone: TimeZoneName = "UTC"
     windows: Annotated[tuple[Window, ...], _distinct()] = ("1h", "1d")
     window_retention: PositiveSeconds = parse_duration("35d")
@@ -173,7 +170,7 @@ class BusinessHours(BaseModel):
     model_config = _FROZEN
 
     time_zone: TimeZoneName
-    days: Annotated[tuple[Weekday, ...], _distinct()] = WEEKDAYS[:5]
+    days: Annotated[tuple[Weekday, ...], _distinct()] = DAY_NAMES[:5]
     start: datetime.time
     end: datetime.time
     holidays: tuple[datetime.date, ...] = ()
@@ -201,7 +198,7 @@ class SlaSettings(BaseModel):
 
     followup_within: PositiveSeconds = parse_duration("24h")
     clock_starts_at: str = "lead"
-    followup_stages: Annotated[tuple[str, ...], _distinct()] = _FOLLOWUP_STAGES
+    followup_stages: Annotated[tuple[str, ...], _distinct()] = DEFAULT_FOLLOWUP_STAGES
     breach_grace: Seconds = 0.0
     business_hours: BusinessHours | None = None
     marketing: Marketing = Marketing()

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import BusinessHours, Settings, load_settings
 from stream.config.topics import TopicNames
+from stream.core.rules import FunnelRules
 from stream.errors import ConfigError
 
 # docs/contract/funnel.example.toml as this version implements it: every key with its default
@@ -156,6 +158,11 @@ def test_defaults_without_a_file() -> None:
     assert (settings.clock, settings.store, settings.app_id) == ("wall", "rocksdb", "funnel")
     assert (settings.data_dir, settings.partitions) == (Path("var"), 8)
     assert settings.topics == TopicNames.from_prefix("funnel.")
+
+
+def test_the_default_settings_give_the_core_s_default_rules() -> None:
+    """Tests and tools that build ``FunnelRules()`` apply what a worker without a file does."""
+    assert rules_from_settings(Settings()) == FunnelRules()
 
 
 def test_the_example_file_holds_exactly_the_defaults(tmp_path: Path) -> None:
