@@ -29,10 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-from stream.config.durations import parse_duration
 from stream.config.topics import TopicNames
 from stream.core.calendar import DAY_NAMES, Weekday
+from stream.core.durations import parse_duration
 from stream.core.rules import DEFAULT_EXTRA_STAGES, DEFAULT_FOLLOWUP_STAGES, DEFAULT_STAGES
+from stream.core.windows import parse_window
 from stream.errors import ConfigError
 
 _SECTIONS = ("funnel", "labels", "sla", "north_star", "kafka")
@@ -100,6 +101,15 @@ def _is_time_zone(value: str) -> bool:
     return True
 
 
+def _tiles_a_day(value: str) -> str:
+    """Refuse, at load time, a window the core cannot lay out (e.g. ``7h``)."""
+    try:
+        parse_window(value, "UTC")  # the width rules do not depend on the zone
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix(f"window {value!r}: ")) from None
+    return value
+
+
 def _brokers(value: object) -> tuple[str, ...]:
     """``"kafka://h1:9092,h2:9092"`` (or ``;``-separated, or a sequence) → ``("h1:9092", ...)``."""
     items = value.replace(";", ",").split(",") if isinstance(value, str) else value
@@ -118,7 +128,11 @@ def _brokers(value: object) -> tuple[str, ...]:
 _NON_NEGATIVE = _must(lambda v: v >= 0, "must be ≥ 0")
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[Seconds, _must(lambda v: v > 0, "must be longer than 0s")]
-Window = Annotated[str, _must(lambda v: parse_duration(v) > 0, "must be longer than 0s")]
+Window = Annotated[
+    str,
+    _must(lambda v: parse_duration(v) > 0, "must be longer than 0s"),
+    AfterValidator(_tiles_a_day),
+]
 TimeZoneName = Annotated[str, _must(_is_time_zone, "must be an IANA time zone such as 'UTC'")]
 StageName = Annotated[str, _must(_NAME.fullmatch, "must be a name made of a-z, 0-9 and _")]
 Stages = Annotated[tuple[StageName, ...], _distinct(None)]

@@ -296,6 +296,7 @@ FILE_REFUSALS = [
     ("funnel", "time_zone = 'Mars/Olympus'", "funnel.time_zone: must be an IANA time zone"),
     ("funnel", "windows = ['1h', 'daily']", "funnel.windows[1]: must be a duration"),
     ("funnel", "windows = ['0s']", "funnel.windows[0]: must be longer than 0s, got '0s'"),
+    ("funnel", "windows = ['7h']", "funnel.windows[0]: width must divide a day or be a whole"),
     ("funnel", "windows = []", "funnel.windows: must not be empty"),
     ("funnel", "window_retention = 30", "funnel.window_retention: must be a duration"),
     ("funnel", "window_retention = '12h'", "funnel.window_retention: must be at least the longest"),
