@@ -26,13 +26,14 @@ from bench.context import Context, Results
 from bench.latency import run_latency
 from bench.procs import Children
 from bench.report import json_line, table
+from bench.reroute import run_reroute
 from bench.restart import run_memory_and_restart
 from bench.throughput import Input, prepare_input, run_naive, run_raw, run_worker
 from stream.kafka.broker import EmbeddedBroker
 
 log = logging.getLogger("bench")
 
-PHASES = ("raw", "naive", "worker", "latency", "restart")
+PHASES = ("raw", "naive", "worker", "reroute", "latency", "restart")
 _THROUGHPUT = ("raw", "naive", "worker")
 
 
@@ -113,6 +114,10 @@ async def _run(ctx: Context, phases: list[str], results: Results, errors: dict[s
                 continue
             body = {"raw": run_raw, "naive": run_naive, "worker": run_worker}[name]
             await attempt(name, functools.partial(body, ctx, data))
+        elif name == "reroute":
+            worker = results.get("worker_events_per_s")
+            rate = float(worker) if isinstance(worker, int | float) else None
+            await attempt(name, functools.partial(run_reroute, ctx, rate))
         elif name == "latency":
             await attempt(name, functools.partial(run_latency, ctx))
         else:

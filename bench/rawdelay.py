@@ -23,7 +23,7 @@ from schemas import TopicKind, classify
 from stream.config.settings import Settings
 from stream.observability.buckets import DELAY_BUCKETS
 from stream.observability.metrics import observe_ages
-from stream.runtime.fastpath import FETCH_MAX_WAIT_MS
+from stream.runtime.seam.transport import FETCH_MAX_WAIT_MS
 
 DELAY = "funnel_processing_delay_seconds"
 

@@ -69,6 +69,10 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} MB"
 
 
+def _share(value: float | None, of: str = "of the worker's time") -> str:
+    return "" if value is None else f"{100 * value:.1f} % {of}"
+
+
 def _mark(ok: bool | None) -> str:
     return {True: "pass", False: "FAIL", None: "-"}[ok]
 
@@ -124,6 +128,18 @@ def table(results: Mapping[str, Any]) -> str:
         ),
         ("  start-up (spawn to /health 200)", _seconds(n(results, "worker_startup_s")), "", ""),
         ("  peak RSS", _mb(n(results, "worker_peak_rss_mb")), "", ""),
+        (
+            "  home-partition check, correct input (per record)",
+            "-" if (ns := n(results, "home_check_ns_per_record")) is None else f"{ns:,.0f} ns",
+            _share(n(results, "home_check_share_of_worker_time")),
+            "",
+        ),
+        (
+            "funnel worker, 100 % misrouted input, from spawn",
+            _rate(n(results, "worker_misrouted_events_per_s")),
+            _share(n(results, "worker_misrouted_vs_home"), "of correct input"),
+            "",
+        ),
         (
             "p99 processing delay at 5,000 events/s",
             _seconds(n(results, "p99_processing_delay_s_at_5k")),

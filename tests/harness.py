@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from stream.config.topics import TopicNames
+from stream.config.topics import TopicNames, rerouted_topic
 from stream.kafka.admin import ensure_topics
 from stream.kafka.offsets import consumer_group_offsets, read_topic, topic_end_offsets
 from stream.observability.scrape import Samples, parse_metrics
@@ -176,8 +176,21 @@ async def produce(
 async def wait_caught_up(
     bootstrap: str, group_id: str, topics: Sequence[str], timeout: float = 120.0
 ) -> None:
-    """Wait until the group has committed every offset of ``topics`` (then metrics are final)."""
+    """Wait until the group has committed every offset of the input ``topics``, then every
+    offset of the records moved from them to their home partitions (then metrics are final).
+
+    The worker flushes the moved records before it commits the inputs' offsets, so the
+    internal topics' ends read after the inputs are caught up hold all of them.
+    """
     deadline = time.monotonic() + timeout
+    await _wait_committed(bootstrap, group_id, topics, deadline, timeout)
+    internal = [rerouted_topic(group_id, topic) for topic in topics]
+    await _wait_committed(bootstrap, group_id, internal, deadline, timeout)
+
+
+async def _wait_committed(
+    bootstrap: str, group_id: str, topics: Sequence[str], deadline: float, timeout: float
+) -> None:
     ends: dict[tuple[str, int], int] = {}
     for topic in topics:
         for partition, end in (await topic_end_offsets(bootstrap, topic)).items():
@@ -193,10 +206,11 @@ async def wait_caught_up(
 
 
 async def read_inputs(bootstrap: str, names: TopicNames) -> list[InputMessage]:
-    """Every message of the input topics, in partition order per topic (as workers see them)."""
+    """Every message of the input topics, in partition order per topic, each placed on its
+    key's home partition of the 8 (as workers apply them)."""
     out: list[InputMessage] = []
     for topic, kind in names.kinds.items():
         records: list[Any] = await read_topic(bootstrap, topic)
         for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-            out.append(InputMessage(kind, r.partition, r.key, r.value))
+            out.append(InputMessage.at_home(kind, r.partition, r.key, r.value, 8))
     return out

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from stream.config.settings import Settings
-from stream.config.topics import changelog_topics
+from stream.config.topics import changelog_topics, rerouted_topics
 from stream.errors import ConfigError, StateDirError
 from stream.kafka.admin import ensure_topics, group_session_floor, wait_for_broker
 from stream.kafka.security import client_kwargs
@@ -27,7 +27,11 @@ async def create_all_topics(settings: Settings) -> dict[str, str]:
     """Create the input, dead-letter and internal topics (idempotent)."""
     names = settings.topics
     wanted = {name: settings.partitions for name in (*names.inputs, names.dead_letter)}
-    wanted.update({name: settings.partitions for name in changelog_topics(settings.app_id)})
+    internal = (
+        *changelog_topics(settings.app_id),
+        *rerouted_topics(settings.app_id, names).values(),
+    )
+    wanted.update({name: settings.partitions for name in internal})
     kwargs = client_kwargs(settings.kafka)
     await wait_for_broker(settings.bootstrap_servers, BROKER_WAIT_S, **kwargs)
     report = await ensure_topics(settings.bootstrap_servers, wanted, client_kwargs=kwargs)

@@ -7,7 +7,7 @@ core's (``stream.core.durations``), re-exported here for callers that read confi
 
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings, load_settings
-from stream.config.topics import TopicNames, changelog_topics
+from stream.config.topics import TopicNames, changelog_topics, rerouted_topics
 from stream.core.durations import format_duration, parse_duration
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "format_duration",
     "load_settings",
     "parse_duration",
+    "rerouted_topics",
     "rules_from_settings",
 ]

@@ -44,3 +44,14 @@ STATE_TABLES = ("lead_states", "visitor_states")
 def changelog_topics(app_id: str) -> tuple[str, ...]:
     """The internal (changelog) topics of the worker's state tables."""
     return tuple(f"{app_id}-{table}-changelog" for table in STATE_TABLES)
+
+
+def rerouted_topic(app_id: str, topic: str) -> str:
+    """The internal topic that records of input ``topic`` read from another partition than
+    their key's home partition are moved to (same partition count, co-partitioned with it)."""
+    return f"{app_id}-{topic}-rerouted"
+
+
+def rerouted_topics(app_id: str, names: TopicNames) -> dict[str, str]:
+    """Input topic → its ``rerouted_topic``, for the three inputs."""
+    return {topic: rerouted_topic(app_id, topic) for topic in names.inputs}

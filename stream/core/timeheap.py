@@ -30,6 +30,11 @@ class TimeHeap:
     def __len__(self) -> int:
         return len(self._heap) - self._n_removed
 
+    @property
+    def stored(self) -> int:
+        """Values held in memory: the live ones and removed ones not dropped yet."""
+        return len(self._heap)
+
     def push(self, t: float) -> None:
         heapq.heappush(self._heap, t)
 

@@ -52,9 +52,11 @@ class WindowSpec:
     name: str
     seconds: float
     time_zone: str
-    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
-    _days: int = field(init=False, repr=False, compare=False)
-    _recent: list[tuple[float, float]] = field(init=False, repr=False, compare=False)
+    # Derived from the fields above: the zone, the width in whole days (0 below a day), and
+    # the last two windows looked up (a cache read by ``window_start``).
+    zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    whole_days: int = field(init=False, repr=False, compare=False)
+    recent: list[tuple[float, float]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -72,9 +74,9 @@ class WindowSpec:
             raise ValueError(
                 f"window {self.name!r}: width must divide a day or be a whole number of days"
             )
-        object.__setattr__(self, "_zone", zone)
-        object.__setattr__(self, "_days", days)
-        object.__setattr__(self, "_recent", [_NO_WINDOW, _NO_WINDOW])
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "whole_days", days)
+        object.__setattr__(self, "recent", [_NO_WINDOW, _NO_WINDOW])
 
 
 def parse_window(name: str, time_zone: str) -> WindowSpec:
@@ -92,7 +94,7 @@ def parse_window(name: str, time_zone: str) -> WindowSpec:
 
 def window_start(spec: WindowSpec, t: float) -> float:
     """Start (epoch seconds) of the window of ``spec`` that holds the instant ``t``."""
-    recent = spec._recent
+    recent = spec.recent
     start, end = recent[0]
     if start <= t < end:
         return start
@@ -117,7 +119,7 @@ def previous_window_start(spec: WindowSpec, start: float) -> float:
 
 
 def _bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
-    recent = spec._recent
+    recent = spec.recent
     for bounds in recent:
         if bounds[0] <= t < bounds[1]:
             return bounds
@@ -125,12 +127,12 @@ def _bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
 
 
 def _lookup(spec: WindowSpec, t: float) -> tuple[float, float]:
-    if spec._days:
-        bounds = _day_bounds(spec._zone, spec._days, t)
+    if spec.whole_days:
+        bounds = _day_bounds(spec.zone, spec.whole_days, t)
     else:
-        bounds = _sub_day_bounds(spec._zone, spec.seconds, t)
+        bounds = _sub_day_bounds(spec.zone, spec.seconds, t)
     # Each slot holds a whole tuple, so a reader never sees a half-updated window.
-    recent = spec._recent
+    recent = spec.recent
     recent[1] = recent[0]
     recent[0] = bounds
     return bounds

@@ -25,6 +25,10 @@ from stream.core.funnel import Funnel
 from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
 from stream.observability.buckets import DELAY_BUCKETS, LATENCY_BUCKETS
 from stream.observability.labels import LabelBound
+from stream.runtime.seam.histogram import add_observations, bucket_bounds
+
+# The outcome of a record read off its key's home partition and moved there (not consumed yet).
+REROUTED = "rerouted"
 
 
 class FunnelMetrics:
@@ -117,6 +121,12 @@ class FunnelMetrics:
             ["topic", "reason"],
             registry=r,
         )
+        self.rerouted = Counter(
+            "funnel_events_rerouted",
+            "Records read from a partition other than their key's home partition, moved there.",
+            ["topic"],
+            registry=r,
+        )
         self.late = Counter(
             "funnel_events_late",
             "Events older than the oldest retained window.",
@@ -162,7 +172,7 @@ class FunnelMetrics:
         for stage in stages:
             self.stage_reentries.labels(stage)
         for topic in topics:
-            for counter in (self.consumed, self.applied, self.duplicate, self.late):
+            for counter in (self.consumed, self.applied, self.duplicate, self.late, self.rerouted):
                 counter.labels(topic)
             for reason in REJECT_REASONS:
                 self.rejected.labels(topic, reason)
@@ -208,10 +218,18 @@ class FunnelMetrics:
         late: Mapping[str, int],
         record_timestamps: Iterable[float],
     ) -> None:
-        """Count a batch: messages per (topic, outcome), late events per topic, delays."""
+        """Count a batch: messages per (topic, outcome), late events per topic, delays.
+
+        A record moved to its home partition (``REROUTED``) is counted as consumed where it
+        is applied, duplicate or rejected, once: so ``consumed = applied + duplicate +
+        rejected`` holds.
+        """
         now = time.time()
         consumed: dict[str, int] = {}
         for (topic, outcome), n in outcomes.items():
+            if outcome == REROUTED:
+                self.rerouted.labels(topic).inc(n)
+                continue
             consumed[topic] = consumed.get(topic, 0) + n
             if outcome == "applied":
                 self.applied.labels(topic).inc(n)
@@ -232,28 +250,27 @@ def observe_ages(histogram: Histogram, now: float, timestamps: Iterable[float]) 
     """``histogram.observe(now - t)`` for each of ``timestamps`` (ages below 0 as 0), with
     one update per bucket and no Python step per value.
 
-    Observing one at a time takes a lock and a bucket search per value, which at tens of
-    thousands of records a second is a measurable share of the worker's time. Here the
-    timestamps are sorted (fetched records are already in order per partition) and each
-    bucket's count is a bisection: an age is at most ``bound`` when its timestamp is at
-    least ``now - bound``.
+    The timestamps are sorted (fetched records are already in order per partition) and each
+    bucket's count is a bisection: an age is at most ``bound`` when its timestamp is at least
+    ``now - bound``. The counts are added through the runtime seam
+    (``stream.runtime.seam.histogram``), the one place that writes prometheus_client's
+    internals.
     """
     stamps = sorted(timestamps)
     n = len(stamps)
     if not n:
         return
-    bounds: list[float] = histogram._upper_bounds
-    buckets = histogram._buckets
+    bounds = bucket_bounds(histogram)
+    per_bucket = [0] * len(bounds)
     counted = 0
     for i, bound in enumerate(bounds[:-1]):
         within = n - bisect_left(stamps, now - bound)
         if within > counted:
-            buckets[i].inc(within - counted)
+            per_bucket[i] = within - counted
             counted = within
-    if n > counted:
-        buckets[-1].inc(n - counted)  # +Inf
+    per_bucket[-1] = n - counted  # +Inf
     past = bisect_right(stamps, now)  # the rest lie ahead of ``now``: age 0
-    histogram._sum.inc(now * past - math.fsum(stamps[:past]))
+    add_observations(histogram, per_bucket, now * past - math.fsum(stamps[:past]))
 
 
 class StateCollector(Collector):

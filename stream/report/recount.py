@@ -1,7 +1,9 @@
 """Offline recount: the same core as the worker, run over messages read back from the topics.
 
 Used by ``funnel report`` and by the tests as the exact expectation: every message is
-classified and applied in partition order, exactly as a worker would, with in-memory stores.
+classified and applied on its key's home partition, exactly as a worker would (records
+produced to another partition are moved home: events.md, "Partitioning"), with in-memory
+stores.
 """
 
 from __future__ import annotations
@@ -14,16 +16,31 @@ from schemas import Rejection, TopicKind, classify
 from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.rules import FunnelRules
+from stream.kafka.partitioner import home_partition
 
 
 @dataclass(frozen=True, slots=True)
 class InputMessage:
-    """One consumed message: where it came from and its raw bytes."""
+    """One consumed message: its topic's kind, the partition it is applied on, its bytes."""
 
     kind: TopicKind
     partition: int
     key: bytes | None
     value: bytes | None
+
+    @classmethod
+    def at_home(
+        cls,
+        kind: TopicKind,
+        read_from: int,
+        key: bytes | None,
+        value: bytes | None,
+        partitions: int,
+    ) -> InputMessage:
+        """A message read from partition ``read_from`` of a topic of ``partitions``, placed
+        where the worker applies it: its key's home partition (without a key, where read)."""
+        partition = read_from if key is None else home_partition(key, partitions)
+        return cls(kind, partition, key, value)
 
 
 @dataclass(slots=True)

@@ -37,7 +37,10 @@ async def read_inputs(
         records: list[Any] = await read_topic(
             settings.bootstrap_servers, topic, timeout=READ_TIMEOUT_S, client_kwargs=kwargs
         )
-        out.extend(InputMessage(kind, r.partition, r.key, r.value) for r in records)
+        partitions = settings.partitions
+        out.extend(
+            InputMessage.at_home(kind, r.partition, r.key, r.value, partitions) for r in records
+        )
         log.debug("read topic=%s messages=%d", topic, len(records))
     return out
 

@@ -26,7 +26,15 @@ from typing import Any
 
 import rocksdict
 from aiokafka.structs import TopicPartition
-from faust.stores.rocksdb import Store as RocksDBStore
+
+from stream.runtime.seam import producer as kafka
+from stream.runtime.seam.producer import Record
+from stream.runtime.seam.rocksdb import (
+    RocksDBStore,
+    all_partitions_get,
+    partition_databases,
+    partition_db,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +94,10 @@ class WriteBackStore:
         store = self._table.data
         if isinstance(store, RocksDBStore):
             if self._partition is not None:
-                self._db = db = store._db_for_partition(self._partition)
+                self._db = db = partition_db(store, self._partition)
                 value = db.get(key.encode())
             else:
-                value = store._get(key.encode())  # every partition's store
+                value = all_partitions_get(store, key.encode())
         else:
             value = store.data.get(key)  # the memory store keeps decoded keys
         return value
@@ -113,7 +121,7 @@ class WriteBackStore:
     @staticmethod
     def _rocksdb_items(store: RocksDBStore) -> Iterator[tuple[str | bytes, bytes]]:
         skip = store.offset_key
-        for db in list(store._dbs.values()):
+        for db in partition_databases(store):
             for key, value in db.items():
                 if key != skip:
                     yield key, value
@@ -130,7 +138,7 @@ class WriteBackStore:
                 put = batch.put
                 for k, v, _ in records:
                     put(k, v)
-                store._db_for_partition(partition).write(batch)
+                partition_db(store, partition).write(batch)
             else:
                 store.data.update(pending)
             self._changelog.send(partition, records)
@@ -142,7 +150,6 @@ class WriteBackStore:
         await self._changelog.wait_for_room()
 
 
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared by every changelog record: never changed
 
 
@@ -171,31 +178,12 @@ class TopicWriter:
 
     def send(self, partition: int, records: Iterable[Record]) -> None:
         """Queue ``records`` for ``partition`` of the topic."""
-        producer = self._app.producer._ensure_producer()
-        queue = producer._message_accumulator
         tp = TopicPartition(self._topic(), partition)
-        # Records join the partition's last batch while it waits for the sender (as
-        # aiokafka's own ``send`` does), so a fetch adds no batch unless that one is full.
-        waiting = queue._batches.get(tp)
-        builder = waiting[-1]._builder if waiting else None
         # One timestamp for the records of a call (aiokafka's builder would read the clock
-        # for each); records go to the batch's own builder, as ``BatchBuilder.append`` does
-        # without a serializer, saving a Python call per record.
+        # for each).
         timestamp = int(time.time() * 1000)
-        for key, value, headers in records:
-            if builder is not None and not builder._closed:
-                if (
-                    builder._builder.append(
-                        builder._relative_offset, timestamp, key=key, value=value, headers=headers
-                    )
-                    is not None
-                ):
-                    builder._relative_offset += 1
-                    continue
-                builder.close()  # full
-            builder = producer.create_batch()
-            builder.append(key=key, value=value, timestamp=timestamp, headers=headers)
-            batch = queue._append_batch(builder, tp)
+        started = kafka.append_records(kafka.kafka_producer(self._app), tp, records, timestamp)
+        for batch, builder in started:
             batch.future.add_done_callback(partial(self._sent, tp, builder))
 
     async def wait_for_room(self, limit: int = MAX_QUEUED_BATCHES) -> None:
@@ -205,12 +193,10 @@ class TopicWriter:
         faster than the broker takes them would otherwise queue batches without bound. The
         consumer fast path calls this before it handles the next fetch.
         """
-        producer = self._app.producer._ensure_producer()
-        topic = self._topic()
-        for tp, waiting in list(producer._message_accumulator._batches.items()):
-            if tp.topic == topic:
-                while len(waiting) > limit:
-                    await waiting[0].wait_drain()
+        producer = kafka.kafka_producer(self._app)
+        for waiting in kafka.queued_batches(producer, self._topic()):
+            while len(waiting) > limit:
+                await waiting[0].wait_drain()
 
     def _sent(self, tp: TopicPartition, builder: Any, future: Any) -> None:
         if future.cancelled():

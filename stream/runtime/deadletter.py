@@ -13,7 +13,9 @@ from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from stream.runtime.batching import Record, TopicWriter
+from stream.runtime.batching import TopicWriter
+from stream.runtime.reroute import ORIGIN_HEADERS, origin
+from stream.runtime.seam.producer import Record, wait_for_metadata
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +24,16 @@ class DeadLetters:
     """Sends rejected records of a batch to the dead-letter topic as whole record batches."""
 
     def __init__(
-        self, app: Any, topic: str, partitions: int, on_failure: Callable[[Exception], None]
+        self,
+        app: Any,
+        topic: str,
+        partitions: int,
+        on_failure: Callable[[Exception], None],
+        *,
+        rerouted: frozenset[str] = frozenset(),
     ) -> None:
         self.topic = topic
+        self._rerouted = rerouted  # internal topics whose records name their origin
         self.partitions = partitions  # corrected from the broker's metadata by ``refresh``
         self._max_request_size: int = app.conf.producer_max_request_size
         self._writer = TopicWriter(app, lambda: topic, on_failure)
@@ -32,9 +41,8 @@ class DeadLetters:
 
     async def refresh(self) -> None:
         """Read the topic's partition count from the broker (before the first batch)."""
-        client = self._app.producer._ensure_producer().client
-        await client._wait_on_metadata(self.topic)
-        partitions = client.cluster.partitions_for_topic(self.topic)
+        cluster = await wait_for_metadata(self._app, self.topic)
+        partitions = cluster.partitions_for_topic(self.topic)
         if partitions:
             self.partitions = len(partitions)
 
@@ -53,12 +61,10 @@ class DeadLetters:
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
         limit = self._max_request_size
         for msg, reason in rejected:
-            headers = [
-                ("source_topic", msg.topic.encode()),
-                ("source_partition", str(msg.partition).encode()),
-                ("source_offset", str(msg.offset).encode()),
-                ("reason", reason.encode()),
-            ]
+            headers = list(
+                zip(ORIGIN_HEADERS, origin(msg, msg.topic in self._rerouted), strict=True)
+            )
+            headers.append(("reason", reason.encode()))
             value = msg.value
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(msg.key, value, headers)
             if size > limit:

@@ -28,17 +28,21 @@ from typing import Any, NoReturn
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
-from schemas import Event, Rejection, classify
+from schemas import Event, Rejection, TopicKind, classify
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
+from stream.config.topics import rerouted_topics
 from stream.core.funnel import Funnel
+from stream.kafka.offsets import topic_end_offsets
 from stream.kafka.security import client_kwargs, faust_credentials
-from stream.observability.metrics import FunnelMetrics, StateCollector
+from stream.observability.metrics import REROUTED, FunnelMetrics, StateCollector
 from stream.observability.targets import register_targets
-from stream.runtime import fastpath, highwater
 from stream.runtime.batching import WriteBackStore
 from stream.runtime.deadletter import DeadLetters
 from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+from stream.runtime.reroute import Reroutes, split_off_home
+from stream.runtime.seam import transport
+from stream.runtime.seam.producer import wait_for_metadata
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,14 @@ class Worker:
         self.settings = settings
         self.session_timeout_s = session_timeout_s
         names = settings.topics
-        self.kinds = names.kinds
+        inputs = names.kinds
+        self.rerouted_topics = rerouted_topics(settings.app_id, names)
+        # Every topic the fast path handles, and the input topic its outcomes are counted for.
+        self.kinds: dict[str, TopicKind] = dict(inputs)
+        self.input_of: dict[str, str] = {topic: topic for topic in inputs}
+        for topic, internal in self.rerouted_topics.items():
+            self.kinds[internal] = inputs[topic]
+            self.input_of[internal] = topic
         self.stages = frozenset(settings.funnel.all_stages)
         self.ready = False
         self.app = self._create_app()
@@ -81,11 +92,23 @@ class Worker:
             "value_serializer": "raw",
             "partitions": settings.partitions,
         }
-        self.visits_topic = app.topic(names.visits, **raw)
-        self.lead_topics = app.topic(names.leads, names.transitions, **raw)
-        self.dead_letters = DeadLetters(
-            app, names.dead_letter, settings.partitions, self.stop_uncommitted
+        rerouted = self.rerouted_topics
+        self.visits_topic = app.topic(names.visits, rerouted[names.visits], **raw)
+        self.lead_topics = app.topic(
+            names.leads,
+            names.transitions,
+            rerouted[names.leads],
+            rerouted[names.transitions],
+            **raw,
         )
+        self.dead_letters = DeadLetters(
+            app,
+            names.dead_letter,
+            settings.partitions,
+            self.stop_uncommitted,
+            rerouted=frozenset(rerouted.values()),
+        )
+        self.reroutes = Reroutes(app, rerouted, self.stop_uncommitted)
         state: dict[str, Any] = {
             "key_type": str,
             "partitions": settings.partitions,
@@ -124,10 +147,10 @@ class Worker:
 
     def _create_app(self) -> faust.App:
         s = self.settings
-        highwater.install(s.bootstrap_servers, client_kwargs(s.kafka))
         app = faust.App(
             s.app_id,
-            broker=s.faust_broker,
+            # The worker's own transport (stream.runtime.seam.transport): the fast path.
+            broker=transport.broker_url(s.bootstrap_servers),
             broker_credentials=faust_credentials(s.kafka),
             store="rocksdb://" if s.store == "rocksdb" else "memory://",
             datadir=str(s.data_dir),
@@ -155,7 +178,15 @@ class Worker:
             autodiscover=False,
             TableManager=PromptTableManager,
         )
-        fastpath.install(app, frozenset(self.kinds), self.handle_records, self._changelog_room)
+        transport.attach(
+            app,
+            transport.WorkerHooks(
+                batch_topics=frozenset(self.kinds),
+                handle_batch=self.handle_records,
+                backpressure=self._changelog_room,
+                end_offsets=self._end_offsets,
+            ),
+        )
         return app
 
     # -- processing ------------------------------------------------------------------------
@@ -163,13 +194,13 @@ class Worker:
     def handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
         """Classify a fetch of input records, apply or dead-letter each, then write and count.
 
-        Called by the consumer fast path (``stream.runtime.fastpath``) with the new records of one
-        fetch, per partition, without yielding to the event loop. Each changed state is
-        written once; counters are updated once. The records are acknowledged only after this
-        returns, and Faust commits offsets only after flushing what was produced (changelog,
-        dead letters), so a crash in between replays them, which the states recognise. If the
-        batch cannot be completed (the state store fails), the process stops before anything
-        is committed.
+        Called by the consumer fast path (``stream.runtime.seam.transport``) with the new
+        records of one fetch, per partition, without yielding to the event loop. Each changed
+        state is written once; counters are updated once. The records are acknowledged only
+        after this returns, and Faust commits offsets only after flushing what was produced
+        (changelog, dead letters), so a crash in between replays them, which the states
+        recognise. If the batch cannot be completed (the state store fails), the process stops
+        before anything is committed.
         """
         try:
             self._handle_records(fetch)
@@ -180,18 +211,31 @@ class Worker:
         await self.lead_store.wait_for_room()
         await self.visitor_store.wait_for_room()
         await self.dead_letters.wait_for_room()
+        await self.reroutes.wait_for_room()
+
+    async def _end_offsets(self, topic: str) -> dict[int, int]:
+        s = self.settings
+        return await topic_end_offsets(
+            s.bootstrap_servers, topic, client_kwargs=client_kwargs(s.kafka)
+        )
 
     def _handle_records(self, fetch: Sequence[tuple[Any, Sequence[Any]]]) -> None:
         funnel, watermarks, kinds, stages = self.funnel, self.watermarks, self.kinds, self.stages
         lead_store, visitor_store = self.lead_store, self.visitor_store
+        input_of, partitions = self.input_of, self.settings.partitions
         outcomes: Counter[tuple[str, str]] = Counter()
         late_topics: Counter[str] = Counter()
         rejected: list[tuple[Any, str]] = []
         timestamps: list[float] = []
         now = time.time()  # for the future-timestamp check: one reading per fetch
         for tp, records in fetch:
-            topic, partition = tp.topic, tp.partition
-            kind = kinds[topic]
+            partition, kind = tp.partition, kinds[tp.topic]
+            topic = input_of[tp.topic]  # the input topic, also for records moved home
+            if topic == tp.topic:
+                records, away = split_off_home(records, partition, partitions)
+                if away:
+                    self.reroutes.send(topic, away)
+                    outcomes[(topic, REROUTED)] += sum(map(len, away.values()))
             lead_store.partition = visitor_store.partition = partition
             statuses: list[str] = []
             late = 0
@@ -277,9 +321,8 @@ class Worker:
         started = time.monotonic()
         # The changelog is written straight into the producer's queue (stream.runtime.batching),
         # which needs the topics' metadata first.
-        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         for table in (self.lead_states, self.visitor_states):
-            await producer.client._wait_on_metadata(table.changelog_topic.get_topic_name())
+            await wait_for_metadata(self.app, table.changelog_topic.get_topic_name())
         await self.dead_letters.refresh()
         leads, visits = self.owned_partitions()
         # A rebuild creates millions of long-lived objects (the open-lead index); the cyclic
@@ -295,7 +338,8 @@ class Worker:
                 gc.enable()
         gc.freeze()
         names = self.settings.topics
-        for topic, kind in self.kinds.items():
+        for topic in names.inputs:
+            kind = self.kinds[topic]
             views = [
                 v
                 for (k, _), v in self.funnel.views.items()
@@ -323,16 +367,14 @@ class Worker:
     def consumer_lag(self) -> dict[tuple[str, int], int]:
         """High watermark minus committed offset for every owned input partition."""
         consumer = self.app.consumer
+        assert isinstance(consumer, transport.BatchConsumer), type(consumer)
         lag: dict[tuple[str, int], int] = {}
-        # Faust keeps the offsets it committed in ``_committed_offset``; it has no public
-        # accessor, and asking the broker on every scrape would be a request per partition.
-        committed = getattr(consumer, "_committed_offset", {})
         for tp in self.app.assignor.assigned_actives():
             if tp.topic not in self.kinds:
                 continue
             high = consumer.highwater(tp)
             if high is not None:
-                lag[(tp.topic, tp.partition)] = max(0, high - (committed.get(tp) or 0))
+                lag[(tp.topic, tp.partition)] = max(0, high - (consumer.committed_offset(tp) or 0))
         return lag
 
     def tick(self) -> None:
@@ -346,8 +388,8 @@ class Worker:
     def _wire(self) -> None:
         app, worker = self.app, self
 
-        # The input topics are handled by the consumer fast path (``stream.runtime.fastpath``): the
-        # agents subscribe them (group membership, co-partitioned table assignment) and
+        # The input topics are handled by the consumer fast path (stream.runtime.seam.transport):
+        # the agents subscribe them (group membership, co-partitioned table assignment) and
         # never receive a message. One that did would have bypassed the funnel: stop before
         # Faust could commit past it.
         async def subscribe_only(stream: Any) -> None:

@@ -75,7 +75,7 @@ def _final_entries(output: str) -> dict[str, int]:
     """Entries per stage in the last snapshot's stage table."""
     final = output.rpartition("=== funnel demo: final snapshot")[2]
     assert final, output
-    rows = re.findall(r"^\s*(\w+)\s+([\d,]+)\s+(?:-|[\d.]+%)\s+[\d,]+\s*$", final, re.M)
+    rows = re.findall(r"^\s*(\w+)\s+([\d,]+)\s+(?:-|[\d.]+ %)\s+[\d,]+\s*$", final, re.M)
     return {stage: int(n.replace(",", "")) for stage, n in rows}
 
 

@@ -1,7 +1,10 @@
-"""Bulk histogram updates give exactly what one observation at a time gives."""
+"""Bulk histogram updates give exactly what one observation at a time (prometheus_client's own
+``Histogram.observe``) gives: ``observe_ages`` and the seam it writes through
+(stream/runtime/seam/histogram.py)."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -9,6 +12,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from stream.observability.buckets import DELAY_BUCKETS
 from stream.observability.metrics import observe_ages
+from stream.runtime.seam.histogram import add_observations, bucket_bounds
 
 NOW = 1_795_791_845.25
 
@@ -18,8 +22,12 @@ def _histogram(registry: CollectorRegistry) -> Histogram:
 
 
 def _observed(histogram: Histogram) -> tuple[list[float], float]:
-    counts = [bucket.get() for bucket in histogram._buckets]
-    return counts, histogram._sum.get()
+    """Each bucket's own count (not cumulative, unlike the exposition) and the sum."""
+    samples = histogram.collect()[0].samples
+    cumulative = [s.value for s in samples if s.name.endswith("_bucket")]
+    counts = [b - a for a, b in zip([0.0, *cumulative], cumulative, strict=False)]
+    [total] = [s.value for s in samples if s.name.endswith("_sum")]
+    return counts, total
 
 
 def test_observe_ages_equals_observing_each_age() -> None:
@@ -54,3 +62,28 @@ def test_observe_ages_of_nothing_changes_nothing() -> None:
     before = generate_latest(registry)
     observe_ages(histogram, NOW, [])
     assert generate_latest(registry) == before
+
+
+def test_added_observations_equal_observing_each_value() -> None:
+    rng = random.Random(7)
+    single, bulk = _histogram(CollectorRegistry()), _histogram(CollectorRegistry())
+    bounds = bucket_bounds(bulk)
+    assert bounds == sorted({*DELAY_BUCKETS, float("inf")})
+    per_bucket = [0] * len(bounds)
+    values = [rng.uniform(0, 400) for _ in range(3000)] + [1e9]
+    for value in values:
+        single.observe(value)
+        per_bucket[next(i for i, bound in enumerate(bounds) if value <= bound)] += 1
+    add_observations(bulk, per_bucket, math.fsum(values))
+    (single_counts, single_sum), (bulk_counts, bulk_sum) = _observed(single), _observed(bulk)
+    assert bulk_counts == single_counts
+    assert bulk_sum == pytest.approx(single_sum, rel=1e-12)
+
+
+def test_added_observations_need_a_child_as_observe_does() -> None:
+    labelled = Histogram("d_seconds", "d", ["team"], registry=CollectorRegistry())
+    with pytest.raises(ValueError) as by_observe:
+        labelled.observe(1.0)
+    with pytest.raises(ValueError) as by_seam:
+        add_observations(labelled, [1] + [0] * (len(bucket_bounds(labelled)) - 1), 1.0)
+    assert str(by_seam.value) == str(by_observe.value)

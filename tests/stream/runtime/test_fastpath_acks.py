@@ -1,8 +1,9 @@
-"""The fast path's acknowledgements and commit offsets are Faust's, computed without a Python
-step per offset (stream/runtime/fastpath.py: ``_ack_offsets``, ``_new_offset``, ``first_run_end``).
+"""Each override in the worker's transport (stream/runtime/seam/transport.py) against Faust's
+own method: acknowledgements (``Consumer.ack``), commit offsets (``Consumer._new_offset``),
+gaps (``Consumer._add_gap``) and high watermarks (``AIOKafkaConsumerThread._highwaters``).
 
-Faust's methods only read and write the consumer's bookkeeping (acknowledged offsets, their
-index, gaps, committed offsets), so both run here on that bookkeeping alone, side by side.
+Faust's consumer methods only read and write the consumer's bookkeeping (acknowledged offsets,
+their index, gaps, committed offsets), so both run here on that bookkeeping alone, side by side.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
 
-from stream.runtime.fastpath import BatchConsumer, first_run_end
+from stream.runtime.seam.transport import (
+    FETCH_MAX_WAIT_MS,
+    BatchConsumer,
+    FunnelConsumerThread,
+    Transport,
+    WorkerHooks,
+    first_run_end,
+)
 
 TP = ("funnel.visits", 0)
 
@@ -29,19 +39,26 @@ def _bookkeeping(committed: int | None = None) -> Any:
         _committed_offset=defaultdict(lambda: None),
         _acked_high={},
         _n_acked=0,
+        # What Faust's own ``ack`` also touches.
+        app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True)),
+        _unacked_messages=set(),
+        _waiting_for_ack=None,
     )
     book._committed_offset[TP] = committed
     return book
 
 
+class _Message:
+    """What ``Consumer.ack`` reads and sets of a message."""
+
+    def __init__(self, tp: Any, offset: int) -> None:
+        self.tp, self.topic, self.offset, self.acked = tp, tp[0], offset, False
+
+
 def _faust_ack(book: Any, offsets: list[int]) -> None:
-    """``Consumer.ack`` for each offset, as Faust does it message by message."""
-    committed = book._committed_offset[TP]
+    """Faust's own ``Consumer.ack``, message by message, as its streams call it."""
     for offset in offsets:
-        if (committed is None or offset >= committed) and offset not in book._acked_index[TP]:
-            book._acked_index[TP].add(offset)
-            book._acked[TP].append(offset)
-            book._n_acked += 1
+        FaustConsumer.ack(book, _Message(TP, offset))
 
 
 @pytest.mark.parametrize(
@@ -125,3 +142,68 @@ def test_a_repeated_offset_does_not_hold_the_commit_back() -> None:
     book._acked_index[TP] = {100, 101, 102, 103}
     assert BatchConsumer._new_offset(book, TP) == 104
     assert book._acked[TP] == []
+
+
+async def test_gaps_are_fausts_add_gap() -> None:
+    """``_record_gap`` is Faust's ``_add_gap`` without yielding to the loop, except that a
+    committed offset that never arrives is a gap too (Faust's starts one after it, so its
+    commit would wait for that offset for good)."""
+    rng = random.Random(23)
+    for _ in range(2000):
+        committed = rng.choice([None, 0, 3, 10, 20])
+        first = rng.randint(0, 30)
+        last = first + rng.randint(-1, 8)
+        ours, faust = _bookkeeping(committed), _bookkeeping(committed)
+        for book in (ours, faust):  # an earlier gap, to merge with
+            book._gap[TP].addi(40, 42)
+        BatchConsumer._record_gap(ours, TP, first, last)
+        await FaustConsumer._add_gap(faust, TP, first, last)
+        expected = faust._gap[TP].copy()
+        if committed is not None and first <= committed <= last:
+            expected.addi(committed, committed + 1)
+            expected.merge_overlaps(strict=False)
+        assert ours._gap[TP] == expected, (first, last, committed)
+
+
+def _thread(listed: dict[Any, int], ends: dict[int, int] | None) -> Any:
+    """A consumer thread whose aiokafka consumer lists ``listed``; hooks report ``ends``."""
+
+    async def end_offsets_listed(partitions: list[Any]) -> dict[Any, int]:
+        return {tp: listed[tp] for tp in partitions}
+
+    async def end_offsets_fetched(topic: str) -> dict[int, int]:
+        assert ends is not None
+        return ends
+
+    async def nothing() -> None:
+        return None
+
+    hooks = None
+    if ends is not None:
+        hooks = WorkerHooks(frozenset(), lambda fetch: None, nothing, end_offsets_fetched)
+    thread = FunnelConsumerThread.__new__(FunnelConsumerThread)
+    thread.consumer = SimpleNamespace(in_transaction=False)
+    thread.transport = Transport.__new__(Transport)
+    thread.transport.hooks = hooks
+    thread._consumer = SimpleNamespace(end_offsets=end_offsets_listed)
+    return thread
+
+
+async def test_high_watermarks_are_fausts_or_the_fetched_end_if_higher() -> None:
+    tps = [TopicPartition("changelog", p) for p in range(3)]
+    listed = {tps[0]: 0, tps[1]: 7, tps[2]: 12}
+    faust = await AIOKafkaConsumerThread._highwaters(_thread(listed, None), tps)
+    assert faust == listed
+    # Without hooks the override is Faust's method; with them, the larger end per partition
+    # (an empty partition is not asked again).
+    assert await FunnelConsumerThread._highwaters(_thread(listed, None), tps) == faust
+    ours = await FunnelConsumerThread._highwaters(_thread(listed, {0: 5, 1: 9, 2: 10}), tps)
+    assert ours == {tps[0]: 0, tps[1]: 9, tps[2]: 12}
+
+
+async def test_the_fetch_wait_is_the_one_aiokafka_takes_as_an_option() -> None:
+    """The attribute set after Faust builds its consumer is where aiokafka keeps
+    ``fetch_max_wait_ms``, which Faust passes as 1,500 ms."""
+    consumer = AIOKafkaConsumer(fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+    await consumer.stop()

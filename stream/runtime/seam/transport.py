@@ -1,4 +1,5 @@
-"""The consumer fast path: whole fetches of the input topics handed to the worker at once.
+"""The worker's Kafka transport, registered with Faust as ``funnel://`` (pyproject.toml,
+entry point ``faust.transports``): Faust's aiokafka transport with a consumer fast path.
 
 Faust's consumer hands every message on by itself: ``Consumer._drain_messages`` awaits
 ``wait_first(callback(message), suspend_flow.wait())`` per message, the conductor decodes it
@@ -7,8 +8,9 @@ the agent moves on. On two cores that machinery alone tops out near 13,000 messa
 
 ``BatchConsumer`` keeps Faust's consumer (group membership, rebalances, pausing, recovery,
 commits) and changes one thing: the records of the *batch topics* (the funnel's inputs) in one
-fetch are given to ``batch_handler`` in one synchronous call, and acknowledged together when it
-returns. Every other topic (the tables' changelogs during recovery) still goes the usual way.
+fetch are given to the worker's handler in one synchronous call, and acknowledged together when
+it returns. Every other topic (the tables' changelogs during recovery) still goes the usual way.
+The worker hands its handler to the app's transport with ``attach(app, WorkerHooks(...))``.
 
 What Faust guarantees stays true (tests/stream/runtime/test_worker_pipeline.py, test_exactness.py,
 tests/reliability/test_kill9.py and test_rebalance.py check it end to end):
@@ -22,35 +24,100 @@ tests/reliability/test_kill9.py and test_rebalance.py check it end to end):
   loop) sees a batch either not started or finished: never half applied;
 - a record before the partition's read position (a redelivery after a seek) is skipped, and a
   hole in the offsets (compaction, transaction markers) is recorded as a gap, as Faust does.
+
+This module overrides private methods of Faust's consumer and consumer thread; each is
+checked against Faust's own by tests/stream/runtime/test_fastpath_acks.py (docs/internals.md).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 
+# The broker URL scheme of this transport (the entry point's name in pyproject.toml).
+SCHEME = "funnel"
 # Called with the new records of one fetch: (TopicPartition, records in offset order) pairs.
 BatchHandler = Callable[[Sequence[tuple[Any, Sequence[Any]]]], None]
 Backpressure = Callable[[], Awaitable[None]]
+# A topic's high watermark per partition, as a fetch reports it.
+EndOffsets = Callable[[str], Awaitable[Mapping[int, int]]]
 # How long the broker may hold a fetch that finds no new records. Faust asks for 1.5 s; a
 # fetch in flight holds back records that arrive meanwhile on the broker (the next fetch
 # waits for it), which under a steady trickle delayed records by up to that long.
 FETCH_MAX_WAIT_MS = 20
 
 
-class PromptFetchThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread with a short fetch wait (``FETCH_MAX_WAIT_MS``)."""
+@dataclass(frozen=True)
+class WorkerHooks:
+    """What the worker gives its app's transport (``attach``).
+
+    ``batch_topics``' records go to ``handle_batch`` a fetch at a time, after awaiting
+    ``backpressure()`` (the producer keeping up). ``end_offsets`` corrects the high
+    watermarks Faust reads before recovering a table (see ``FunnelConsumerThread``).
+    """
+
+    batch_topics: frozenset[str]
+    handle_batch: BatchHandler
+    backpressure: Backpressure
+    end_offsets: EndOffsets
+
+
+def broker_url(servers: Iterable[str]) -> str:
+    """Faust's ``broker`` argument for this transport: ``funnel://h1:9092;funnel://h2:9092``."""
+    return ";".join(f"{SCHEME}://{server}" for server in servers)
+
+
+def attach(app: Any, hooks: WorkerHooks) -> None:
+    """Give ``app`` (built with ``broker_url(...)``, not started yet) the worker's hooks."""
+    transport = app.transport
+    if not isinstance(transport, Transport):
+        raise TypeError(
+            f"the app's transport is {type(transport).__qualname__}, not {SCHEME}:// "
+            "(is the funnel package installed, with its entry points?)"
+        )
+    transport.hooks = hooks
+
+
+class FunnelConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with a short fetch wait (``FETCH_MAX_WAIT_MS``) and high
+    watermarks corrected for the embedded broker.
+
+    Faust asks the broker for each changelog partition's end with ListOffsets ("latest")
+    before recovering a table, and refuses to start (``ConsistencyError``) when the local
+    store has applied more than that. The embedded broker (Tansu 0.6.0) answers the last
+    record *batch*'s base offset + 1, short of the real end whenever that batch holds several
+    records, which batched changelog writes always produce. ``_highwaters`` takes the larger
+    of that answer and the high watermark a fetch reports (``WorkerHooks.end_offsets``): right
+    on Tansu and on Apache Kafka alike (there the two agree).
+    """
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer: AIOKafkaConsumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its fetcher at start
         return consumer
+
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        listed: Mapping[Any, int] = await super()._highwaters(partitions)
+        hooks = self.transport.hooks if isinstance(self.transport, Transport) else None
+        if hooks is None:
+            return listed
+        by_topic: dict[str, list[Any]] = {}
+        for tp in partitions:
+            if listed.get(tp):  # an empty partition is listed right: nothing to correct
+                by_topic.setdefault(tp.topic, []).append(tp)
+        corrected = dict(listed)
+        for topic, tps in by_topic.items():
+            ends = await hooks.end_offsets(topic)
+            for tp in tps:
+                corrected[tp] = max(corrected.get(tp) or 0, ends.get(tp.partition, 0))
+        return corrected
 
 
 def first_run_end(offsets: Sequence[int]) -> int:
@@ -70,20 +137,31 @@ def first_run_end(offsets: Sequence[int]) -> int:
     return outside
 
 
-class BatchConsumer(Consumer):
+class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with whole-fetch delivery for the batch topics."""
 
-    batch_topics: ClassVar[frozenset[str]] = frozenset()
-    batch_handler: ClassVar[BatchHandler | None] = None
-    backpressure: ClassVar[Backpressure | None] = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, transport: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(transport, *args, **kwargs)
+        hooks: WorkerHooks | None = transport.hooks
+        if hooks is None:
+            raise RuntimeError(f"{SCHEME}:// transport without worker hooks (see attach)")
+        self.batch_topics = hooks.batch_topics
+        self.batch_handler = hooks.handle_batch
+        self.backpressure = hooks.backpressure
         # Per partition, the highest offset this worker acknowledged (see _ack_offsets).
         self._acked_high: dict[Any, int] = {}
 
-    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return PromptFetchThread(self, loop=self.loop, beacon=self.beacon)
+    def committed_offset(self, tp: Any) -> int | None:
+        """The offset this consumer last committed for ``tp`` (None before the first).
+
+        Faust keeps it without a public accessor; asking the broker on every scrape would be
+        a request per partition.
+        """
+        committed: int | None = self._committed_offset.get(tp)
+        return committed
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return FunnelConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
@@ -100,9 +178,7 @@ class BatchConsumer(Consumer):
                 # records handled after it would belong to partitions revoked meanwhile.
                 await self.sleep(0)  # the loop runs between fetches (health, timers)
                 await self.app.producer.buffer.wait_until_ebb()
-                backpressure = type(self).backpressure
-                if backpressure is not None:
-                    await backpressure()
+                await self.backpressure()
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:
@@ -157,9 +233,7 @@ class BatchConsumer(Consumer):
                 taken.append((tp, [r.offset for r in recs]))
             read_offset[tp] = recs[-1].offset + 1
         if batch:
-            handler = type(self).batch_handler
-            assert handler is not None, "BatchConsumer.batch_handler is not set"
-            handler(batch)
+            self.batch_handler(batch)
             self._ack_offsets(taken)
         return others
 
@@ -200,8 +274,7 @@ class BatchConsumer(Consumer):
         consecutive offsets, which a repeated offset ends: the committed offset then crept
         one record per commit (a false lag of thousands of records for minutes). Faust also
         finds that run with a Python generator step per offset (some 60,000 a second here);
-        ``first_run_end`` bisects. tests/stream/runtime/test_fastpath_acks.py compares this with
-        Faust's own method.
+        ``first_run_end`` bisects.
         """
         acked = self._acked[tp]
         if not acked:
@@ -267,18 +340,8 @@ class BatchConsumer(Consumer):
             self.log.warning("seek to committed offsets after a rebalance failed: %r", exc)
 
 
-def install(
-    app: Any, topics: frozenset[str], handler: BatchHandler, backpressure: Backpressure
-) -> None:
-    """Make ``app`` (not started yet) hand whole fetches of ``topics`` to ``handler``, after
-    awaiting ``backpressure()`` (the producer keeping up) before each fetch is handled."""
-    consumer_class = type(
-        "FunnelBatchConsumer",
-        (BatchConsumer,),
-        {
-            "batch_topics": topics,
-            "batch_handler": staticmethod(handler),
-            "backpressure": staticmethod(backpressure),
-        },
-    )
-    app.transport.Consumer = consumer_class
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with the fast-path consumer; ``hooks`` is set by ``attach``."""
+
+    Consumer = BatchConsumer
+    hooks: WorkerHooks | None = None

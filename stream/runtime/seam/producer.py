@@ -1,0 +1,67 @@
+"""Records appended straight to aiokafka's producer queue, as whole record batches.
+
+aiokafka's ``send`` takes one record per call, with a future and a serializer call each. The
+worker writes thousands of changelog records per fetch, so ``append_records`` does what
+``MessageAccumulator.add_message`` does for each record (join the partition's last waiting
+batch, else start one), in one call, without a future per record; a full batch is closed and a
+new one started instead of waiting for the sender (the caller waits before the next fetch,
+``queued_batches``). tests/stream/runtime/test_seam.py compares it with ``add_message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+
+
+def kafka_producer(app: Any) -> Any:
+    """The app's aiokafka producer (Faust starts it with the app; this never creates one)."""
+    return app.producer._ensure_producer()
+
+
+async def wait_for_metadata(app: Any, topic: str) -> Any:
+    """Wait until the producer knows ``topic``'s partitions; returns its cluster metadata."""
+    client = kafka_producer(app).client
+    await client._wait_on_metadata(topic)
+    return client.cluster
+
+
+def append_records(
+    producer: Any, tp: TopicPartition, records: Iterable[Record], timestamp_ms: int
+) -> list[tuple[Any, Any]]:
+    """Queue ``records`` for ``tp``; returns the (batch, builder) pairs it started, in order.
+
+    Records join the partition's last batch while it waits for the sender, as
+    ``add_message`` does; each goes to the batch's own record builder, as
+    ``BatchBuilder.append`` does without a serializer, saving a Python call per record.
+    """
+    queue = producer._message_accumulator
+    waiting = queue._batches.get(tp)
+    builder = waiting[-1]._builder if waiting else None
+    started: list[tuple[Any, Any]] = []
+    for key, value, headers in records:
+        if builder is not None and not builder._closed:
+            if (
+                builder._builder.append(
+                    builder._relative_offset, timestamp_ms, key=key, value=value, headers=headers
+                )
+                is not None
+            ):
+                builder._relative_offset += 1
+                continue
+            builder.close()  # full
+        builder = producer.create_batch()
+        builder.append(key=key, value=value, timestamp=timestamp_ms, headers=headers)
+        started.append((queue._append_batch(builder, tp), builder))
+    return started
+
+
+def queued_batches(producer: Any, topic: str) -> list[Any]:
+    """The queues of batches waiting for the sender, one per partition of ``topic``."""
+    return [
+        q for tp, q in list(producer._message_accumulator._batches.items()) if tp.topic == topic
+    ]
