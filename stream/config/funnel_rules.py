@@ -39,7 +39,6 @@ def rules_from_settings(settings: Settings, *, today: datetime.date | None = Non
         followup_within=sla.followup_within,
         breach_grace=sla.breach_grace,
         calendar=calendar,
-        time_zone=f.time_zone,
         windows=tuple(parse_window(name, f.time_zone) for name in f.windows),
         window_retention=f.window_retention,
         dedupe_horizon=f.dedupe_horizon,

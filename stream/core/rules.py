@@ -28,7 +28,6 @@ class FunnelRules:
     followup_within: float = DAY
     breach_grace: float = 0.0
     calendar: BusinessCalendar | None = None
-    time_zone: str = "UTC"
     windows: tuple[WindowSpec, ...] = field(
         default_factory=lambda: (parse_window("1h", "UTC"), parse_window("1d", "UTC"))
     )
