@@ -43,8 +43,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format stream schemas tests
-	$(BIN)/ruff check --fix stream schemas tests
+	$(BIN)/ruff format stream schemas tests bench
+	$(BIN)/ruff check --fix stream schemas tests bench
 
 ## system-packages: what the tests run for real: Prometheus (server, promtool) for the rule and
 ## live checks, amtool for alert routing, Chromium for the HTML report, stunnel4 and openssl

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from typing import Any
+from typing import Any, get_args
 
 import faust
 
@@ -25,8 +25,6 @@ from schemas.events import LeadCreated
 from stream.config.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_KINDS: tuple[TopicKind, ...] = ("visits", "leads", "transitions")
 
 
 def build_app(
@@ -51,7 +49,7 @@ def build_app(
         broker_commit_interval=1.0,
         autodiscover=False,
     )
-    kinds = dict(zip(topics, _KINDS, strict=True))
+    kinds: dict[str, TopicKind] = dict(zip(topics, get_args(TopicKind), strict=True))
     stages = frozenset(Settings().funnel.all_stages)
     source = app.topic(
         *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.observability.scrape import Samples, ScrapeError, fetch_metrics, fetch_status
+from stream.processes import stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,8 @@ class Child:
 
     def stop(self, grace_s: float = _STOP_GRACE_S, signum: int = signal.SIGTERM) -> None:
         """Stop the child: ``signum`` (SIGTERM), then SIGKILL after ``grace_s``; idempotent."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.signal_group(signum)
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            log.warning("name=%s pid=%s did not stop; sending SIGKILL", self.name, self.pid)
-            self.kill()
+        if self.process is not None:
+            stop_process_group(self.process, grace_s, signum)
 
     def url(self, path: str) -> str:
         """``http://127.0.0.1:<port><path>``."""

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any
+from typing import Any, get_args
 
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -26,7 +26,6 @@ from stream.observability.metrics import observe_ages
 from stream.runtime.seam.transport import FETCH_MAX_WAIT_MS
 
 DELAY = "funnel_processing_delay_seconds"
-_KINDS: tuple[TopicKind, ...] = ("visits", "leads", "transitions")
 
 
 async def measure(broker: str, topics: list[str], count: int) -> str:
@@ -35,7 +34,7 @@ async def measure(broker: str, topics: list[str], count: int) -> str:
     delay = Histogram(
         DELAY, "Now minus record timestamp.", buckets=DELAY_BUCKETS, registry=registry
     )
-    kinds = dict(zip(topics, _KINDS, strict=True))
+    kinds: dict[str, TopicKind] = dict(zip(topics, get_args(TopicKind), strict=True))
     stages = frozenset(Settings().funnel.all_stages)
     consumer = AIOKafkaConsumer(
         *topics,

@@ -22,7 +22,7 @@ from bench.kafka import Offsets, create_topics, end_offsets, generated, produce_
 from bench.procs import ChildFailed, fetch_json, naive_child, worker_child
 from bench.profile import start_profiler, stop_profiler
 from bench.track import wait_caught_up, wait_healthy
-from schemas import Rejection, TopicKind, classify
+from schemas import Rejection, classify
 from stream.config.settings import Settings
 from stream.config.topics import TopicNames
 
@@ -63,9 +63,7 @@ async def prepare_input(ctx: Context) -> Input:
 
 async def run_raw(ctx: Context, data: Input) -> Results:
     """A plain aiokafka consumer in a group: fetch and ``classify`` every message."""
-    kinds: dict[str, TopicKind] = dict(
-        zip(data.names.inputs, ("visits", "leads", "transitions"), strict=True)
-    )
+    kinds = data.names.kinds
     stages = frozenset(Settings().funnel.all_stages)
     outcomes: Counter[str] = Counter()
     consumer = AIOKafkaConsumer(

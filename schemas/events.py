@@ -38,12 +38,12 @@ def _require_rfc3339(value: object) -> object:
 class _Rfc3339:
     """Annotation: a timestamp must be an RFC 3339 string (or, from Python, a datetime).
 
-    From JSON (every message) the check runs inside pydantic-core: a strict string matching
-    the anchored pattern, any failure reported as ``rfc3339_timestamp``; a Python callback
-    there cost a third of a visit's validation. From Python, ``_require_rfc3339`` does the
-    same and also lets datetimes through. Either way the string is then parsed by the lax
-    datetime validator: strict mode refuses a str from Python, and lax mode alone would read
-    numbers and digit strings as Unix times, which the check has refused already.
+    From JSON (every message) the check runs inside pydantic-core, where it costs far less
+    than a Python callback (docs/performance.md, 20.): a strict string matching the anchored
+    pattern, any failure reported as ``rfc3339_timestamp``. From Python, ``_require_rfc3339``
+    does the same and also lets datetimes through. Either way the string is then parsed by
+    the lax datetime validator: strict mode refuses a str from Python, and lax mode alone
+    would read numbers and digit strings as Unix times, which the check has refused already.
     tests/schemas/test_events.py holds both paths to the same answers.
     """
 

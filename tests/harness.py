@@ -18,7 +18,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas import TopicKind
 from stream.config.topics import TopicNames, rerouted_topic
 from stream.kafka.admin import ensure_topics
 from stream.kafka.offsets import consumer_group_offsets, read_topic, topic_end_offsets
@@ -209,13 +208,8 @@ async def _wait_committed(
 async def read_inputs(bootstrap: str, names: TopicNames) -> list[InputMessage]:
     """Every message of the input topics, in partition order per topic, each placed on its
     key's home partition of the 8 (as workers apply them)."""
-    kinds: dict[str, TopicKind] = {
-        names.visits: "visits",
-        names.leads: "leads",
-        names.transitions: "transitions",
-    }
     out: list[InputMessage] = []
-    for topic, kind in kinds.items():
+    for topic, kind in names.kinds.items():
         records: list[Any] = await read_topic(bootstrap, topic)
         for r in sorted(records, key=lambda r: (r.partition, r.offset)):
             out.append(InputMessage.at_home(kind, r.partition, r.key, r.value, 8))

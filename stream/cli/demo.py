@@ -44,6 +44,7 @@ from stream.generate.profile import DAY_S, DEFAULT_PROFILE, HOUR_S
 from stream.kafka.broker import EmbeddedBroker
 from stream.kafka.security import client_kwargs
 from stream.observability.scrape import Samples, ScrapeError, fetch_metrics, fetch_status, summarize
+from stream.processes import stop_process_group
 
 __all__ = ["DEMO_PROFILE", "DemoError", "WorkerFailed", "render_summary", "run_demo"]
 
@@ -106,20 +107,6 @@ def _bind(host: str, port: int) -> int | None:
         except OSError:
             return None
         return int(sock.getsockname()[1])
-
-
-def _stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the process group led by ``process``, SIGKILL it after ``grace`` s, reap it."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            log.warning("pid=%d did not stop on SIGTERM; sending SIGKILL", process.pid)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @contextlib.contextmanager
@@ -210,7 +197,7 @@ class _Demo:
             finally:
                 await self.end_generator()
                 if self.worker is not None:
-                    _stop_process(self.worker, WORKER_STOP_GRACE_S)
+                    stop_process_group(self.worker, WORKER_STOP_GRACE_S)
                 if self.broker is not None:
                     self.broker.stop()
                 for signum in (signal.SIGINT, signal.SIGTERM):

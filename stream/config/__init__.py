@@ -1,13 +1,14 @@
-"""Configuration: the one frozen settings object, durations, topic names, and the core's rules.
+"""Configuration: the one frozen settings object, topic names, and the core's rules.
 
 Everything here is plain Python (no Faust, no Kafka client): the worker, the reports and the
-tests build their ``FunnelRules`` from the same ``Settings``.
+tests build their ``FunnelRules`` from the same ``Settings``. The duration parser is the
+core's (``stream.core.durations``), re-exported here for callers that read configuration.
 """
 
-from stream.config.durations import format_duration, parse_duration
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings, load_settings
 from stream.config.topics import TopicNames, changelog_topics, rerouted_topics
+from stream.core.durations import format_duration, parse_duration
 
 __all__ = [
     "Settings",

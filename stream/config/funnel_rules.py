@@ -41,7 +41,6 @@ def rules_from_settings(settings: Settings, *, today: datetime.date | None = Non
         breach_grace=sla.breach_grace,
         warn_before=tuple((text, parse_duration(text)) for text in sla.warn_before),
         calendar=calendar,
-        time_zone=f.time_zone,
         windows=tuple(parse_window(name, f.time_zone) for name in f.windows),
         window_retention=f.window_retention,
         dedupe_horizon=f.dedupe_horizon,

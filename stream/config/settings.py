@@ -29,16 +29,14 @@ from pydantic import (
     model_validator,
 )
 
-from stream.config.durations import parse_duration
 from stream.config.topics import TopicNames
+from stream.core.calendar import DAY_NAMES, Weekday
+from stream.core.durations import parse_duration
+from stream.core.rules import DEFAULT_EXTRA_STAGES, DEFAULT_FOLLOWUP_STAGES, DEFAULT_STAGES
+from stream.core.windows import parse_window
 from stream.errors import ConfigError
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 _SECTIONS = ("funnel", "labels", "sla", "north_star", "kafka")
-_STAGES = ("visit", "lead", "mql", "sql", "opportunity", "customer")
-_FOLLOWUP_STAGES = ("contacted", "sql", "opportunity", "customer", "disqualified")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -103,6 +101,15 @@ def _is_time_zone(value: str) -> bool:
     return True
 
 
+def _tiles_a_day(value: str) -> str:
+    """Refuse, at load time, a window the core cannot lay out (e.g. ``7h``)."""
+    try:
+        parse_window(value, "UTC")  # the width rules do not depend on the zone
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix(f"window {value!r}: ")) from None
+    return value
+
+
 def _brokers(value: object) -> tuple[str, ...]:
     """``"kafka://h1:9092,h2:9092"`` (or ``;``-separated, or a sequence) → ``("h1:9092", ...)``."""
     items = value.replace(";", ",").split(",") if isinstance(value, str) else value
@@ -121,7 +128,11 @@ def _brokers(value: object) -> tuple[str, ...]:
 _NON_NEGATIVE = _must(lambda v: v >= 0, "must be ≥ 0")
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[Seconds, _must(lambda v: v > 0, "must be longer than 0s")]
-Window = Annotated[str, _must(lambda v: parse_duration(v) > 0, "must be longer than 0s")]
+Window = Annotated[
+    str,
+    _must(lambda v: parse_duration(v) > 0, "must be longer than 0s"),
+    AfterValidator(_tiles_a_day),
+]
 TimeZoneName = Annotated[str, _must(_is_time_zone, "must be an IANA time zone such as 'UTC'")]
 StageName = Annotated[str, _must(_NAME.fullmatch, "must be a name made of a-z, 0-9 and _")]
 Stages = Annotated[tuple[StageName, ...], _distinct(None)]
@@ -136,8 +147,8 @@ class FunnelSettings(BaseModel):
 
     model_config = _FROZEN
 
-    stages: Annotated[Stages, _distinct()] = _STAGES
-    extra_stages: Stages = ("contacted", "disqualified")
+    stages: Annotated[Stages, _distinct()] = DEFAULT_STAGES
+    extra_stages: Stages = DEFAULT_EXTRA_STAGES
     time_zone: TimeZoneName = "UTC"
     windows: Annotated[tuple[Window, ...], _distinct()] = ("1h", "1d")
     window_retention: PositiveSeconds = parse_duration("35d")
@@ -173,7 +184,7 @@ class BusinessHours(BaseModel):
     model_config = _FROZEN
 
     time_zone: TimeZoneName
-    days: Annotated[tuple[Weekday, ...], _distinct()] = WEEKDAYS[:5]
+    days: Annotated[tuple[Weekday, ...], _distinct()] = DAY_NAMES[:5]
     start: datetime.time
     end: datetime.time
     holidays: tuple[datetime.date, ...] = ()
@@ -229,7 +240,7 @@ class SlaSettings(BaseModel):
 
     followup_within: PositiveSeconds = parse_duration("24h")
     clock_starts_at: str = "lead"
-    followup_stages: Annotated[tuple[str, ...], _distinct()] = _FOLLOWUP_STAGES
+    followup_stages: Annotated[tuple[str, ...], _distinct()] = DEFAULT_FOLLOWUP_STAGES
     breach_grace: Seconds = 0.0
     # Labels of funnel_leads_at_risk as written; a lead is at risk once its time left on the
     # SLA's clock reaches each. Distinct durations (``"1h"`` and ``"60m"`` are one).

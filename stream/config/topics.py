@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas import TopicKind
+
 
 @dataclass(frozen=True, slots=True)
 class TopicNames:
@@ -28,6 +30,11 @@ class TopicNames:
     def inputs(self) -> tuple[str, str, str]:
         """The three input topics, in the spec's order."""
         return (self.visits, self.leads, self.transitions)
+
+    @property
+    def kinds(self) -> dict[str, TopicKind]:
+        """Each input topic's name mapped to the kind ``schemas.classify`` reads it as."""
+        return {self.visits: "visits", self.leads: "leads", self.transitions: "transitions"}
 
 
 # Faust names a table's changelog topic "<app id>-<table name>-changelog".

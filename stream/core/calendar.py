@@ -17,11 +17,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DAY_NAMES", "BusinessCalendar"]
+__all__ = ["DAY_NAMES", "BusinessCalendar", "Weekday"]
 
-DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+"""A weekday as written in the configuration."""
+
+DAY_NAMES: tuple[Weekday, ...] = get_args(Weekday)
 """Weekday names accepted by :meth:`BusinessCalendar.from_names`, index 0 = Monday."""
 
 _MIDNIGHT = time(0)

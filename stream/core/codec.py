@@ -12,8 +12,8 @@ decode_json = orjson.loads
 def encode_json(value: Any) -> bytes:
     """Compact JSON of ``value`` as bytes of exactly its length.
 
-    ``orjson.dumps`` returns bytes that keep orjson's 4 KiB working buffer (measured with
-    tracemalloc: 4,089 B for a 170-byte lead state); states are held per batch, and for good
-    by the memory store, so the result is copied into an object of its own size.
+    ``orjson.dumps`` returns bytes that keep orjson's 4 KiB working buffer; states are held
+    per batch, and for good by the memory store, so the result is copied into an object of
+    its own size (docs/performance.md, 7.).
     """
     return bytes(memoryview(orjson.dumps(value)))

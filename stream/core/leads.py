@@ -75,7 +75,7 @@ class LeadState:
 
     @staticmethod
     def clock_facts(raw: bytes) -> tuple[int, float, float, float]:
-        """(partition, ``max_time()``, ``max_created_at``, ``max_changed_at``) of an encoded
+        """(partition, latest stage entry, ``max_created_at``, ``max_changed_at``) of an encoded
         state, without building it: the first pass of a rebuild reads a million of them."""
         fields = decode_json(raw)
         latest = max((times[-1] for times in fields[4].values()), default=0.0)
@@ -131,10 +131,6 @@ class LeadState:
         """The first transition into any follow-up stage."""
         stops = [times[0] for s, times in self.entries.items() if s in rules.followup_stages]
         return min(stops) if stops else None
-
-    def max_time(self) -> float:
-        """Highest ``occurred_at`` applied to this lead (for rebuilding the watermark)."""
-        return max((times[-1] for times in self.entries.values()), default=0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ class FunnelRules:
     breach_grace: float = 0.0
     warn_before: tuple[tuple[str, float], ...] = DEFAULT_WARN_BEFORE
     calendar: BusinessCalendar | None = None
-    time_zone: str = "UTC"
     windows: tuple[WindowSpec, ...] = field(
         default_factory=lambda: (parse_window("1h", "UTC"), parse_window("1d", "UTC"))
     )

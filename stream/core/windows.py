@@ -1,6 +1,7 @@
 """Event-time tumbling windows aligned to the local clock of the business time zone.
 
-A window is named like ``15m``, ``1h``, ``1d`` or ``1w``. Instants are float epoch seconds.
+A window is named by its width, a duration (``stream.core.durations``) such as ``15m``, ``1h``,
+``1d`` or ``1w``; the name is also its metric label. Instants are float epoch seconds.
 
 - Whole-day windows start at local midnight, so a ``1d`` window on a daylight-saving day
   lasts 23 h or 25 h. Multi-day windows are counted from Monday 0001-01-01, so ``1w`` (and
@@ -20,10 +21,11 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stream.core.durations import parse_duration
 
 __all__ = [
     "WindowSpec",
@@ -36,8 +38,6 @@ __all__ = [
 
 _DAY_SECONDS = 86_400
 _MAX_DAYS = 366
-_UNIT_SECONDS = {"m": 60, "h": 3_600, "d": _DAY_SECONDS, "w": 7 * _DAY_SECONDS}
-_NAME = re.compile(r"([1-9][0-9]{0,5})([mhdw])")
 _NO_WINDOW = (math.inf, -math.inf)  # holds no instant: start <= t < end is never true
 
 
@@ -80,15 +80,16 @@ class WindowSpec:
 
 
 def parse_window(name: str, time_zone: str) -> WindowSpec:
-    """Parse a window name: a positive count and a unit, ``m``, ``h``, ``d`` or ``w``.
+    """The window whose width is the duration ``name`` (``parse_duration``), in ``time_zone``.
 
-    Raises ``ValueError`` for anything else ("1.5h", "0h", "1 h"), and for widths that
-    neither divide a day nor are whole days ("7h", "36h").
+    Raises ``ValueError`` for a name that is not a duration ("1 h", "1y"), and for widths
+    that are 0, neither divide a day nor are whole days ("7h", "36h"), or exceed a year.
     """
-    match = _NAME.fullmatch(name)
-    if match is None:
-        raise ValueError(f"window {name!r}: expected a count and a unit, like 15m, 1h, 1d or 1w")
-    return WindowSpec(name, float(int(match[1]) * _UNIT_SECONDS[match[2]]), time_zone)
+    try:
+        seconds = parse_duration(name)
+    except ValueError as exc:
+        raise ValueError(f"window {name!r}: {exc}") from None
+    return WindowSpec(name, seconds, time_zone)
 
 
 def window_start(spec: WindowSpec, t: float) -> float:

@@ -24,12 +24,12 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from pathlib import Path
 from types import FrameType, TracebackType
 
 from stream.errors import BrokerUnavailable, require_extra
 from stream.kafka.admin import wait_for_broker
+from stream.processes import stop_process_group
 
 __all__ = ["EmbeddedBroker", "run_foreground", "tansu_binary"]
 
@@ -90,18 +90,7 @@ def _terminate(process: subprocess.Popen[bytes], temp_log: Path | None = None) -
     """SIGTERM the broker's process group, SIGKILL it after a grace period, reap it."""
     if temp_log is not None:
         temp_log.unlink(missing_ok=True)  # the child keeps writing to its open descriptor
-    if process.poll() is not None:
-        return
-    # The child leads its own process group (start_new_session), whose id is its pid.
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(_STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        logger.warning("pid=%d did not stop on SIGTERM; sending SIGKILL", process.pid)
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_process_group(process, _STOP_GRACE_SECONDS)
 
 
 def _last_line(path: Path) -> str:

@@ -9,7 +9,7 @@ import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from stream.config.durations import format_duration
+from stream.core.durations import format_duration
 from stream.formats import count, percent, seconds
 
 __all__ = ["bucket_label", "count", "duration", "moment", "percent"]

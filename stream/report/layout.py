@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from stream.config.durations import format_duration
+from stream.core.durations import format_duration
 from stream.report.fmt import count, duration, moment, percent
 from stream.report.model import Report, TeamRow
 

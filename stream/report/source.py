@@ -7,7 +7,6 @@ import logging
 import time
 from typing import Any
 
-from schemas import TopicKind
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
 from stream.kafka.admin import wait_for_broker
@@ -30,12 +29,7 @@ async def read_inputs(
     Raises ``BrokerUnavailable`` (one line naming the servers) if Kafka does not answer
     within ``broker_wait`` seconds.
     """
-    names = settings.topics
-    kinds: dict[str, TopicKind] = {
-        names.visits: "visits",
-        names.leads: "leads",
-        names.transitions: "transitions",
-    }
+    kinds = settings.topics.kinds
     kwargs = client_kwargs(settings.kafka)
     await wait_for_broker(settings.bootstrap_servers, broker_wait, **kwargs)
     out: list[InputMessage] = []

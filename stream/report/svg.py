@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from stream.config.durations import format_duration
+from stream.core.durations import format_duration
 from stream.report.fmt import bucket_label, count, percent
 from stream.report.model import Commitment, StageRow
 

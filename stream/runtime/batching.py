@@ -126,10 +126,9 @@ class WriteBackStore:
                 if key != skip:
                     yield key, value
 
-    def flush(self) -> int:
-        """Write every key changed in this batch to the store and the changelog; how many."""
+    def flush(self) -> None:
+        """Write every key changed in this batch to the store and the changelog."""
         store = self._table.data
-        n = 0
         for partition, pending in self._pending.items():
             if not pending:
                 continue
@@ -143,10 +142,8 @@ class WriteBackStore:
             else:
                 store.data.update(pending)
             self._changelog.send(partition, records)
-            n += len(records)
         self._pending.clear()
         self._pending_here = {}
-        return n
 
     async def wait_for_room(self) -> None:
         """Wait until the producer has taken most of the changelog queued so far."""

@@ -46,14 +46,10 @@ from stream.runtime.seam.producer import wait_for_metadata
 
 log = logging.getLogger(__name__)
 
-# A consumer joining a group on the embedded broker waits about half the session timeout
-# (measured: 5.1 s at 10 s, 3.1 s at 6 s, 2.1 s at 3 s, 1.0 s at 2 s). A restart after kill -9
-# joins twice (the dead member holds its place for a session timeout), so this is most of a
-# restart's time besides the rebuild. Faust's consumer thread heartbeats every 0.5 s apart
-# from the main loop, whose longest stretch without yielding is one fetch's batch.
-# Apache Kafka refuses session timeouts below its group.min.session.timeout.ms (6 s by
-# default): ``funnel worker`` asks the cluster and takes that floor if it is higher
-# (stream.cli.run.session_timeout); the rebalance timeout follows the session timeout.
+# A member joining a group waits about half the session timeout, twice after kill -9: short,
+# so a restart is quick (docs/performance.md, 4.). Heartbeats come from Faust's consumer
+# thread, not the main loop. Apache Kafka may set a higher floor; ``funnel worker`` takes it
+# (stream.cli.run.session_timeout). The rebalance timeout follows the session timeout.
 SESSION_TIMEOUT_S = 2.0
 # Faust waits this long after an assignment before recovering tables, in case another
 # rebalance follows; the default (3 s) only delays start-up. A rebalance during recovery
@@ -61,11 +57,8 @@ SESSION_TIMEOUT_S = 2.0
 RECOVERY_DELAY_S = 0.0
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # At most this many records per fetch handed to the worker, and bytes fetched per partition:
-# they bound the memory of a batch (the fetched bytes, the decoded records and events).
-# Measured with `make bench` (worker rate from spawn; peak RSS holding 1M open leads):
-# 10,000 and 1 MiB: 54k/s, 267 MB; 20,000 and 2 MiB: 60k/s, 306 MB; 50,000 and 8 MiB:
-# 58k/s, 386 MB. (Faust's default 1 MiB per partition had made busy partitions' fetches
-# small when each fetch cost a lot; it no longer does.)
+# they bound the memory of a batch (the fetched bytes, the decoded records and events);
+# docs/performance.md (12.) has the rate and memory of the sizes tried.
 MAX_RECORDS_PER_FETCH = 20_000
 FETCH_BYTES_PER_PARTITION = 2 << 20
 # Exit status when a batch cannot be completed (EX_IOERR: the usual cause is the state store).
@@ -81,11 +74,7 @@ class Worker:
         self.settings = settings
         self.session_timeout_s = session_timeout_s
         names = settings.topics
-        inputs: dict[str, TopicKind] = {
-            names.visits: "visits",
-            names.leads: "leads",
-            names.transitions: "transitions",
-        }
+        inputs = names.kinds
         self.rerouted_topics = rerouted_topics(settings.app_id, names)
         # Every topic the fast path handles, and the input topic its outcomes are counted for.
         self.kinds: dict[str, TopicKind] = dict(inputs)
@@ -338,8 +327,8 @@ class Worker:
         await self.dead_letters.refresh()
         leads, visits = self.owned_partitions()
         # A rebuild creates millions of long-lived objects (the open-lead index); the cyclic
-        # garbage collector would scan them all again and again while they are made (a
-        # third of the rebuild time, measured), and at every full collection afterwards.
+        # garbage collector would scan them all again and again while they are made
+        # (docs/performance.md, 10.), and at every full collection afterwards.
         # None of them is part of a cycle: build without it, then exempt them (gc.freeze).
         collecting = gc.isenabled()
         gc.disable()

@@ -157,13 +157,8 @@ class Record:
 
 async def read_records(bootstrap: str, names: TopicNames) -> list[Record]:
     """Every message of the input topics, per topic in partition order (as workers see them)."""
-    kinds: dict[str, TopicKind] = {
-        names.visits: "visits",
-        names.leads: "leads",
-        names.transitions: "transitions",
-    }
     out: list[Record] = []
-    for topic, kind in kinds.items():
+    for topic, kind in names.kinds.items():
         for r in await read_topic(bootstrap, topic, timeout=60):
             out.append(Record(topic, kind, r.partition, r.offset, r.key, r.value))
     return out
@@ -273,7 +268,7 @@ def counters(names: TopicNames, *scrapes: Samples) -> dict[str, float]:
     Breaches are left out: a follow-up delivered after later events of its partition may be
     preceded by a breach (docs/semantics.md, "The event clock").
     """
-    kinds = {names.visits: "visits", names.leads: "leads", names.transitions: "transitions"}
+    kinds = names.kinds
     out: Counter[str] = Counter()
     for s in scrapes:
         for name, labels, v in all_series(s):

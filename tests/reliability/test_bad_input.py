@@ -66,7 +66,7 @@ async def test_fuzzed_input_is_counted_and_dead_lettered_exactly(
     records = await read_records(broker, names)
     expected = do_recount(records)
     applied: dict[str, float] = {}
-    for topic, kind in zip(names.inputs, ("visits", "leads", "transitions"), strict=True):
+    for topic, kind in names.kinds.items():
         n = {
             outcome: samples.value(f"funnel_events_{outcome}_total", topic=topic)
             for outcome in ("consumed", "applied", "duplicate", "rejected")

@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import BusinessHours, Settings, load_settings
 from stream.config.topics import TopicNames
+from stream.core.rules import FunnelRules
 from stream.errors import ConfigError
 
 # docs/contract/funnel.example.toml as this version implements it: every key with its default
@@ -158,6 +159,11 @@ def test_defaults_without_a_file() -> None:
     assert (settings.clock, settings.store, settings.app_id) == ("wall", "rocksdb", "funnel")
     assert (settings.data_dir, settings.partitions) == (Path("var"), 8)
     assert settings.topics == TopicNames.from_prefix("funnel.")
+
+
+def test_the_default_settings_give_the_core_s_default_rules() -> None:
+    """Tests and tools that build ``FunnelRules()`` apply what a worker without a file does."""
+    assert rules_from_settings(Settings()) == FunnelRules()
 
 
 def test_the_example_file_holds_exactly_the_defaults(tmp_path: Path) -> None:
@@ -324,6 +330,7 @@ FILE_REFUSALS = [
     ("funnel", "time_zone = 'Mars/Olympus'", "funnel.time_zone: must be an IANA time zone"),
     ("funnel", "windows = ['1h', 'daily']", "funnel.windows[1]: must be a duration"),
     ("funnel", "windows = ['0s']", "funnel.windows[0]: must be longer than 0s, got '0s'"),
+    ("funnel", "windows = ['7h']", "funnel.windows[0]: width must divide a day or be a whole"),
     ("funnel", "windows = []", "funnel.windows: must not be empty"),
     ("funnel", "window_retention = 30", "funnel.window_retention: must be a duration"),
     ("funnel", "window_retention = '12h'", "funnel.window_retention: must be at least the longest"),

@@ -479,7 +479,7 @@ class TestWindows:
         # across an hour bound and a local midnight, in both directions.
         zone = "Asia/Kolkata"
         windows = tuple(parse_window(name, zone) for name in ("15m", "1h", "1d"))
-        f, _, _ = funnel(FunnelRules(time_zone=zone, windows=windows))
+        f, _, _ = funnel(FunnelRules(windows=windows))
         times = [
             at(t)
             for t in (

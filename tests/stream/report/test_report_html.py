@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from schemas import TopicKind
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import load_settings
 from stream.config.topics import TopicNames
@@ -95,11 +94,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     config.write_text(CONFIG)
     settings = load_settings(config, environ={})
     names = TopicNames.from_prefix("html.")
-    kinds: dict[str, TopicKind] = {
-        names.visits: "visits",
-        names.leads: "leads",
-        names.transitions: "transitions",
-    }
+    kinds = names.kinds
     messages = [
         InputMessage(kinds[m.topic], 0, m.key, m.value)
         for m in generate_messages(seed=3, start=START, end=END, count=8000, topics=names)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas import REJECT_REASONS, TopicKind
+from schemas import REJECT_REASONS
 from stream.config.topics import TopicNames
 from tests.harness import WorkerProcess, produce, wait_caught_up
 from tests.stream.core.scenario import hand_built_scenario
@@ -19,11 +19,7 @@ async def test_scenario_every_funnel_metric_as_written_down(
 ) -> None:
     scenario = hand_built_scenario()
     names = TopicNames.from_prefix(topic_prefix)
-    topic: dict[TopicKind, str] = {
-        "visits": names.visits,
-        "leads": names.leads,
-        "transitions": names.transitions,
-    }
+    topic = {kind: name for name, kind in names.kinds.items()}
     await produce(broker, [(topic[m.kind], m.key, m.value, m.partition) for m in scenario.messages])
     worker = WorkerProcess(broker, topic_prefix, tmp_path, clock="event").start()
     try:

@@ -3,7 +3,8 @@
 A duration is one or more ``<number><unit>`` parts, largest unit first, each unit at most
 once. Units: ``w`` (week), ``d`` (day), ``h`` (hour), ``m`` (minute), ``s`` (second).
 Numbers are non-negative and may have a decimal part (``"1.5h"``). Durations are handled
-as float seconds everywhere else in the code.
+as float seconds everywhere else in the code. The parser sits in the core because a window's
+name is a duration too (``stream.core.windows``): one grammar for the settings and the core.
 """
 
 from __future__ import annotations

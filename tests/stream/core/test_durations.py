@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.config.durations import format_duration, parse_duration
+from stream.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
