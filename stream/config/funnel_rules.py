@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-from stream.config.durations import parse_duration
 from stream.config.settings import Settings
 from stream.core.calendar import BusinessCalendar
+from stream.core.durations import parse_duration
 from stream.core.rules import FunnelRules
 from stream.core.windows import parse_window
 
