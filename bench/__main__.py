@@ -28,12 +28,13 @@ from bench.procs import Children
 from bench.report import json_line, table
 from bench.reroute import run_reroute
 from bench.restart import run_memory_and_restart
+from bench.scaleout import run_two_workers
 from bench.throughput import Input, prepare_input, run_naive, run_raw, run_worker
 from stream.kafka.broker import EmbeddedBroker
 
 log = logging.getLogger("bench")
 
-PHASES = ("raw", "naive", "worker", "reroute", "latency", "restart")
+PHASES = ("raw", "naive", "worker", "worker2", "reroute", "latency", "restart")
 _THROUGHPUT = ("raw", "naive", "worker")
 
 
@@ -100,7 +101,7 @@ async def _run(ctx: Context, phases: list[str], results: Results, errors: dict[s
         else:
             log.info("phase %s: done in %.0f s", name, time.monotonic() - started)
 
-    if any(name in _THROUGHPUT for name in phases):
+    if any(name in (*_THROUGHPUT, "worker2") for name in phases):
 
         async def produce_input() -> Results:
             nonlocal data
@@ -114,6 +115,9 @@ async def _run(ctx: Context, phases: list[str], results: Results, errors: dict[s
                 continue
             body = {"raw": run_raw, "naive": run_naive, "worker": run_worker}[name]
             await attempt(name, functools.partial(body, ctx, data))
+        elif name == "worker2":
+            if data is not None:
+                await attempt(name, functools.partial(run_two_workers, ctx, data, results))
         elif name == "reroute":
             worker = results.get("worker_events_per_s")
             rate = float(worker) if isinstance(worker, int | float) else None

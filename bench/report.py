@@ -26,6 +26,7 @@ TARGET_TIMES_NAIVE = 10
 TARGET_P99_S = 0.05
 TARGET_RSS_MB = 400
 TARGET_RESTART_S = 15
+TARGET_WORKER2_OVER_WORKER = 1.5
 
 
 def _number(results: Mapping[str, Any], key: str) -> float | None:
@@ -133,6 +134,16 @@ def table(results: Mapping[str, Any]) -> str:
             "-" if (ns := n(results, "home_check_ns_per_record")) is None else f"{ns:,.0f} ns",
             _share(n(results, "home_check_share_of_worker_time")),
             "",
+        ),
+        (
+            "two funnel workers in one group, from spawn",
+            _rate(n(results, "worker2_events_per_s")),
+            "≥ 1.5 × one worker",
+            _mark(
+                None
+                if (ratio := n(results, "worker2_over_worker")) is None
+                else ratio >= TARGET_WORKER2_OVER_WORKER
+            ),
         ),
         (
             "funnel worker, 100 % misrouted input, from spawn",

@@ -194,4 +194,7 @@ async def run_worker(ctx: Context, data: Input) -> Results:
         "worker_applied": int(final.value("funnel_events_applied_total")),
         "worker_duplicate": int(final.value("funnel_events_duplicate_total")),
         "worker_rejected": int(final.value("funnel_events_rejected_total")),
+        # the two-worker phase checks that its workers' gauges add up to these
+        "worker_funnel_leads_awaiting_followup": final.value("funnel_leads_awaiting_followup"),
+        "worker_funnel_leads_overdue": final.value("funnel_leads_overdue"),
     }
