@@ -24,7 +24,7 @@ import hashlib
 from stream.core.leads import LeadState
 
 MAX_VISIT_IDS = 2_000
-MAX_LEAD_IDS = 128
+MAX_LEAD_IDS = 64
 MAX_STAGE_TIMES = 16
 MAX_TEAM_ASSIGNMENTS = 64
 # Kafka's default message.max.bytes (a record batch of one record); every state must stay

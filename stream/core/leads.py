@@ -299,6 +299,8 @@ def apply_stage_changed(
 
 def forget_old_ids(state: LeadState, horizon_start: float) -> None:
     """Drop event ids older than the duplicate horizon, keeping the state bounded."""
+    if min(state.seen.values(), default=horizon_start) >= horizon_start:
+        return  # the common case, checked in C
     old = [eid for eid, t in state.seen.items() if t < horizon_start]
     for eid in old:
         del state.seen[eid]
