@@ -4,6 +4,7 @@
     ├── ConfigError        a configuration file or environment value is refused (names the key)
     ├── BrokerUnavailable  the Kafka bootstrap servers cannot be reached
     ├── StateDirError      the local state directory cannot be used
+    ├── StateTooLarge      a state record would exceed the producer's request limit (a bug)
     └── MissingExtra       a command needs an optional part that is not installed (names the extra)
 
 Bad input messages are data, not exceptions: they are classified, counted and dead-lettered.
@@ -25,6 +26,14 @@ class BrokerUnavailable(FunnelError):
 
 class StateDirError(FunnelError):
     """The local state directory (``FUNNEL_DATA_DIR``) is missing, unwritable or full."""
+
+
+class StateTooLarge(FunnelError):
+    """A key's state encodes to more than one produce request may carry.
+
+    The core bounds every state (``stream.core.bounds``), so this is a bug; the worker stops
+    before storing or sending it, naming the table and the key's length, never the key.
+    """
 
 
 class MissingExtra(FunnelError):

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 BROKER_WAIT_S = 10.0
 MIN_FREE_BYTES = 64 * 1024 * 1024
+# Names the app id whose state a state directory holds. Faust keeps the tables at
+# <data dir>/v1/tables/<table>-<partition>.db, without the app id, and each partition's
+# store remembers the offset it read its changelog up to: opened by another app id, those
+# offsets point past the end of this app's changelogs and Faust stops with a
+# ConsistencyError at every start.
+APP_ID_FILE = "funnel-app-id"
 
 
 async def create_all_topics(settings: Settings) -> dict[str, str]:
@@ -57,8 +63,9 @@ async def session_timeout(settings: Settings, wanted: float) -> float:
     return wanted
 
 
-def check_data_dir(path: Path) -> None:
-    """Refuse a state directory that cannot be created, written, or has no room left."""
+def check_data_dir(path: Path, app_id: str | None = None) -> None:
+    """Refuse a state directory that cannot be created, written, has no room left, or holds
+    the state of another ``app_id`` (which it is marked with on first use)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-probe-{os.getpid()}"
@@ -73,6 +80,33 @@ def check_data_dir(path: Path) -> None:
             f"state directory {path} has {free // (1024 * 1024)} MiB free; at least "
             f"{MIN_FREE_BYTES // (1024 * 1024)} MiB are needed"
         )
+    if app_id is not None:
+        claim_data_dir(path, app_id)
+
+
+def claim_data_dir(path: Path, app_id: str) -> None:
+    """Mark ``path`` as ``app_id``'s state directory, or refuse it if another app's.
+
+    A directory with tables but no mark was written before the mark existed: it is taken
+    as this app's (as before), and marked.
+    """
+    mark = path / APP_ID_FILE
+    try:
+        owner = mark.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        owner = None
+    except OSError as exc:
+        raise StateDirError(f"state directory {path}: cannot read {mark.name}: {exc}") from None
+    if owner is None:
+        try:
+            mark.write_text(app_id + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise StateDirError(f"state directory {path} is not writable: {exc}") from None
+    elif owner != app_id:
+        raise StateDirError(
+            f"state directory {path} holds the state of app id {owner!r}, not {app_id!r}: "
+            "give each app id its own FUNNEL_DATA_DIR"
+        )
 
 
 def run_worker(settings: Settings) -> int:
@@ -82,7 +116,7 @@ def run_worker(settings: Settings) -> int:
     from stream.runtime.worker import SESSION_TIMEOUT_S, Worker
 
     if settings.store == "rocksdb":
-        check_data_dir(settings.data_dir)
+        check_data_dir(settings.data_dir, settings.app_id)
 
     async def prepare() -> float:
         await create_all_topics(settings)

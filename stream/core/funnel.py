@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
+from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
 from stream.core.leads import (
     LeadState,
@@ -33,7 +34,7 @@ from stream.core.leads import (
 )
 from stream.core.rules import FunnelRules
 from stream.core.view import PartitionView, WindowKey, lead_windows
-from stream.core.visits import VisitorState
+from stream.core.visits import VisitCells, VisitorState
 from stream.core.windows import WindowsOfStage, previous_window_start, window_start
 
 ClockMode = Literal["wall", "event"]
@@ -95,6 +96,10 @@ class Funnel:
         # per visit. Without it, every change is written to ``visitors`` at once.
         self.hold_visitor_states = False
         self._held_visitors: dict[str, VisitorState] = {}
+        self._visit_cells = VisitCells(rules.windows)
+        # Duplicate-detection ids forgotten because a key's state reached its cap
+        # (stream.core.bounds), since the process started; the caller exports it.
+        self.forgotten_ids = 0
 
     # -- applying events -------------------------------------------------------------------
 
@@ -133,16 +138,16 @@ class Funnel:
         return status
 
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
-        visitor_id = event.visitor_id
+        visitor_id, key = event.visitor_id, dedupe_key(event.event_id)
         state = self._held_visitors.get(visitor_id)
         if state is None:
             raw = self.visitors.get(visitor_id)
             if raw is not None:
                 state = VisitorState.decode(raw)
-                if event.event_id in state.visits:
+                if key in state.visits:
                     self.visitors[visitor_id] = raw  # written again: see _apply_lead_event
                     return "duplicate"
-        elif event.event_id in state.visits:
+        elif key in state.visits:
             return "duplicate"  # held: written by the holder after the fetch
         if t > view.watermark:
             view.watermark = t
@@ -151,10 +156,12 @@ class Funnel:
         horizon_start = view.watermark - self.rules.dedupe_horizon
         if state is None:
             self.visitors[visitor_id] = VisitorState.encode_first(
-                view.partition, event.event_id, t, horizon_start
+                view.partition, key, t, horizon_start
             )
         else:
-            state.add_visit(event.event_id, t, horizon_start)
+            self.forgotten_ids += state.add_visit(
+                key, t, horizon_start, self._visit_cells, view.watermark
+            )
             if self.hold_visitor_states:
                 self._held_visitors[visitor_id] = state
             else:
@@ -173,9 +180,10 @@ class Funnel:
         self, view: PartitionView, event: LeadCreated | StageChanged, t: float
     ) -> Status:
         rules, clock, hold = self.rules, view.clock, view.event_clock
+        key = dedupe_key(event.event_id)
         raw = self.leads.get(event.lead_id)
         state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
-        if raw is not None and event.event_id in state.seen:
+        if raw is not None and key in state.seen:
             # A replay after a crash finds the state already written locally, but its
             # changelog record may have been lost with the process: write it again, so the
             # changelog (what another worker recovers from) has every applied event.
@@ -189,7 +197,7 @@ class Funnel:
         if isinstance(event, LeadCreated):
             after = apply_lead_created(
                 state,
-                event.event_id,
+                key,
                 t,
                 event.source,
                 event.team,
@@ -202,7 +210,7 @@ class Funnel:
         else:
             after = apply_stage_changed(
                 state,
-                event.event_id,
+                key,
                 t,
                 event.to_stage,
                 event.team,
@@ -216,6 +224,7 @@ class Funnel:
         # forget the id of every event older than the horizon (a backfill) the moment it is
         # applied, and count its duplicate again.
         forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
+        self.forgotten_ids += bound_lead(state)
         self.leads[event.lead_id] = state.encode()
         windows_after = lead_windows(state, after, rules)
         if windows_after != windows_before:
@@ -327,8 +336,8 @@ class Funnel:
             view.set_lead(lead_id, None, status, clock)
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
-            for t in visitor.visits.values():
-                view.add_windows(self._windows_of_visit(t), 1)
+            for t, n in visitor.visit_times():
+                view.add_windows(self._windows_of_visit(t), n)
 
     def revoke(self, lead_partitions: Iterable[int], visit_partitions: Iterable[int]) -> None:
         """Stop exporting partitions that another worker owns now."""

@@ -39,6 +39,8 @@ class LeadState:
     max_created_at: float = 0.0
     max_changed_at: float = 0.0
     team: str | None = None  # the lead's own team, from its earliest lead_created
+    # stage -> re-entry times no longer in ``entries`` (stream.core.bounds): re-entries count
+    dropped_reentries: dict[str, int] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
@@ -53,14 +55,20 @@ class LeadState:
                 self.max_created_at,
                 self.max_changed_at,
                 self.team,
+                self.dropped_reentries,
             ]
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> LeadState:
-        """Inverse of ``encode`` (also reads states written before ``team`` was kept)."""
+        """Inverse of ``encode`` (also reads states written before ``team`` was kept, and
+        before the ids in ``seen`` were digests, ``stream.core.bounds.dedupe_key``)."""
         p, created, source, teams, entries, seen, max_created, max_changed, *rest = decode_json(raw)
         team = rest[0] if rest else next((n for t, n in teams if t == created), None)
+        if len(rest) < 2:
+            from stream.core.bounds import dedupe_key  # bounds imports this module
+
+            seen = {dedupe_key(eid): t for eid, t in seen.items()}
         return cls(
             partition=p,
             created_at=created,
@@ -71,6 +79,7 @@ class LeadState:
             max_created_at=max_created,
             max_changed_at=max_changed,
             team=team,
+            dropped_reentries=rest[1] if len(rest) > 1 else {},
         )
 
     @staticmethod
@@ -155,7 +164,7 @@ def released_counts(state: LeadState, effects: Effects) -> None:
     source = state.source if state.source is not None else UNKNOWN_SOURCE
     for stage, times in state.entries.items():
         effects.entries.append((stage, source))
-        effects.reentries.extend([stage] * (len(times) - 1))
+        effects.reentries.extend([stage] * (len(times) - 1 + state.dropped_reentries.get(stage, 0)))
 
 
 def enter_stage(state: LeadState, stage: str, t: float, released: bool, effects: Effects) -> None:
@@ -309,6 +318,8 @@ def apply_stage_changed(
 
 def forget_old_ids(state: LeadState, horizon_start: float) -> None:
     """Drop event ids older than the duplicate horizon, keeping the state bounded."""
+    if min(state.seen.values(), default=horizon_start) >= horizon_start:
+        return  # the common case, checked in C
     old = [eid for eid, t in state.seen.items() if t < horizon_start]
     for eid in old:
         del state.seen[eid]

@@ -29,6 +29,8 @@ from stream.runtime.seam.histogram import add_observations, bucket_bounds
 
 # The outcome of a record read off its key's home partition and moved there (not consumed yet).
 REROUTED = "rerouted"
+# Duplicate-detection ids forgotten because a state reached its bound (stream.core.bounds).
+FORGOTTEN_IDS = "forgotten_ids"
 
 
 class FunnelMetrics:
@@ -135,6 +137,12 @@ class FunnelMetrics:
             ["topic"],
             registry=r,
         )
+        self.dedupe_ids_forgotten = Counter(
+            "funnel_dedupe_ids_forgotten",
+            "Duplicate-detection ids forgotten within the horizon: their key's state was full.",
+            ["topic"],
+            registry=r,
+        )
         self.late = Counter(
             "funnel_events_late",
             "Events older than the oldest retained window.",
@@ -180,7 +188,14 @@ class FunnelMetrics:
         for stage in stages:
             self.stage_reentries.labels(stage)
         for topic in topics:
-            for counter in (self.consumed, self.applied, self.duplicate, self.late, self.rerouted):
+            for counter in (
+                self.consumed,
+                self.applied,
+                self.duplicate,
+                self.late,
+                self.rerouted,
+                self.dedupe_ids_forgotten,
+            ):
                 counter.labels(topic)
             for reason in REJECT_REASONS:
                 self.rejected.labels(topic, reason)
@@ -241,6 +256,9 @@ class FunnelMetrics:
         for (topic, outcome), n in outcomes.items():
             if outcome == REROUTED:
                 self.rerouted.labels(topic).inc(n)
+                continue
+            if outcome == FORGOTTEN_IDS:
+                self.dedupe_ids_forgotten.labels(topic).inc(n)
                 continue
             consumed[topic] = consumed.get(topic, 0) + n
             if outcome == "applied":

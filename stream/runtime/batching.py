@@ -25,8 +25,10 @@ from functools import partial
 from typing import Any
 
 import rocksdict
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
+from stream.errors import StateTooLarge
 from stream.runtime.seam import producer as kafka
 from stream.runtime.seam.producer import Record
 from stream.runtime.seam.rocksdb import (
@@ -55,6 +57,11 @@ class WriteBackStore:
         # Keys are stored as their UTF-8 bytes: what Faust's "raw" serializer writes.
         assert table.key_serializer == "raw", table.key_serializer
         self._table = table
+        # A state record must fit one produce request: the producer does not check the
+        # records appended to its queue here, and a broker refusing one would stop the
+        # worker for good (every restart writes the same state again). The core's bounds
+        # (stream.core.bounds) keep every state far below: this catches a bug.
+        self._max_request_size: int = table.app.conf.producer_max_request_size
         # Writes waiting for ``flush()``, per partition (a key belongs to one partition).
         self._pending: dict[int, dict[str, bytes]] = {}
         self._pending_here: dict[str, bytes] = {}  # those of ``partition``
@@ -132,6 +139,7 @@ class WriteBackStore:
         for partition, pending in self._pending.items():
             if not pending:
                 continue
+            self._check_sizes(pending)
             records = [(key.encode(), value, _NO_HEADERS) for key, value in pending.items()]
             if isinstance(store, RocksDBStore):
                 batch = rocksdict.WriteBatch(raw_mode=True)
@@ -148,6 +156,26 @@ class WriteBackStore:
     async def wait_for_room(self) -> None:
         """Wait until the producer has taken most of the changelog queued so far."""
         await self._changelog.wait_for_room()
+
+    def _check_sizes(self, pending: dict[str, bytes]) -> None:
+        """Refuse a state record larger than a produce request, before it is stored or sent:
+        the worker then stops before the batch is committed (``Worker.handle_records``).
+
+        Named by its table and key length only: keys are identifiers of people's visits.
+        """
+        limit = self._max_request_size
+        # Keys are at most 128 characters (512 bytes): the common case is checked in C.
+        if max(map(len, pending.values())) < limit // 2:
+            return
+        for key, value in pending.items():
+            raw_key = key.encode()
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(raw_key, value, _NO_HEADERS)
+            if size > limit:
+                raise StateTooLarge(
+                    f"a state of table {self._table.name} (key of {len(raw_key)} bytes) "
+                    f"encodes to {size} bytes, more than the producer's max_request_size "
+                    f"of {limit}: not written"
+                )
 
 
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared by every changelog record: never changed

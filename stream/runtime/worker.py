@@ -35,7 +35,7 @@ from stream.config.topics import rerouted_topics
 from stream.core.funnel import Funnel
 from stream.kafka.offsets import topic_end_offsets
 from stream.kafka.security import client_kwargs, faust_credentials
-from stream.observability.metrics import REROUTED, FunnelMetrics, StateCollector
+from stream.observability.metrics import FORGOTTEN_IDS, REROUTED, FunnelMetrics, StateCollector
 from stream.observability.targets import register_targets
 from stream.runtime.batching import WriteBackStore
 from stream.runtime.deadletter import DeadLetters
@@ -240,6 +240,7 @@ class Worker:
             lead_store.partition = visitor_store.partition = partition
             statuses: list[str] = []
             late = 0
+            forgotten = funnel.forgotten_ids
             watermark = watermarks.get(topic, 0.0)
             for record in records:
                 result = classify(kind, record.key, record.value, stages=stages, now=now)
@@ -272,6 +273,8 @@ class Worker:
                 outcomes[(topic, status)] += n
             if late:
                 late_topics[topic] += late
+            if funnel.forgotten_ids != forgotten:
+                outcomes[(topic, FORGOTTEN_IDS)] += funnel.forgotten_ids - forgotten
             timestamps.extend([r.timestamp / 1000.0 for r in records])
         for visitor_id, state in funnel.take_held_visitors().items():
             visitor_store.partition = state.partition

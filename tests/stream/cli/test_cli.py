@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import free_port
+from tests.harness import WorkerProcess, free_port
 
 
 def funnel(
@@ -68,6 +68,27 @@ def test_unwritable_data_dir_is_one_line(tmp_path: Path, broker: str) -> None:
         "worker", env={"FUNNEL_BROKER": broker, "FUNNEL_DATA_DIR": str(blocker / "state")}
     )
     assert_one_line_failure(result, "not writable")
+
+
+def test_a_data_dir_of_another_app_id_is_one_line_naming_it(
+    tmp_path: Path, broker: str, topic_prefix: str
+) -> None:
+    """Faust's tables do not name the app id; opened by another one, the stores' changelog
+    offsets point past this app's changelogs (a ConsistencyError at every start)."""
+    state = tmp_path / "state"
+    first = WorkerProcess(broker, topic_prefix, state).start()
+    try:
+        first.wait_ready(timeout=60)
+    finally:
+        first.stop()
+    assert any(state.glob("v1/tables/*.db"))
+    env = {
+        "FUNNEL_BROKER": broker,
+        "FUNNEL_TOPIC_PREFIX": topic_prefix,
+        "FUNNEL_APP_ID": "another-app",
+        "FUNNEL_DATA_DIR": str(state),
+    }
+    assert_one_line_failure(funnel("worker", env=env), str(state), "another-app", first.app_id)
 
 
 def test_topics_is_idempotent(broker: str, topic_prefix: str) -> None:

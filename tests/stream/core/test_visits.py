@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from stream.core.funnel import Funnel
 from stream.core.rules import FunnelRules
-from stream.core.visits import VisitorState
+from stream.core.visits import VisitCells, VisitorState
 from tests.stream.core.scenario import visit
 
 times = st.floats(min_value=0, max_value=2e9, allow_nan=False)
@@ -17,7 +17,7 @@ times = st.floats(min_value=0, max_value=2e9, allow_nan=False)
 def test_encode_first_equals_a_new_state_with_one_visit(
     partition: int, event_id: str, t: float, horizon_start: float
 ) -> None:
-    state = VisitorState(partition)
+    state = VisitorState(partition, latest=t)
     state.visits[event_id] = t
     state.forget_before(horizon_start)
     assert VisitorState.encode_first(partition, event_id, t, horizon_start) == state.encode()
@@ -82,8 +82,9 @@ def test_add_visit_keeps_exactly_the_visits_at_or_after_each_horizon(
     steps: list[tuple[int, int, int]],
 ) -> None:
     state, expected = VisitorState(0), {}
+    cells = VisitCells(FunnelRules().windows)
     for n, t, horizon_start in steps:
-        state.add_visit(f"e{n}", float(t), float(horizon_start))
+        assert state.add_visit(f"e{n}", float(t), float(horizon_start), cells, 100.0) == 0
         expected[f"e{n}"] = float(t)
         expected = {eid: v for eid, v in expected.items() if v >= horizon_start}
         assert state.visits == expected

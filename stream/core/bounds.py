@@ -1,0 +1,64 @@
+"""Bounds on one key's state, whatever the traffic of that key.
+
+A state is written whole to its table's changelog every time it changes, and Kafka refuses a
+record above the broker's ``message.max.bytes`` (1,048,588 bytes by default): a key whose state
+grew with its traffic (an uptime monitor or a crawler with a fixed visitor id, a CRM loop
+moving one lead back and forth) would stop the worker. So each state keeps at most:
+
+- ``MAX_VISIT_IDS`` duplicate-detection ids per visitor and ``MAX_LEAD_IDS`` per lead, each
+  a fixed-size digest of the ``event_id`` (``dedupe_key``); the ids applied longest ago are
+  forgotten first, and counted (``funnel_dedupe_ids_forgotten_total``);
+- per lead and stage, the first entry time and the ``MAX_STAGE_TIMES - 1`` latest re-entry
+  times, with the number of re-entry times forgotten (so re-entry counts stay exact);
+- per lead, the ``MAX_TEAM_ASSIGNMENTS - 1`` earliest team assignments and the latest.
+
+What that costs in exactness is in docs/semantics.md ("Bounded state"). The largest states
+these allow are measured in tests/stream/core/test_bounds.py against Kafka's default limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from stream.core.leads import LeadState
+
+MAX_VISIT_IDS = 2_000
+MAX_LEAD_IDS = 64
+MAX_STAGE_TIMES = 16
+MAX_TEAM_ASSIGNMENTS = 64
+# Kafka's default message.max.bytes (a record batch of one record); every state must stay
+# far below it.
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+
+
+def dedupe_key(event_id: str) -> str:
+    """The id a state keeps for ``event_id``: 64 bits of its BLAKE2b digest, 11 characters.
+
+    An ``event_id`` may be 128 characters of any Unicode (up to 768 bytes of JSON with
+    escapes); the digest has a fixed size. Two different ids share a digest with probability
+    2**-64 per pair: a state of 2,000 ids takes a new visit for a duplicate about once in
+    9 * 10**15 visits.
+    """
+    digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return base64.urlsafe_b64encode(digest)[:11].decode("ascii")
+
+
+def bound_lead(state: LeadState) -> int:
+    """Trim ``state`` to the bounds above; returns how many event ids it forgot."""
+    forgotten = 0
+    seen = state.seen
+    while len(seen) > MAX_LEAD_IDS:
+        del seen[next(iter(seen))]  # insertion order: the id applied longest ago
+        forgotten += 1
+    for stage, times in state.entries.items():
+        extra = len(times) - MAX_STAGE_TIMES
+        if extra > 0:
+            # Keep the first entry (it counts) and the latest re-entries (the lead's clock).
+            del times[1 : 1 + extra]
+            state.dropped_reentries[stage] = state.dropped_reentries.get(stage, 0) + extra
+    teams = state.teams
+    extra = len(teams) - MAX_TEAM_ASSIGNMENTS
+    if extra > 0:
+        del teams[MAX_TEAM_ASSIGNMENTS - 1 : MAX_TEAM_ASSIGNMENTS - 1 + extra]
+    return forgotten
