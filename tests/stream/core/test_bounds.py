@@ -97,7 +97,7 @@ def test_window_counts_rebuilt_from_capped_states_equal_the_live_ones(
 
 def _live_and_rebuilt_windows_agree(plan: list[tuple[int, int, int]], zone: str) -> None:
     windows = (parse_window("1h", zone), parse_window("1d", zone))
-    rules = FunnelRules(time_zone=zone, windows=windows, dedupe_horizon=2 * DAY)
+    rules = FunnelRules(windows=windows, dedupe_horizon=2 * DAY)
     funnel, store = _held_funnel(rules)
     for n, (visitor, event, hours) in enumerate(plan):
         funnel.apply(0, visit(f"e{event}", f"visitor-{visitor}", T0 + hours * HOUR + n))
@@ -128,7 +128,7 @@ def test_a_lead_moved_back_and_forth_stays_small_with_exact_counts() -> None:
     assert all(len(times) <= MAX_STAGE_TIMES for times in state.entries.values())
     assert len(state.teams) == MAX_TEAM_ASSIGNMENTS
     assert state.first_entry("mql") == T0 + 60.0 and state.first_entry("sql") == T0 + 120.0
-    assert state.max_time() == T0 + 60.0 * n
+    assert state.max_changed_at == T0 + 60.0 * n
     assert state.current_team == "team-4"  # the last override (i = n - 1 is odd)
     entries = Counter(stage for stage, _ in funnel.effects.entries)
     assert entries["mql"] == entries["sql"] == entries["opportunity"] == 1
