@@ -111,8 +111,10 @@ async def test_every_metric_stays_within_the_label_bound(
 
     overflow = {lb["label"]: v for lb, v in samples.series("funnel_label_overflow_total")}
     assert overflow["source"] == other("funnel_stage_entries_total", "source") > 0
-    team_effects = other("funnel_followups_total", "team") + other(
-        "funnel_followup_sla_breaches_total", "team"
+    team_effects = (
+        other("funnel_followups_total", "team")
+        + other("funnel_followup_sla_breaches_total", "team")
+        + other("funnel_followup_sla_warnings_total", "team")
     )
     assert overflow["team"] == team_effects > 0
     assert overflow["campaign"] == 0  # not a label today
