@@ -9,7 +9,10 @@ are split, each worker's own list holds only its partitions' leads, the two are 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +44,16 @@ async def wait_answer(worker: WorkerProcess, query: str, partitions: int) -> dic
         assert status in (200, 503), (status, body)
         assert time.monotonic() < deadline, worker.tail()
         await asyncio.sleep(0.3)
+
+
+def funnel_leads(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", "leads", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
 
 
 def ids(body: dict[str, Any]) -> list[str]:
@@ -99,6 +112,18 @@ async def test_two_workers_list_each_lead_once(
             if (r["team"], r["owner"]) == ("team-1", "rep-1")
         ]
         assert ids(group) == expected[:10]
+
+        # funnel leads prints the group's list; an unreachable worker is one line.
+        out = funnel_leads("--status", "overdue", "--format", "csv", "--url", two.url(""))
+        rows = list(csv.DictReader(out.stdout.splitlines()))
+        assert [r["lead_id"] for r in rows] == ids(alone["overdue"])[:100]
+        table = funnel_leads("--team", "team-2", "--url", one.url("")).stdout.splitlines()
+        assert table[0].split()[:3] == ["lead", "team", "owner"]
+        assert len(table) == 1 + sum(r["team"] == "team-2" for r in alone["awaiting"]["leads"])
+        down = funnel_leads("--url", "http://127.0.0.1:9", check=False)
+        assert down.returncode == 2
+        assert down.stderr.startswith("funnel leads: cannot reach the worker")
+        assert len(down.stderr.strip().splitlines()) == 1
     finally:
         if two is not None:
             two.stop()
