@@ -19,10 +19,16 @@ follow-up within, 0 breaches, 1 open and overdue; rep-1 2 follow-ups within (p50
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from schemas import LeadCreated, StageChanged
 from stream.core.funnel import Funnel
 from stream.core.leads import LeadState, lead_status
 from stream.core.rules import FunnelRules
+from stream.report.commands import read_owner_names
+from stream.report.errors import ReportError
 from stream.report.facts import Facts, _lead_facts
 from stream.report.model import owner_rows
 from tests.stream.core.scenario import HOUR, at, encode, lead_payload, stage_payload
@@ -42,6 +48,15 @@ def changed(lead_id: str, to: str, after: float, owner: str | None = None) -> St
     if owner is not None:
         payload["owner"] = owner
     return StageChanged.model_validate_json(encode(payload))
+
+
+def test_owner_names_are_read_from_a_local_csv(tmp_path: Path) -> None:
+    names = tmp_path / "owners.csv"
+    names.write_text('rep-1,Ada Lovelace\nrep-2,"Hopper, Grace"\n\n')
+    assert read_owner_names(names) == {"rep-1": "Ada Lovelace", "rep-2": "Hopper, Grace"}
+    assert read_owner_names(None) == {}
+    with pytest.raises(ReportError, match="owner_names"):
+        read_owner_names(tmp_path / "missing.csv")
 
 
 def test_follow_up_by_owner_equals_the_hand_count() -> None:
