@@ -27,6 +27,7 @@ TARGET_P99_S = 0.05
 TARGET_RSS_MB = 400
 TARGET_RESTART_S = 15
 TARGET_WORKER2_OVER_WORKER = 1.5
+TARGET_LEADS_P99_S = 0.2
 
 
 def _number(results: Mapping[str, Any], key: str) -> float | None:
@@ -41,6 +42,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
     p99 = _number(results, "p99_processing_delay_s_at_5k")
     rss = _number(results, "rss_mb_1m_open_leads")
     restart = _number(results, "restart_to_processing_s")
+    leads = _number(results, "leads_p99_request_s_1m_open")
     return {
         "worker_events_per_s": None if worker is None else worker >= TARGET_WORKER_EVENTS_PER_S,
         "worker_vs_naive": (
@@ -49,6 +51,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
         "p99_processing_delay_s_at_5k": None if p99 is None else p99 <= TARGET_P99_S,
         "rss_mb_1m_open_leads": None if rss is None else rss <= TARGET_RSS_MB,
         "restart_to_processing_s": None if restart is None else restart <= TARGET_RESTART_S,
+        "leads_p99_request_s_1m_open": None if leads is None else leads <= TARGET_LEADS_P99_S,
     }
 
 
@@ -185,6 +188,12 @@ def table(results: Mapping[str, Any]) -> str:
             _mark(ok["restart_to_processing_s"]),
         ),
         ("  restart to /health 200", _seconds(n(results, "restart_to_healthy_s")), "", ""),
+        (
+            f"/leads p99 request with {leads_text} open leads",
+            _seconds(n(results, "leads_p99_request_s_1m_open")),
+            f"≤ {TARGET_LEADS_P99_S:.1f} s",
+            _mark(ok["leads_p99_request_s_1m_open"]),
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

@@ -6,6 +6,10 @@ RSS (``VmHWM``) is read. The worker is then killed with SIGKILL and started agai
 state directory; one more lead is produced right after the new process is spawned. The restart
 time runs from the spawn until ``/health`` answers 200 *and* ``/metrics`` shows the new lead
 applied on top of the exact old state: ``funnel_leads_awaiting_followup`` = leads + 1.
+
+Before the kill, ``/leads`` is asked ``_LEAD_LIST_REQUESTS`` times with that state (each
+status, with and without a team filter, the default limit and the largest): its p99 request
+time is ``leads_p99_request_s_1m_open``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -31,6 +36,15 @@ _APP = "bench-mem"
 _READY_TIMEOUT_S = 600.0
 _AWAITING = "funnel_leads_awaiting_followup"
 _LEAD_AGE_S = 2 * 3600.0  # well inside the 24 h deadline: no lead is overdue or breached
+_LEAD_LIST_REQUESTS = 200
+_LEAD_LIST_QUERIES = (
+    "status=awaiting",
+    "status=awaiting&limit=1000",
+    "status=awaiting&team=emea",
+    "status=overdue",
+    "status=at_risk&before=4h",
+    "status=awaiting&scope=group",
+)
 
 
 async def run_memory_and_restart(ctx: Context) -> Results:
@@ -64,11 +78,28 @@ async def run_memory_and_restart(ctx: Context) -> Results:
         results["rss_mb_1m_open_leads"] = first.memory_mb("VmHWM")
         results["rss_mb_after_catch_up"] = first.memory_mb("VmRSS")
         results["open_leads_events_per_s"] = ctx.leads / (caught.done_at - first.started_at)
+        results["leads_p99_request_s_1m_open"] = await asyncio.to_thread(_lead_list_p99, first)
+        log.info("/leads: p99 %.3f s", results["leads_p99_request_s_1m_open"])
         log.info("open leads: peak RSS %.0f MB; kill -9", results["rss_mb_1m_open_leads"])
     finally:
         first.kill()
     results.update(await _restart(ctx, names, state_dir))
     return results
+
+
+def _lead_list_p99(child: Child) -> float:
+    """The p99 of ``/leads`` request times (client side, sequential requests)."""
+    took = []
+    for i in range(_LEAD_LIST_REQUESTS):
+        query = _LEAD_LIST_QUERIES[i % len(_LEAD_LIST_QUERIES)]
+        started = time.perf_counter()
+        with urllib.request.urlopen(child.url(f"/leads?{query}"), timeout=30) as got:
+            got.read()
+            if got.status != 200:
+                raise ChildFailed(f"/leads?{query} answered {got.status}")
+        took.append(time.perf_counter() - started)
+    took.sort()
+    return took[max(0, -(-99 * len(took) // 100) - 1)]
 
 
 def _worker(ctx: Context, state_dir: Path) -> Child:

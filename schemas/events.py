@@ -84,6 +84,10 @@ Source: TypeAlias = Annotated[
     ),
 ]
 Campaign: TypeAlias = Annotated[str | None, Field(max_length=128)]
+Owner: TypeAlias = Annotated[
+    str | None,
+    Field(max_length=128, description="Sales rep id (pseudonymous); never a metric label."),
+]
 
 
 class _EventBase(BaseModel):
@@ -137,6 +141,7 @@ class LeadCreated(_EventBase):
     source: Source
     campaign: Campaign = None
     team: str = Field(default="default", description="Sales team that owns the lead.")
+    owner: Owner = None
 
     @property
     def message_key(self) -> str:
@@ -154,7 +159,7 @@ class StageChanged(_EventBase):
     team: str | None = Field(
         default=None, description="Overrides the lead's team from this event on."
     )
-    owner: str | None = Field(default=None, description="Sales rep id; never a metric label.")
+    owner: Owner = None
 
     @property
     def message_key(self) -> str:

@@ -99,6 +99,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leads(args: argparse.Namespace) -> int:
+    """The open leads behind the numbers, live, from every worker of the group."""
+    from stream.cli.leads import fetch_leads, render_leads
+
+    settings = _settings(args)
+    url = args.url or f"http://127.0.0.1:{settings.web_port}"
+    rows = fetch_leads(
+        url,
+        status=args.status,
+        team=args.team,
+        owner=args.owner,
+        before=args.before,
+        limit=args.limit,
+    )
+    print(render_leads(rows, args.format), end="")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write the JSON Schema of every event type."""
     from schemas.export import write_json_schemas
@@ -164,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--to", dest="to_date", required=True, help="end day, not included")
     report.add_argument("--format", choices=("md", "html", "json"), default="md")
     report.add_argument("--output", default=None, help="write to this file instead of stdout")
+    leads = add("leads", cmd_leads)
+    leads.add_argument("--status", choices=("awaiting", "at_risk", "overdue"), default="awaiting")
+    leads.add_argument("--team", default=None)
+    leads.add_argument("--owner", default=None)
+    leads.add_argument("--before", default=None, help="the warning of at_risk (sla.warn_before)")
+    leads.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
+    leads.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    leads.add_argument(
+        "--url", default=None, help="a worker's web URL (default http://127.0.0.1:<web port>)"
+    )
     add("schema", cmd_schema).add_argument("--output", default="schemas/json")
     add("dashboards", cmd_dashboards).add_argument(
         "paths", nargs="+", metavar="PATH", help="Grafana dashboard JSON file, rewritten in place"

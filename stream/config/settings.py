@@ -256,6 +256,15 @@ class SlaSettings(BaseModel):
     marketing: Marketing = Marketing()
 
 
+class ReportSettings(BaseModel):
+    """``[report]``: what ``funnel report`` reads when it renders, and only then."""
+
+    model_config = _FROZEN
+
+    # A local CSV of (owner id, display name) rows, for "Follow-up by owner".
+    owner_names: Path | None = None
+
+
 class NorthStarSettings(BaseModel):
     """``[north_star]``: the revenue goal and the assumptions of the reverse funnel."""
 
@@ -292,6 +301,7 @@ class Settings(BaseModel):
     labels: LabelSettings = LabelSettings()
     sla: SlaSettings = SlaSettings()
     north_star: NorthStarSettings = NorthStarSettings()
+    report: ReportSettings = ReportSettings()
     kafka: KafkaSettings = KafkaSettings()
 
     broker: Annotated[tuple[str, ...], BeforeValidator(_brokers)] = ("127.0.0.1:9092",)

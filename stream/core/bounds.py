@@ -10,7 +10,8 @@ moving one lead back and forth) would stop the worker. So each state keeps at mo
   forgotten first, and counted (``funnel_dedupe_ids_forgotten_total``);
 - per lead and stage, the first entry time and the ``MAX_STAGE_TIMES - 1`` latest re-entry
   times, with the number of re-entry times forgotten (so re-entry counts stay exact);
-- per lead, the ``MAX_TEAM_ASSIGNMENTS - 1`` earliest team assignments and the latest.
+- per lead, the ``MAX_TEAM_ASSIGNMENTS - 1`` earliest team assignments and the latest, and
+  likewise its owners.
 
 What that costs in exactness is in docs/semantics.md ("Bounded state"). The largest states
 these allow are measured in tests/stream/core/test_bounds.py against Kafka's default limit.
@@ -57,8 +58,8 @@ def bound_lead(state: LeadState) -> int:
             # Keep the first entry (it counts) and the latest re-entries (the lead's clock).
             del times[1 : 1 + extra]
             state.dropped_reentries[stage] = state.dropped_reentries.get(stage, 0) + extra
-    teams = state.teams
-    extra = len(teams) - MAX_TEAM_ASSIGNMENTS
-    if extra > 0:
-        del teams[MAX_TEAM_ASSIGNMENTS - 1 : MAX_TEAM_ASSIGNMENTS - 1 + extra]
+    for assignments in (state.teams, state.owners):
+        extra = len(assignments) - MAX_TEAM_ASSIGNMENTS
+        if extra > 0:
+            del assignments[MAX_TEAM_ASSIGNMENTS - 1 : MAX_TEAM_ASSIGNMENTS - 1 + extra]
     return forgotten

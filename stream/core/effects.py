@@ -21,6 +21,7 @@ class FollowUp:
     business_seconds: float | None
     within_sla: bool
     clock_skew: bool
+    owner: str | None = None  # the rep who owned the lead at the follow-up: never a label
 
 
 @dataclass(slots=True)

@@ -206,6 +206,8 @@ class Funnel:
                 before,
                 self.effects,
                 hold,
+                campaign=event.campaign,
+                owner=event.owner,
             )
         else:
             after = apply_stage_changed(
@@ -219,6 +221,7 @@ class Funnel:
                 before,
                 self.effects,
                 hold,
+                owner=event.owner,
             )
         # The horizon runs in event time, as for visits: in wall mode the wall clock would
         # forget the id of every event older than the horizon (a backfill) the moment it is

@@ -1,4 +1,4 @@
-"""Per-lead state: stages reached, the follow-up clock, the lead's team and source.
+"""Per-lead state: stages reached, the follow-up clock, the lead's team, owner and source.
 
 A ``LeadState`` holds every fact about one lead that the funnel needs, including the ids of the
 events already applied to it, so applying an event twice (a duplicate, or a replay after a
@@ -41,23 +41,28 @@ class LeadState:
     team: str | None = None  # the lead's own team, from its earliest lead_created
     # stage -> re-entry times no longer in ``entries`` (stream.core.bounds): re-entries count
     dropped_reentries: dict[str, int] = field(default_factory=dict)
+    campaign: str | None = None  # from the earliest lead_created
+    # (occurred_at, owner), sorted: the owner given by the earliest lead_created, then the
+    # stage changes' ``owner``. Owners are pseudonymous rep ids, never metric labels.
+    owners: list[tuple[float, str]] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        """Compact JSON for the state table."""
-        return encode_json(
-            [
-                self.partition,
-                self.created_at,
-                self.source,
-                self.teams,
-                self.entries,
-                self.seen,
-                self.max_created_at,
-                self.max_changed_at,
-                self.team,
-                self.dropped_reentries,
-            ]
-        )
+        """Compact JSON for the state table (campaign and owners only when there are some)."""
+        fields = [
+            self.partition,
+            self.created_at,
+            self.source,
+            self.teams,
+            self.entries,
+            self.seen,
+            self.max_created_at,
+            self.max_changed_at,
+            self.team,
+            self.dropped_reentries,
+        ]
+        if self.campaign is not None or self.owners:
+            fields += [self.campaign, self.owners]
+        return encode_json(fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> LeadState:
@@ -69,6 +74,7 @@ class LeadState:
             from stream.core.bounds import dedupe_key  # bounds imports this module
 
             seen = {dedupe_key(eid): t for eid, t in seen.items()}
+        campaign, owners = (rest[2], rest[3]) if len(rest) > 3 else (None, ())
         return cls(
             partition=p,
             created_at=created,
@@ -80,6 +86,8 @@ class LeadState:
             max_changed_at=max_changed,
             team=team,
             dropped_reentries=rest[1] if len(rest) > 1 else {},
+            campaign=campaign,
+            owners=[(t, name) for t, name in owners],
         )
 
     @staticmethod
@@ -119,6 +127,24 @@ class LeadState:
         """The team that owns the lead now (the latest assignment in event time)."""
         return self.teams[-1][1] if self.teams else DEFAULT_TEAM
 
+    def owner_at(self, t: float) -> str | None:
+        """The rep who owned the lead at event time ``t``, as ``team_at`` for teams: the
+        latest owner given at or before ``t``, else the owner of the earliest
+        ``lead_created`` (None if none was given)."""
+        owner = None
+        for when, name in self.owners:
+            if when > t:
+                break
+            owner = name
+        if owner is not None:
+            return owner
+        return next((n for when, n in self.owners if when == self.created_at), None)
+
+    @property
+    def current_owner(self) -> str | None:
+        """The rep who owns the lead now (the latest owner given in event time), or None."""
+        return self.owners[-1][1] if self.owners else None
+
     def held_since(self) -> float | None:
         """Earliest held stage change while the lead has not arrived, else None."""
         if self.created_at is not None or not self.entries:
@@ -157,6 +183,7 @@ class OpenLead:
     breach_at: float
     breach_team: str
     warnings: tuple[tuple[str, float, str], ...] = ()
+    owner: str | None = None  # the rep who owns the lead now
 
 
 def released_counts(state: LeadState, effects: Effects) -> None:
@@ -194,6 +221,7 @@ class LeadStatus:
     # (warn_before label, team at that instant) of each warning the lead has reached: with no
     # follow-up, once the clock passed the instant; followed up, if that came after it.
     warned: tuple[tuple[str, str], ...] = ()
+    breach_owner: str | None = None  # the rep at the deadline, once the clock has started
 
 
 def lead_status(
@@ -221,25 +249,34 @@ def lead_status(
     stop = state.clock_stop(rules)
     breach_at = rules.deadline(start)
     breach_team = state.team_at(breach_at)
+    breach_owner = state.owner_at(breach_at)
     labels = rules.warn_before
     times = rules.warning_times(start)
     if stop is None:
         warnings = tuple(
             (label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)
         )
-        opened = OpenLead(state.current_team, start, breach_at, breach_team, warnings)
+        opened = OpenLead(
+            state.current_team, start, breach_at, breach_team, warnings, state.current_owner
+        )
         warned = tuple((label, team) for label, at, team in warnings if clock > at)
-        return LeadStatus(True, None, clock > breach_at, opened, None, breach_team, warned)
+        return LeadStatus(
+            True, None, clock > breach_at, opened, None, breach_team, warned, breach_owner
+        )
     wall = max(0.0, stop - start)
     business = None if rules.calendar is None else rules.calendar.business_seconds(start, stop)
     within = rules.sla_latency(wall, business) <= rules.followup_within
-    followup = FollowUp(state.team_at(stop), wall, business, within, stop < start)
+    followup = FollowUp(
+        state.team_at(stop), wall, business, within, stop < start, state.owner_at(stop)
+    )
     warned = tuple(
         (label, state.team_at(at))
         for (label, _), at in zip(labels, times, strict=True)
         if stop > at
     )
-    return LeadStatus(True, followup, stop > breach_at, None, None, breach_team, warned)
+    return LeadStatus(
+        True, followup, stop > breach_at, None, None, breach_team, warned, breach_owner
+    )
 
 
 def status_effects(
@@ -272,8 +309,13 @@ def apply_lead_created(
     before: LeadStatus,
     effects: Effects,
     hold_clock: float | None = None,
+    *,
+    campaign: str | None = None,
+    owner: str | None = None,
 ) -> LeadStatus:
-    """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status."""
+    """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status.
+
+    The earliest ``lead_created`` gives the lead its source, team, campaign and owner."""
     state.seen[event_id] = t
     state.max_created_at = max(state.max_created_at, t)
     if state.created_at is None or t < state.created_at:
@@ -283,10 +325,16 @@ def apply_lead_created(
         replaced = (state.created_at, state.team)
         if replaced in state.teams:
             state.teams.remove(replaced)
+        replaced_owner = next((o for o in state.owners if o[0] == state.created_at), None)
+        if replaced_owner is not None:
+            state.owners.remove(replaced_owner)
         state.created_at = t
         state.source = source
         state.team = team
+        state.campaign = campaign
         insort(state.teams, (t, team))
+        if owner is not None:
+            insort(state.owners, (t, owner))
     enter_stage(state, rules.lead_stage, t, before.released, effects)
     after = lead_status(state, rules, clock, hold_clock)
     status_effects(before, after, state, effects)
@@ -304,12 +352,18 @@ def apply_stage_changed(
     before: LeadStatus,
     effects: Effects,
     hold_clock: float | None = None,
+    *,
+    owner: str | None = None,
 ) -> LeadStatus:
-    """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status."""
+    """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status.
+
+    Its ``team`` and ``owner``, when given, hold from its ``occurred_at`` on."""
     state.seen[event_id] = t
     state.max_changed_at = max(state.max_changed_at, t)
     if team is not None:
         insort(state.teams, (t, team))
+    if owner is not None:
+        insort(state.owners, (t, owner))
     enter_stage(state, to_stage, t, before.released, effects)
     after = lead_status(state, rules, clock, hold_clock)
     status_effects(before, after, state, effects)

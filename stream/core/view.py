@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from stream.core.leads import LeadState, LeadStatus, OpenLead
+from stream.core.openindex import OpenLeadIndex
 from stream.core.rules import FunnelRules
 from stream.core.timeheap import TimeHeap
 from stream.core.windows import window_start
@@ -41,7 +42,8 @@ class PartitionView:
     they become at risk, and per (team, warning) how many are at risk and not yet overdue.
     The caller passes a lead's previous status along with the new one, so a change is
     applied by value (see ``TimeHeap``). Held leads are few (stage changes waiting for their
-    lead) and are kept by id, to be released when their hold ends.
+    lead) and are kept by id, to be released when their hold ends. ``open_leads`` lists the
+    open leads by deadline, per team and owner, for the lead list (``OpenLeadIndex``).
     """
 
     partition: int
@@ -66,6 +68,7 @@ class PartitionView:
     # (team, warning team, label) -> warning instants of the open leads not yet at risk
     _warnings: dict[tuple[str, str, str], TimeHeap] = field(default_factory=dict)
     _held_heap: list[tuple[float, str]] = field(default_factory=list)
+    open_leads: OpenLeadIndex = field(default_factory=OpenLeadIndex)
 
     @property
     def event_clock(self) -> float:
@@ -102,11 +105,24 @@ class PartitionView:
                 self._close(old, clock)
             if new is not None:
                 self._open(new, clock)
+            self._reindex(lead_id, old, new)
         if status.held_until is None:
             self.held.pop(lead_id, None)
         elif self.held.get(lead_id) != status.held_until:
             self.held[lead_id] = status.held_until
             heapq.heappush(self._held_heap, (status.held_until, lead_id))
+
+    def _reindex(self, lead_id: str, old: OpenLead | None, new: OpenLead | None) -> None:
+        if (
+            old is not None
+            and new is not None
+            and (old.team, old.owner, old.breach_at) == (new.team, new.owner, new.breach_at)
+        ):
+            return
+        if old is not None:
+            self.open_leads.remove(old.team, old.owner, old.breach_at, lead_id)
+        if new is not None:
+            self.open_leads.add(new.team, new.owner, new.breach_at, lead_id)
 
     def _open(self, lead: OpenLead, clock: float) -> None:
         team = lead.team

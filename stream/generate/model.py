@@ -232,7 +232,7 @@ class TrafficGenerator:
                 f'{{"event_id":"{event_id}","type":"lead_created","schema_version":1,'
                 f'"occurred_at":"{occurred_at}","lead_id":"{lead.lead_id}",'
                 f'"visitor_id":"{lead.visitor_id}","source":{lead.source}{lead.campaign},'
-                f'"team":{lead.team}}}'
+                f'"team":{lead.team},"owner":"{lead.owner}"}}'
             )
         else:
             topic = self.topics.transitions

@@ -7,6 +7,7 @@ data; every failure is a one-line ``FunnelError``.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import time
@@ -157,13 +158,33 @@ def plan_output(
     return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
 
 
+def read_owner_names(path: Path | None) -> dict[str, str]:
+    """Owner id -> display name from ``[report] owner_names`` (a CSV: id, name per row).
+
+    Read at render time only: the names never reach the worker, its state or its metrics.
+    """
+    if path is None:
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            return {row[0]: row[1] for row in csv.reader(file) if len(row) >= 2 and row[0]}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ReportError(f"[report] owner_names: cannot read {path}: {exc}") from None
+
+
 def report_output(
     settings: Settings, start: str, end: str, fmt: str, *, now: float | None = None
 ) -> str:
     """What ``funnel report`` writes: the period's report as Markdown, HTML or JSON."""
     period = parse_period(start, end, settings.funnel.time_zone)
     facts = read_facts(settings, now=now)
-    report = build_report(facts, settings, period, generated_at=time.time())
+    report = build_report(
+        facts,
+        settings,
+        period,
+        generated_at=time.time(),
+        owner_names=read_owner_names(settings.report.owner_names),
+    )
     if fmt == "json":
         return json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n"
     if fmt == "html":

@@ -42,6 +42,10 @@ class LeadOutcome:
     breached: bool
     open: bool
     overdue: bool
+    # The rep credited with the lead: at its follow-up, else its owner now (None: no owner);
+    # and the rep who owned it at its deadline, who is charged with a breach.
+    owner: str | None = None
+    breach_owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -118,5 +122,7 @@ def _lead_facts(state: LeadState, funnel: Funnel, facts: Facts) -> None:
             breached=status.breached,
             open=status.open is not None,
             overdue=status.open is not None and status.breached,
+            owner=followup.owner if followup is not None else state.current_owner,
+            breach_owner=status.breach_owner,
         )
     )

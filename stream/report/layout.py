@@ -178,7 +178,37 @@ def _sales(report: Report) -> list[Block]:
             ),
             Table(["team", "breaches", "open", "overdue", "clock skew"], status_rows),
         ),
+        _by_owner(report),
     ]
+
+
+def _by_owner(report: Report) -> Block:
+    rows = [
+        [
+            row.owner,
+            row.team,
+            count(row.leads),
+            count(row.followups),
+            percent(row.share_within_sla),
+            duration(row.wall.p50),
+            duration(row.wall.p90),
+            count(row.breaches),
+            count(row.open),
+            count(row.overdue),
+        ]
+        for row in report.owners
+    ]
+    header = ["owner", "team", "leads", "follow-ups", "within SLA", "p50", "p90"]
+    return Block(
+        3,
+        "Follow-up by owner",
+        (
+            "Each rep's record, worst first (most breaches, then most overdue, then the lowest "
+            "share within the SLA). A follow-up is the rep's who made it, a lead still open the "
+            "rep's who owns it now, a breach the rep's who owned the lead at its deadline.",
+        ),
+        Table([*header, "breaches", "open", "overdue"], rows),
+    )
 
 
 def _north_star(report: Report) -> list[Block]:

@@ -132,6 +132,21 @@ def report_dict(report: Report) -> dict[str, Any]:
         "business_hours": report.business_hours,
         "followups": {row.team: _team(row) for row in report.teams},
         "followups_total": _team(report.total),
+        "followups_by_owner": [
+            {
+                "owner": row.owner,
+                "team": row.team,
+                "leads": row.leads,
+                "followups": row.followups,
+                "within_sla": row.within_sla,
+                "share_within_sla": _round(row.share_within_sla, 4),
+                "wall_seconds": _latency(row.wall),
+                "breaches": row.breaches,
+                "open": row.open,
+                "overdue": row.overdue,
+            }
+            for row in report.owners
+        ],
         "latency_distribution": [
             {"le": "+Inf" if math.isinf(bound) else bound, "count": n}
             for bound, n in report.latency_buckets

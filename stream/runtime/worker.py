@@ -40,6 +40,14 @@ from stream.observability.targets import register_targets
 from stream.runtime.batching import WriteBackStore
 from stream.runtime.deadletter import DeadLetters
 from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+from stream.runtime.leadsweb import (
+    RETRY_AFTER_S,
+    LeadQuery,
+    LeadsUnavailable,
+    advertised_url,
+    group_answer,
+    local_answer,
+)
 from stream.runtime.reroute import Reroutes, split_off_home
 from stream.runtime.seam import transport
 from stream.runtime.seam.producer import wait_for_metadata
@@ -158,6 +166,8 @@ class Worker:
             web_port=s.web_port,
             web_bind=s.web_bind,
             web_host=s.web_bind,
+            # What the other members call for /leads?scope=group (sent in the group metadata).
+            canonical_url=advertised_url(s.web_bind, s.web_port),
             topic_partitions=s.partitions,
             topic_replication_factor=1,
             topic_disable_leader=True,
@@ -368,6 +378,32 @@ class Worker:
         visits = {tp.partition for tp in revoked if tp.topic == names.visits}
         self.funnel.revoke(leads, visits)
 
+    # -- the lead list -----------------------------------------------------------------------
+
+    def lead_list_ready(self) -> bool:
+        """True when the views are those of the partitions owned now, recovered."""
+        if not self.ready or self.app.rebalancing:
+            return False
+        leads, _ = self.owned_partitions()
+        return leads == {p for kind, p in self.funnel.views if kind == "leads"}
+
+    def lead_partitions_by_member(self) -> dict[str, set[int]]:
+        """Each group member's web URL and the lead partitions it owns, from the assignment
+        Faust shares with every member (the changelog partitions of ``lead_states``)."""
+        changelog = self.lead_states.changelog_topic.get_topic_name()
+        return {
+            str(url): set(topics.get(changelog, ()))
+            for url, topics in self.app.router.tables_metadata().items()
+        }
+
+    @property
+    def own_url(self) -> str:
+        return str(self.app.conf.canonical_url)
+
+    @property
+    def partition_count(self) -> int:
+        return self.settings.partitions
+
     def consumer_lag(self) -> dict[tuple[str, int], int]:
         """High watermark minus committed offset for every owned input partition."""
         consumer = self.app.consumer
@@ -421,6 +457,25 @@ class Worker:
         @app.page("/metrics")
         async def metrics(view: Any, request: Any) -> Any:
             return view.bytes(generate_latest(worker.registry), content_type=METRICS_CONTENT_TYPE)
+
+        @app.page("/leads")
+        async def leads(view: Any, request: Any) -> Any:
+            try:
+                query = LeadQuery.parse(request.query)
+            except ValueError as exc:
+                return view.json({"error": str(exc)}, status=400)
+            try:
+                if query.scope == "group":
+                    return view.json(await group_answer(worker, query))
+                return view.json(local_answer(worker, query))
+            except LeadsUnavailable as exc:
+                return view.json(
+                    {"error": str(exc)},
+                    status=503,
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                )
+            except ValueError as exc:  # an unknown warning label
+                return view.json({"error": str(exc)}, status=400)
 
         @app.page("/health")
         async def health(view: Any, request: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import promql_parser
 import pytest
 
+from stream.cli.commands import build_parser
 from stream.config.settings import Settings
 from tests.monitoring.sources import (
     DASHBOARDS,
@@ -260,3 +261,23 @@ def test_stage_to_next_rules_follow_the_default_stages() -> None:
     assert pairs, "no stage-to-next rules found"
     for name, found in pairs.items():
         assert found == expected, f"{name}: pairs {sorted(found)} != stages {stages}"
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("FunnelLeadsOverdue", "--status overdue --team {{ $labels.team }}"),
+        (
+            "FunnelLeadsAtRisk",
+            "--status at_risk --team {{ $labels.team }} --before {{ $labels.before }}",
+        ),
+    ],
+)
+def test_lead_alerts_hand_over_the_command_listing_their_leads(name: str, command: str) -> None:
+    """The command filters on exactly the alert's labels, and its options exist."""
+    (alert,) = [a for a in alerts() if a["alert"] == name]
+    description = " ".join(alert["annotations"]["description"].split())
+    assert f"`funnel leads {command}`" in description
+    args = command.replace("{{ $labels.team }}", "t").replace("{{ $labels.before }}", "4h")
+    parsed = build_parser().parse_args(["leads", *args.split()])
+    assert f"funnel_leads_{parsed.status}" in alert["expr"]  # the gauge the alert reads

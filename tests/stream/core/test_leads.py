@@ -45,17 +45,49 @@ class Lead:
         self.effects = Effects()
 
     def created(
-        self, event_id: str, t: float, source: str = "organic", team: str = "north"
+        self,
+        event_id: str,
+        t: float,
+        source: str = "organic",
+        team: str = "north",
+        owner: str | None = None,
+        campaign: str | None = None,
     ) -> None:
         before = lead_status(self.state, self.rules, self.clock)
         apply_lead_created(
-            self.state, event_id, t, source, team, self.rules, self.clock, before, self.effects
+            self.state,
+            event_id,
+            t,
+            source,
+            team,
+            self.rules,
+            self.clock,
+            before,
+            self.effects,
+            campaign=campaign,
+            owner=owner,
         )
 
-    def changed(self, event_id: str, to_stage: str, t: float, team: str | None = None) -> None:
+    def changed(
+        self,
+        event_id: str,
+        to_stage: str,
+        t: float,
+        team: str | None = None,
+        owner: str | None = None,
+    ) -> None:
         before = lead_status(self.state, self.rules, self.clock)
         apply_stage_changed(
-            self.state, event_id, t, to_stage, team, self.rules, self.clock, before, self.effects
+            self.state,
+            event_id,
+            t,
+            to_stage,
+            team,
+            self.rules,
+            self.clock,
+            before,
+            self.effects,
+            owner=owner,
         )
 
     def status(self, clock: float | None = None) -> LeadStatus:
@@ -145,6 +177,40 @@ class TestState:
         assert state.team == "north"
         assert state.current_team == "south"
         assert LeadState.decode(state.encode()) == state
+
+    def test_reads_states_stored_before_campaign_and_owners_were_kept(self) -> None:
+        old = b'[3,1795165200.0,"email",[[1795165200.0,"north"]],{"lead":[1795165200.0]},'
+        old += b'{"l1":1795165200.0},1795165200.0,0.0,"north"]'
+        state = LeadState.decode(old)
+        assert (state.campaign, state.owners, state.current_owner) == (None, [], None)
+        assert state.encode() == old  # nothing more is written for a lead without them
+
+    def test_campaign_and_owners_round_trip(self) -> None:
+        lead = Lead()
+        lead.created("l1", T0, owner="rep-1", campaign="spring")
+        lead.changed("s1", "mql", T0 + HOUR, owner="rep-2")
+        decoded = LeadState.decode(lead.state.encode())
+        assert decoded == lead.state
+        assert (decoded.campaign, decoded.owners) == (
+            "spring",
+            [(T0, "rep-1"), (T0 + HOUR, "rep-2")],
+        )
+
+    def test_owner_follows_stage_changes_from_their_time_on(self) -> None:
+        lead = Lead()
+        lead.changed("s1", "mql", T0 + 2 * HOUR, owner="rep-2")
+        lead.created("l1", T0, owner="rep-1")  # arrives late: its owner holds from T0
+        assert lead.state.owner_at(T0 - HOUR) == "rep-1"  # before any: the lead's own owner
+        assert lead.state.owner_at(T0 + HOUR) == "rep-1"
+        assert lead.state.owner_at(T0 + 3 * HOUR) == "rep-2"
+        assert lead.state.current_owner == "rep-2"
+
+    def test_the_earliest_lead_created_gives_the_owner(self) -> None:
+        lead = Lead()
+        lead.created("l2", T0 + HOUR, owner="rep-late", campaign="late")
+        lead.created("l1", T0, owner="rep-first", campaign="first")
+        assert lead.state.owners == [(T0, "rep-first")]
+        assert lead.state.campaign == "first"
 
     def test_forget_old_ids_drops_only_ids_before_the_horizon(self) -> None:
         lead = Lead()
@@ -246,6 +312,20 @@ class TestBreach:
         lead.changed("s2", "contacted", T0 + 32 * HOUR)
         assert lead.effects.followups == [FollowUp("south", 32 * HOUR, None, False, False)]
         assert lead.effects.breaches == ["north"]
+
+    def test_the_follow_up_and_the_breach_are_each_their_owners(self) -> None:
+        # Reassigned from rep-1 to rep-2 after the deadline: the breach is rep-1's (owner at
+        # the deadline), the late follow-up rep-2's (owner at the follow-up).
+        lead = Lead()
+        lead.created("l1", T0, owner="rep-1")
+        lead.changed("s1", "mql", T0 + 30 * HOUR, owner="rep-2")
+        status = lead.status(T0 + 31 * HOUR)
+        assert status.open is not None and status.open.owner == "rep-2"
+        assert status.breach_owner == "rep-1"
+        lead.changed("s2", "contacted", T0 + 32 * HOUR)
+        (followup,) = lead.effects.followups
+        assert followup.owner == "rep-2"
+        assert lead.status(T0 + 33 * HOUR).breach_owner == "rep-1"
 
     def test_a_late_follow_up_after_a_declared_breach_is_no_second_breach(self) -> None:
         lead = Lead()

@@ -37,7 +37,7 @@ ALLOWED_FIELDS = {
     "visit": {"event_id", "type", "schema_version", "occurred_at", "visitor_id", "source"}
     | {"campaign", "page"},
     "lead_created": {"event_id", "type", "schema_version", "occurred_at", "lead_id", "visitor_id"}
-    | {"source", "campaign", "team"},
+    | {"source", "campaign", "team", "owner"},
     "stage_changed": {"event_id", "type", "schema_version", "occurred_at", "lead_id"}
     | {"from_stage", "to_stage", "team", "owner"},
 }
@@ -228,6 +228,7 @@ def test_every_valid_message_is_keyed_by_its_id_and_has_no_personal_data(
             assert event.get("owner", "rep-1").startswith("rep-")
         if event["type"] == "lead_created":
             assert event["team"] in {"sales-emea", "sales-amer"}
+            assert event["owner"].startswith("rep-")  # every lead is given to a rep
     sources = Counter(e["source"] for e in default_sample.events if e["type"] == "visit")
     assert set(sources) == {"organic", "paid_search", "social", "email", "referral", "direct"}
 
