@@ -26,6 +26,7 @@ TARGET_TIMES_NAIVE = 10
 TARGET_P99_S = 0.05
 TARGET_RSS_MB = 400
 TARGET_RESTART_S = 15
+TARGET_INGEST_EVENTS_PER_S = 20_000
 
 
 def _number(results: Mapping[str, Any], key: str) -> float | None:
@@ -40,6 +41,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
     p99 = _number(results, "p99_processing_delay_s_at_5k")
     rss = _number(results, "rss_mb_1m_open_leads")
     restart = _number(results, "restart_to_processing_s")
+    ingest = _number(results, "ingest_events_per_s")
     return {
         "worker_events_per_s": None if worker is None else worker >= TARGET_WORKER_EVENTS_PER_S,
         "worker_vs_naive": (
@@ -48,6 +50,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
         "p99_processing_delay_s_at_5k": None if p99 is None else p99 <= TARGET_P99_S,
         "rss_mb_1m_open_leads": None if rss is None else rss <= TARGET_RSS_MB,
         "restart_to_processing_s": None if restart is None else restart <= TARGET_RESTART_S,
+        "ingest_events_per_s": None if ingest is None else ingest >= TARGET_INGEST_EVENTS_PER_S,
     }
 
 
@@ -174,6 +177,19 @@ def table(results: Mapping[str, Any]) -> str:
             _mark(ok["restart_to_processing_s"]),
         ),
         ("  restart to /health 200", _seconds(n(results, "restart_to_healthy_s")), "", ""),
+        (
+            "ingest gateway, /v1/batch of 100, to Kafka acks",
+            _rate(n(results, "ingest_events_per_s")),
+            f"≥ {TARGET_INGEST_EVENTS_PER_S:,} /s",
+            _mark(ok["ingest_events_per_s"]),
+        ),
+        (
+            "  p99 request latency at 1,000 requests/s",
+            _seconds(n(results, "ingest_p99_request_s_at_1k")),
+            "",
+            "",
+        ),
+        ("  p50", _seconds(n(results, "ingest_p50_request_s_at_1k")), "", ""),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

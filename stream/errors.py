@@ -3,7 +3,8 @@
     FunnelError
     ├── ConfigError        a configuration file or environment value is refused (names the key)
     ├── BrokerUnavailable  the Kafka bootstrap servers cannot be reached
-    └── StateDirError      the local state directory cannot be used
+    ├── StateDirError      the local state directory cannot be used
+    └── IngestError        the ingest gateway cannot do its job (stream/ingest/errors.py)
 
 Bad input messages are data, not exceptions: they are classified, counted and dead-lettered.
 Every ``FunnelError`` is shown by the command line as one line, without a traceback.
