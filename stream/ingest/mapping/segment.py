@@ -40,6 +40,7 @@ from stream.ingest.mapping.common import (
 SEGMENT_CALLS: Final = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 """The call types of the Segment spec; the gateway maps three and takes the others as no-ops."""
 
+_UTM: Final = {"campaign": "name"}
 # Referrer hosts that say which channel a visit came from (a host ends with one of these).
 _SEARCH_HOSTS: Final = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.")
 _SOCIAL_HOSTS: Final = (
@@ -180,8 +181,11 @@ class SegmentMapper:
             search = page.get("search") or properties.get("search")
             if isinstance(search, str) and "utm_" in search:
                 query = parse_qs(search.lstrip("?"))
+                # As analytics.js reads them: utm_campaign is the campaign's name.
                 campaign = {
-                    key[4:]: values[0] for key, values in query.items() if key[:4] == "utm_"
+                    _UTM.get(key[4:], key[4:]): values[0]
+                    for key, values in query.items()
+                    if key[:4] == "utm_"
                 }
         name = campaign.get("name")
         campaign_name = name.strip()[:MAX_CAMPAIGN] if isinstance(name, str) else None
