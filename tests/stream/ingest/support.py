@@ -116,6 +116,15 @@ def post(
         return exc.code, dict(exc.headers), exc.read()
 
 
+async def raw_values(bootstrap: str, names: TopicNames) -> bytes:
+    """Every key and value of the input topics, concatenated (to look for what must not be)."""
+    out = []
+    for topic in names.inputs:
+        for record in await read_topic(bootstrap, topic):
+            out.append((record.key or b"") + b" " + (record.value or b""))
+    return b"\n".join(out)
+
+
 async def produced(bootstrap: str, names: TopicNames) -> dict[TopicKind, list[Event]]:
     """Every message of the input topics, each held to the contract by ``classify``."""
     kinds: dict[TopicKind, str] = {
