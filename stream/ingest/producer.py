@@ -72,6 +72,8 @@ class EventProducer:
             enable_idempotence=False,
             max_batch_size=_MAX_BATCH_BYTES,
             request_timeout_ms=_REQUEST_TIMEOUT_MS,
+            # While Kafka is away aiokafka logs every retry; five a second is plenty.
+            retry_backoff_ms=200,
             **dict(client_kwargs or {}),
         )
         self._partitions: dict[str, int] = {}
