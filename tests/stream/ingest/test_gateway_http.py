@@ -4,8 +4,10 @@ Kafka outages, malformed bodies, and its own metrics."""
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -190,6 +192,17 @@ async def test_hubspot_webhooks_need_a_fresh_valid_signature(gateway: Any) -> No
     forged = signed(body, url, secret="guess")
     assert (await client.post("/hubspot/webhook", data=body, headers=forged)).status == 401
     assert [m.key for m in producer.sent] == [b"5"]
+
+
+async def test_the_gateway_exports_every_metric_of_its_contract_section(gateway: Any) -> None:
+    client, _producer = gateway
+    text = (Path(__file__).parents[3] / "docs" / "contract" / "metrics.md").read_text()
+    section = text.split("## Ingest gateway", 1)[1]
+    named = set(re.findall(r"^\| `(funnel_ingest_\w+)`", section, re.M))
+    assert len(named) == 3
+    exposed = await (await client.get("/metrics")).text()
+    for name in named:
+        assert f"# TYPE {name} " in exposed, name
 
 
 async def test_the_gateway_counts_requests_and_events(gateway: Any) -> None:
