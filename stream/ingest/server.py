@@ -327,8 +327,8 @@ class Gateway:
                 item[id_field] = ident
             details.append(item)
         message = (
-            f"{len(refused)} of {len(results)} refused, the rest accepted; "
-            f"first: [{refused[0][0]}] {first}"
+            f"{len(refused)} of {len(results)} refused ({len(messages)} accepted, "
+            f"{ignored} ignored); first: [{refused[0][0]}] {first}"
         )
         return _answer(
             400,
