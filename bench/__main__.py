@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench.context import Context, Results
+from bench.ingest import run_ingest
 from bench.latency import run_latency
 from bench.procs import Children
 from bench.report import json_line, table
@@ -34,7 +35,7 @@ from stream.kafka.broker import EmbeddedBroker
 
 log = logging.getLogger("bench")
 
-PHASES = ("raw", "naive", "worker", "worker2", "reroute", "latency", "restart")
+PHASES = ("raw", "naive", "worker", "worker2", "reroute", "latency", "restart", "ingest")
 _THROUGHPUT = ("raw", "naive", "worker")
 
 
@@ -124,6 +125,8 @@ async def _run(ctx: Context, phases: list[str], results: Results, errors: dict[s
             await attempt(name, functools.partial(run_reroute, ctx, rate))
         elif name == "latency":
             await attempt(name, functools.partial(run_latency, ctx))
+        elif name == "ingest":
+            await attempt(name, functools.partial(run_ingest, ctx))
         else:
             await attempt(name, functools.partial(run_memory_and_restart, ctx))
 

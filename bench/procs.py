@@ -1,4 +1,5 @@
-"""Child processes of the benchmark: the funnel worker, the naive Faust app and py-spy.
+"""Child processes of the benchmark: the funnel worker, the naive Faust app, the ingest
+gateway and py-spy.
 
 Each child runs in its own session (a terminal's Ctrl-C reaches only the harness), writes its
 output to a log file, and is registered in a :class:`Children` set that stops every one of them
@@ -187,6 +188,26 @@ def worker_child(
         name=f"worker {app_id}",
         command=[sys.executable, "-m", "stream.cli", "worker"],
         log_path=log_dir / f"{app_id}-{port}.log",
+        env=env,
+        port=port,
+    )
+
+
+def ingest_child(*, bootstrap: str, prefix: str, write_key: str, log_dir: Path) -> Child:
+    """``funnel ingest`` (``python -m stream.cli ingest``) on a free port, 8 partitions."""
+    port = free_port()
+    env = _clean_env(
+        {
+            "FUNNEL_BROKER": bootstrap,
+            "FUNNEL_TOPIC_PREFIX": prefix,
+            "FUNNEL_INGEST_WRITE_KEYS": write_key,
+            "FUNNEL_PARTITIONS": "8",
+        }
+    )
+    return Child(
+        name="ingest gateway",
+        command=[sys.executable, "-m", "stream.cli", "ingest", "--port", str(port)],
+        log_path=log_dir / f"ingest-{port}.log",
         env=env,
         port=port,
     )

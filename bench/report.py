@@ -28,6 +28,7 @@ TARGET_RSS_MB = 400
 TARGET_RESTART_S = 15
 TARGET_WORKER2_OVER_WORKER = 1.5
 TARGET_LEADS_P99_S = 0.2
+TARGET_INGEST_EVENTS_PER_S = 20_000
 
 
 def _number(results: Mapping[str, Any], key: str) -> float | None:
@@ -43,6 +44,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
     rss = _number(results, "rss_mb_1m_open_leads")
     restart = _number(results, "restart_to_processing_s")
     leads = _number(results, "leads_p99_request_s_1m_open")
+    ingest = _number(results, "ingest_events_per_s")
     return {
         "worker_events_per_s": None if worker is None else worker >= TARGET_WORKER_EVENTS_PER_S,
         "worker_vs_naive": (
@@ -52,6 +54,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
         "rss_mb_1m_open_leads": None if rss is None else rss <= TARGET_RSS_MB,
         "restart_to_processing_s": None if restart is None else restart <= TARGET_RESTART_S,
         "leads_p99_request_s_1m_open": None if leads is None else leads <= TARGET_LEADS_P99_S,
+        "ingest_events_per_s": None if ingest is None else ingest >= TARGET_INGEST_EVENTS_PER_S,
     }
 
 
@@ -194,6 +197,19 @@ def table(results: Mapping[str, Any]) -> str:
             f"≤ {TARGET_LEADS_P99_S:.1f} s",
             _mark(ok["leads_p99_request_s_1m_open"]),
         ),
+        (
+            "ingest gateway, /v1/batch of 100, to Kafka acks",
+            _rate(n(results, "ingest_events_per_s")),
+            f"≥ {TARGET_INGEST_EVENTS_PER_S:,} /s",
+            _mark(ok["ingest_events_per_s"]),
+        ),
+        (
+            "  p99 request latency at 1,000 requests/s",
+            _seconds(n(results, "ingest_p99_request_s_at_1k")),
+            "",
+            "",
+        ),
+        ("  p50", _seconds(n(results, "ingest_p50_request_s_at_1k")), "", ""),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

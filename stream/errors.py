@@ -5,7 +5,8 @@
     ├── BrokerUnavailable  the Kafka bootstrap servers cannot be reached
     ├── StateDirError      the local state directory cannot be used
     ├── StateTooLarge      a state record would exceed the producer's request limit (a bug)
-    └── MissingExtra       a command needs an optional part that is not installed (names the extra)
+    ├── MissingExtra       a command needs an optional part that is not installed (names the extra)
+    └── IngestError        the ingest gateway cannot do its job (stream/ingest/errors.py)
 
 Bad input messages are data, not exceptions: they are classified, counted and dead-lettered.
 Every ``FunnelError`` is shown by the command line as one line, without a traceback.

@@ -72,6 +72,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """HTTP gateway: Segment-spec calls and HubSpot webhooks to the input topics."""
+    from stream.ingest import run_gateway
+
+    return run_gateway(_settings(args), args.port)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """The reverse funnel from the north star to the monthly effort per stage."""
     from stream.report import plan_output
@@ -167,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=50.0)
     demo.add_argument("--backfill-days", type=float, default=3.0)
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    add("ingest", cmd_ingest).add_argument(
+        "--port", type=int, default=None, help="listen port (FUNNEL_INGEST_PORT, default 8088)"
+    )
     plan = add("plan", cmd_plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object")
     plan.add_argument(

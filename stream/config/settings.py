@@ -1,8 +1,9 @@
 """Settings: one frozen object built from the TOML file and the ``FUNNEL_*`` environment.
 
 This module is the only code that reads ``FUNNEL_*`` variables. The sections (``funnel``,
-``labels``, ``sla``, ``north_star``, ``kafka``) mirror the file and refuse unknown keys; the
-runtime values of interface.md are top-level fields; durations are float seconds. Every
+``labels``, ``sla``, ``north_star``, ``kafka``, ``ingest``) mirror the file and refuse unknown
+keys; the runtime values of interface.md are top-level fields (the gateway's are in
+``ingest``, with ``FUNNEL_INGEST_*`` variables); durations are float seconds. Every
 refusal is a one-line ``ConfigError`` naming the file (or variable) and the key, e.g.
 ``funnel.toml: north_star.conversion.mql: must be in (0, 1], got 1.5``.
 """
@@ -36,7 +37,7 @@ from stream.core.rules import DEFAULT_EXTRA_STAGES, DEFAULT_FOLLOWUP_STAGES, DEF
 from stream.core.windows import parse_window
 from stream.errors import ConfigError
 
-_SECTIONS = ("funnel", "labels", "sla", "north_star", "kafka")
+_SECTIONS = ("funnel", "labels", "sla", "north_star", "report", "kafka", "ingest")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -292,6 +293,77 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
 
 
+# Where a Segment track event, identify trait value or HubSpot stage may lead: a new lead, or
+# a stage change to one of the configured stages (checked against them in ``Settings``).
+LEAD_CREATED = "lead_created"
+# Segment's campaign medium (utm_medium) → the funnel's source; unlisted media are kept as written.
+_MEDIUM_SOURCES = {
+    "cpc": "paid_search",
+    "ppc": "paid_search",
+    "paidsearch": "paid_search",
+    "paid_search": "paid_search",
+    "organic": "organic",
+    "email": "email",
+    "newsletter": "email",
+    "social": "social",
+    "paid_social": "social",
+    "referral": "referral",
+}
+_HUBSPOT_STAGES = {
+    "lead": "lead",
+    "marketingqualifiedlead": "mql",
+    "salesqualifiedlead": "sql",
+    "opportunity": "opportunity",
+    "customer": "customer",
+}
+SourceName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SegmentMapping(BaseModel):
+    """``[ingest.segment]``: how Segment-spec calls become contract events (docs/ingest.md)."""
+
+    model_config = _FROZEN
+
+    track_events: dict[str, str] = Field(default_factory=lambda: {"Signed Up": LEAD_CREATED})
+    stage_trait: str = "lifecycle_stage"
+    stage_values: dict[str, str] = Field(default_factory=dict)
+    team_property: str = "team"
+    owner_property: str = "owner_id"
+    default_source: SourceName = "direct"
+    medium_sources: dict[str, SourceName] = Field(default_factory=lambda: dict(_MEDIUM_SOURCES))
+
+
+class HubSpotMapping(BaseModel):
+    """``[ingest.hubspot]``: how HubSpot contact webhooks become contract events."""
+
+    model_config = _FROZEN
+
+    stages: dict[str, str] = Field(default_factory=lambda: dict(_HUBSPOT_STAGES))
+    ignored_stages: Annotated[tuple[str, ...], _distinct(None)] = (
+        "subscriber",
+        "evangelist",
+        "other",
+    )
+    source: SourceName = "crm"
+    team: str = "default"
+    public_url: str | None = None
+    app_secret: SecretStr | None = None
+
+
+class IngestSettings(BaseModel):
+    """``[ingest]``: the HTTP gateway (``funnel ingest``); secrets come from the environment."""
+
+    model_config = _FROZEN
+
+    port: Annotated[int, _whole_number(1, 65535, text=True)] = 8088
+    bind: str = "127.0.0.1"
+    produce_timeout: PositiveSeconds = parse_duration("4s")
+    retry_after: PositiveSeconds = parse_duration("2s")
+    write_keys: tuple[SecretStr, ...] = ()
+    segment: SegmentMapping = SegmentMapping()
+    hubspot: HubSpotMapping = HubSpotMapping()
+
+
 class Settings(BaseModel):
     """Everything the processes are configured with; frozen, built by ``load_settings()``."""
 
@@ -303,6 +375,7 @@ class Settings(BaseModel):
     north_star: NorthStarSettings = NorthStarSettings()
     report: ReportSettings = ReportSettings()
     kafka: KafkaSettings = KafkaSettings()
+    ingest: IngestSettings = IngestSettings()
 
     broker: Annotated[tuple[str, ...], BeforeValidator(_brokers)] = ("127.0.0.1:9092",)
     web_port: Annotated[int, _whole_number(1, 65535, text=True)] = 6066
@@ -360,6 +433,22 @@ class Settings(BaseModel):
         for key in ("sasl_mechanism", "sasl_username", "sasl_password_env"):
             if kafka.security_protocol.startswith("SASL_") and getattr(kafka, key) is None:
                 raise _Refused(f"kafka.{key}", f"required with {kafka.security_protocol}")
+        targets = (LEAD_CREATED, *all_stages)
+        segment, hubspot = self.ingest.segment, self.ingest.hubspot
+        for table, mapping, allowed in (
+            ("ingest.segment.track_events", segment.track_events, targets),
+            ("ingest.segment.stage_values", segment.stage_values, targets),
+            ("ingest.hubspot.stages", hubspot.stages, all_stages),
+        ):
+            for key, target in mapping.items():
+                if target not in allowed:
+                    refusal = f"must be {' or '.join(allowed[:1])} or a configured stage"
+                    if allowed is all_stages:
+                        refusal = _not_among(all_stages)
+                    raise _Refused(f"{table}.{key}", f"{refusal}, got {target!r}")
+        for value in hubspot.ignored_stages:
+            if value in hubspot.stages:
+                raise _Refused("ingest.hubspot.ignored_stages", f"{value!r} is also in stages")
         return self
 
 
@@ -394,6 +483,8 @@ def load_settings(
             from_env[(field,)] = variable
     if isinstance(kafka := data.setdefault("kafka", {}), dict):
         _resolve_kafka(kafka, env, source, from_env)
+    if isinstance(ingest := data.setdefault("ingest", {}), dict):
+        _resolve_ingest(ingest, env, source, from_env)
     data["config_path"] = path
     try:
         return Settings.model_validate(data)
@@ -432,6 +523,38 @@ def _resolve_kafka(
             where = from_env.get(loc, f"{source}: kafka.sasl_password_env")
             raise ConfigError(f"{where}: {name} is not set")
         kafka["sasl_password"] = env[name]
+
+
+_INGEST_ENV = {"port": "FUNNEL_INGEST_PORT", "bind": "FUNNEL_INGEST_BIND"}
+_INGEST_SECRETS = {
+    ("write_keys",): "FUNNEL_INGEST_WRITE_KEYS",
+    ("hubspot", "app_secret"): "FUNNEL_HUBSPOT_APP_SECRET",
+}
+
+
+def _resolve_ingest(
+    ingest: dict[str, Any], env: Mapping[str, str], source: str, from_env: dict[_Loc, str]
+) -> None:
+    """Lay ``FUNNEL_INGEST_*`` over ``ingest`` and read its secrets, which only the environment
+    may hold: the Segment write keys (comma-separated) and the HubSpot app's secret."""
+    for key, variable in _INGEST_ENV.items():
+        if variable in env:
+            ingest[key] = env[variable]
+            from_env[("ingest", key)] = variable
+    hubspot = ingest.get("hubspot")
+    for path, variable in _INGEST_SECRETS.items():
+        table = ingest if len(path) == 1 else hubspot
+        if isinstance(table, dict) and path[-1] in table:
+            raise ConfigError(
+                f"{source}: ingest.{'.'.join(path)}: secrets may not sit in the file; "
+                f"set {variable} instead"
+            )
+    if keys := env.get("FUNNEL_INGEST_WRITE_KEYS"):
+        ingest["write_keys"] = tuple(key.strip() for key in keys.split(",") if key.strip())
+    if secret := env.get("FUNNEL_HUBSPOT_APP_SECRET"):
+        if not isinstance(hubspot, dict):
+            hubspot = ingest["hubspot"] = {}
+        hubspot["app_secret"] = secret
 
 
 def _describe(exc: ValidationError, source: str, from_env: Mapping[_Loc, str]) -> str:

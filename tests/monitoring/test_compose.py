@@ -72,7 +72,8 @@ def test_workers_scale_and_are_reachable_by_prometheus(stack: dict[str, Any]) ->
 def test_the_generator_runs_only_in_the_demo_profile(stack: dict[str, Any]) -> None:
     services = stack["services"]
     assert set(services) == {
-        *("kafka", "topics", "worker", "generator", "prometheus", "alertmanager", "grafana")
+        *("kafka", "topics", "worker", "ingest", "generator", "prometheus", "alertmanager"),
+        "grafana",
     }
     assert services["generator"]["profiles"] == ["demo"]
     assert services["generator"]["command"][0] == "generate"
@@ -128,3 +129,18 @@ def test_the_stacks_configuration_sets_every_target_the_dashboards_draw(
     assert settings.north_star.revenue_goal > 0
     assert settings.sla.business_hours is not None
     assert settings.labels.team
+
+
+def test_the_ingest_gateway_takes_its_secrets_from_the_environment(stack: dict[str, Any]) -> None:
+    ingest = stack["services"]["ingest"]
+    assert ingest["command"] == ["ingest"] and "build" in ingest
+    env = ingest["environment"]
+    assert (env["FUNNEL_INGEST_BIND"], env["FUNNEL_BROKER"]) == ("0.0.0.0", "kafka:9092")
+    assert "FUNNEL_INGEST_WRITE_KEYS" in env and "FUNNEL_HUBSPOT_APP_SECRET" in env
+    (port,) = ingest["ports"]
+    published = port if isinstance(port, str) else f"{port['host_ip']}:{port['published']}"
+    assert published.startswith("127.0.0.1:8088")
+    assert ingest["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    jobs = load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
+    (sd,) = next(j for j in jobs if j["job_name"] == "funnel-ingest")["dns_sd_configs"]
+    assert sd["names"] == ["ingest"] and str(sd["port"]) == env["FUNNEL_INGEST_PORT"]

@@ -44,12 +44,23 @@ def test_core_imports_only_itself_and_the_schemas() -> None:
         assert not outside, f"{path} imports {sorted(outside)}"
 
 
-@pytest.mark.parametrize("package", ["core", "planning", "report", "config"])
+@pytest.mark.parametrize("package", ["core", "planning", "report", "config", "ingest"])
 def test_pure_layers_do_not_import_the_runtime_or_the_command_line(package: str) -> None:
     modules = imported_modules(package)
     assert modules, package
     for path, names in modules.items():
         wrong = {n for n in names if n.startswith(("stream.runtime", "stream.cli", "faust"))}
+        assert not wrong, f"{path} imports {sorted(wrong)}"
+
+
+def test_the_ingest_mapping_is_pure() -> None:
+    """Calls → events without I/O: no aiohttp, no Kafka client, nothing of the gateway."""
+    for path, names in imported_modules("ingest/mapping").items():
+        wrong = {
+            n
+            for n in names
+            if n.startswith(("aiohttp", "aiokafka", "stream.ingest.server", "stream.kafka"))
+        }
         assert not wrong, f"{path} imports {sorted(wrong)}"
 
 

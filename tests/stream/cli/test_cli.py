@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: 
         assert needle in errors[0]
 
 
-@pytest.mark.parametrize("command", ["topics", "worker"])
+@pytest.mark.parametrize("command", ["topics", "worker", "ingest"])
 def test_unreachable_broker_is_one_line(command: str, tmp_path: Path) -> None:
     port = free_port()
     result = funnel(
@@ -47,12 +48,22 @@ def test_unreachable_broker_is_one_line(command: str, tmp_path: Path) -> None:
     assert_one_line_failure(result, f"127.0.0.1:{port}")
 
 
-@pytest.mark.parametrize("command", ["topics", "worker", "generate", "demo"])
+@pytest.mark.parametrize("command", ["topics", "worker", "generate", "demo", "ingest"])
 def test_bad_config_is_one_line_naming_the_key(command: str, tmp_path: Path) -> None:
     config = tmp_path / "funnel.toml"
     config.write_text("[north_star.conversion]\nmql = 1.5\n")
     result = funnel("--config", str(config), command)
     assert_one_line_failure(result, "north_star.conversion.mql")
+
+
+def test_ingest_on_a_port_in_use_is_one_line(broker: str, topic_prefix: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"FUNNEL_BROKER": broker, "FUNNEL_TOPIC_PREFIX": topic_prefix}
+        result = funnel("ingest", "--port", str(port), env=env)
+    assert_one_line_failure(result, f"cannot listen on 127.0.0.1:{port}")
 
 
 def test_unknown_key_is_refused(tmp_path: Path) -> None:

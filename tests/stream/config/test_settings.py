@@ -76,6 +76,50 @@ security_protocol = "PLAINTEXT"   # or "SASL_PLAINTEXT", "SASL_SSL", "SSL"
 # sasl_username = "funnel"
 # sasl_password_env = "FUNNEL_KAFKA_PASSWORD"   # the password itself never sits in the file
 # ssl_cafile = "/etc/funnel/ca.pem"
+
+[ingest]                          # funnel ingest: the HTTP gateway (docs/ingest.md)
+port = 8088
+bind = "127.0.0.1"
+produce_timeout = "4s"            # no Kafka acknowledgement by then: 503, the client retries
+retry_after = "2s"                # the 503's Retry-After
+# write keys: FUNNEL_INGEST_WRITE_KEYS only; never in this file
+
+[ingest.segment]
+stage_trait = "lifecycle_stage"   # identify trait whose value is a stage
+team_property = "team"            # property (track) or trait (identify) holding the team
+owner_property = "owner_id"
+default_source = "direct"         # no UTM medium, no referrer from another site
+
+[ingest.segment.track_events]     # track event name -> "lead_created" or a stage
+"Signed Up" = "lead_created"
+
+[ingest.segment.stage_values]     # identify trait value -> "lead_created" or a stage (a stage's own name needs none)
+# marketingqualifiedlead = "mql"  # example
+
+[ingest.segment.medium_sources]   # utm_medium -> source; unlisted media are kept as written
+cpc = "paid_search"
+ppc = "paid_search"
+paidsearch = "paid_search"
+paid_search = "paid_search"
+organic = "organic"
+email = "email"
+newsletter = "email"
+social = "social"
+paid_social = "social"
+referral = "referral"
+
+[ingest.hubspot]                  # app secret: FUNNEL_HUBSPOT_APP_SECRET only
+ignored_stages = ["subscriber", "evangelist", "other"]
+source = "crm"                    # source of contacts created in HubSpot
+team = "default"
+# public_url = "https://ingest.example.com"   # example: the URL HubSpot calls, behind a proxy
+
+[ingest.hubspot.stages]           # HubSpot lifecycle stage -> funnel stage
+lead = "lead"
+marketingqualifiedlead = "mql"
+salesqualifiedlead = "sql"
+opportunity = "opportunity"
+customer = "customer"
 """  # noqa: E501 (a verbatim copy of the spec's example file)
 
 # The example with every "example" line switched on, plus our own key.
@@ -452,3 +496,45 @@ def test_a_toml_syntax_error_is_one_line_naming_the_file(tmp_path: Path) -> None
     assert shown.startswith(f"{path}: not valid TOML: ")
     assert "line 1" in shown
     assert "\n" not in shown
+
+
+def test_the_gateways_secrets_come_only_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "FUNNEL_INGEST_WRITE_KEYS": " wk-one ,wk-two,",
+        "FUNNEL_HUBSPOT_APP_SECRET": "hs-secret",
+        "FUNNEL_INGEST_PORT": "9000",
+        "FUNNEL_INGEST_BIND": "0.0.0.0",
+    }
+    settings = load_settings(write(tmp_path, "[ingest.hubspot]\nteam = 'sales-emea'\n"), env)
+    ingest = settings.ingest
+    assert [key.get_secret_value() for key in ingest.write_keys] == ["wk-one", "wk-two"]
+    assert ingest.hubspot.app_secret == SecretStr("hs-secret")
+    assert (ingest.port, ingest.bind, ingest.hubspot.team) == (9000, "0.0.0.0", "sales-emea")
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "wk-one" not in text and "hs-secret" not in text
+    for table, key in (("ingest", "write_keys"), ("ingest.hubspot", "app_secret")):
+        with pytest.raises(ConfigError, match=f"ingest.*{key}: secrets may not sit in the file"):
+            load_settings(write(tmp_path, f"[{table}]\n{key} = 'x'\n"), environ={})
+    with pytest.raises(ConfigError, match="FUNNEL_INGEST_PORT: must be a whole number"):
+        load_settings(environ={"FUNNEL_INGEST_PORT": "http"})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (
+            "[ingest.segment.track_events]\n'Signed Up' = 'won'",
+            "ingest.segment.track_events.Signed Up",
+        ),
+        ("[ingest.segment.stage_values]\nhot = 'lead_made'", "ingest.segment.stage_values.hot"),
+        ("[ingest.hubspot.stages]\ncustomer = 'lead_created'", "ingest.hubspot.stages.customer"),
+        ("[ingest.hubspot]\nignored_stages = ['lead']", "ingest.hubspot.ignored_stages"),
+        ("[ingest.segment]\ndefault_source = ''", "ingest.segment.default_source"),
+        ("[ingest]\ncolour = 'blue'", "ingest.colour"),
+    ],
+)
+def test_a_bad_ingest_mapping_is_refused_naming_the_key(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_settings(write(tmp_path, text + "\n"), environ={})
