@@ -3,22 +3,26 @@
 :func:`parse_metrics` is pure; :class:`Samples` answers the few questions the demo, the tests
 and the reports ask (a sum over matching series, the series of a name, a histogram quantile
 computed like PromQL's ``histogram_quantile``), and :func:`summarize` condenses a scrape into
-the funnel's headline numbers. :func:`fetch_metrics` gets and parses one scrape over HTTP.
+the funnel's headline numbers. :func:`fetch_metrics` gets and parses one scrape over HTTP;
+:func:`fetch_json` gets one of the worker's JSON views (``/leads``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import math
 import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream.core.durations import parse_duration
 from stream.errors import FunnelError
 from stream.formats import count, percent, seconds
 
@@ -28,6 +32,7 @@ __all__ = [
     "ScrapeError",
     "StageRow",
     "TeamRow",
+    "fetch_json",
     "fetch_metrics",
     "fetch_status",
     "parse_metrics",
@@ -137,7 +142,8 @@ class StageRow:
 @dataclass(frozen=True, slots=True)
 class TeamRow:
     """One sales team: first follow-ups, their latency p50/p95 (seconds, None without any),
-    the share within the SLA (None without follow-ups), and open leads awaiting and overdue."""
+    the share within the SLA (None without follow-ups), and open leads awaiting, at risk (for
+    the summary's ``at_risk_before``; 0 without a warning) and overdue."""
 
     team: str
     followups: float
@@ -145,6 +151,7 @@ class TeamRow:
     p95_seconds: float | None
     within_sla: float | None
     awaiting: float
+    at_risk: float
     overdue: float
 
 
@@ -156,6 +163,8 @@ class FunnelSummary:
     stages: tuple[StageRow, ...]
     teams: tuple[TeamRow, ...]
     events: dict[str, float]  # consumed, applied, duplicate, rejected, lag (all topics)
+    # The earliest warning (the largest ``before`` of funnel_leads_at_risk); None without any.
+    at_risk_before: str | None = None
 
     def stage_cells(self) -> list[list[str]]:
         """The stage rows as text, headers first: stage, entries, conversion, window entries
@@ -167,9 +176,12 @@ class FunnelSummary:
         ]
 
     def team_cells(self) -> list[list[str]]:
-        """The team rows as text, headers first."""
-        headers = ["team", "follow-ups", "p50", "p95", "within SLA", "awaiting", "overdue"]
-        return [headers] + [
+        """The team rows as text, headers first; the at-risk column (headed ``at risk ≤4h``
+        for the warning ``4h``) only when a warning is configured."""
+        warned = self.at_risk_before is not None
+        at_risk = [f"at risk ≤{self.at_risk_before}"] if warned else []
+        headers = ["team", "follow-ups", "p50", "p95", "within SLA", "awaiting", *at_risk]
+        return [[*headers, "overdue"]] + [
             [
                 row.team,
                 count(row.followups),
@@ -177,6 +189,7 @@ class FunnelSummary:
                 seconds(row.p95_seconds),
                 percent(row.within_sla),
                 count(row.awaiting),
+                *([count(row.at_risk)] if warned else []),
                 count(row.overdue),
             ]
             for row in self.teams
@@ -190,7 +203,8 @@ class FunnelSummary:
 def summarize(samples: Samples, stages: tuple[str, ...], window: str = "1d") -> FunnelSummary:
     """The funnel in one scrape: per stage (in ``stages`` order) the entries since the worker
     started and in the current event-time ``window``; per team with any follow-up or open lead
-    (sorted) the follow-up latency and SLA; and the pipeline's message counts and lag."""
+    (sorted) the follow-up latency, SLA and the leads at risk for the earliest warning (the
+    largest ``before``); and the pipeline's message counts and lag."""
     rows: list[StageRow] = []
     for stage in stages:
         entries = samples.value("funnel_stage_entries_total", stage=stage)
@@ -210,11 +224,16 @@ def summarize(samples: Samples, stages: tuple[str, ...], window: str = "1d") -> 
     names |= {
         labels.get("team", "") for labels, _ in samples.series("funnel_leads_awaiting_followup")
     }
+    warnings = {labels["before"] for labels, _ in samples.series("funnel_leads_at_risk")}
+    before = max(warnings, key=parse_duration, default=None)
     teams: list[TeamRow] = []
     for team in sorted(names - {""}):
         done = samples.value("funnel_followups_total", team=team)
         awaiting = samples.value("funnel_leads_awaiting_followup", team=team)
         overdue = samples.value("funnel_leads_overdue", team=team)
+        at_risk = 0.0
+        if before is not None:
+            at_risk = samples.value("funnel_leads_at_risk", team=team, before=before)
         if done or awaiting or overdue:
             within = samples.value("funnel_followups_total", team=team, within_sla="true")
             teams.append(
@@ -225,6 +244,7 @@ def summarize(samples: Samples, stages: tuple[str, ...], window: str = "1d") -> 
                     samples.histogram_quantile(0.95, latency, team=team),
                     within / done if done > 0 else None,
                     awaiting,
+                    at_risk,
                     overdue,
                 )
             )
@@ -233,7 +253,7 @@ def summarize(samples: Samples, stages: tuple[str, ...], window: str = "1d") -> 
         for kind in ("consumed", "applied", "duplicate", "rejected")
     }
     events["lag"] = samples.value("funnel_consumer_lag_messages")
-    return FunnelSummary(window, tuple(rows), tuple(teams), events)
+    return FunnelSummary(window, tuple(rows), tuple(teams), events, before)
 
 
 def _get(url: str, timeout: float) -> tuple[int, bytes]:
@@ -251,6 +271,17 @@ async def fetch_status(url: str, timeout: float) -> int:
     """The HTTP status ``url`` answers with (a thread does the blocking request)."""
     status, _ = await asyncio.to_thread(_get, url, timeout)
     return status
+
+
+async def fetch_json(url: str, timeout: float) -> Any:
+    """The JSON ``url`` answers with (a worker's ``/leads``); failures raise ScrapeError."""
+    status, body = await asyncio.to_thread(_get, url, timeout)
+    if status != 200:
+        raise ScrapeError(f"{url} answered HTTP {status}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ScrapeError(f"{url} answered with something else than JSON") from None
 
 
 async def fetch_metrics(url: str, timeout: float) -> Samples:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import math
 import socket
 import threading
@@ -15,6 +16,7 @@ from stream.observability.scrape import (
     ScrapeError,
     StageRow,
     TeamRow,
+    fetch_json,
     fetch_metrics,
     fetch_status,
     parse_metrics,
@@ -69,6 +71,12 @@ funnel_leads_awaiting_followup{team="d"} 1.0
 # HELP funnel_leads_overdue Open leads past their deadline.
 # TYPE funnel_leads_overdue gauge
 funnel_leads_overdue{team="b"} 2.0
+# HELP funnel_leads_at_risk Open leads not overdue with at most `before` left.
+# TYPE funnel_leads_at_risk gauge
+funnel_leads_at_risk{before="90m",team="b"} 2.0
+funnel_leads_at_risk{before="4h",team="b"} 3.0
+funnel_leads_at_risk{before="4h",team="d"} 1.0
+funnel_leads_at_risk{before="30m",team="b"} 1.0
 # HELP funnel_events_consumed_total Messages read from input topics.
 # TYPE funnel_events_consumed_total counter
 funnel_events_consumed_total{topic="funnel.visits"} 110.0
@@ -84,6 +92,7 @@ funnel_consumer_lag_messages{partition="1",topic="funnel.visits"} 3.0
 """
 
 samples = parse_metrics(EXPOSITION)
+LEADS = {"scope": "local", "status": "awaiting", "partitions": [0], "leads": []}
 LATENCY = "funnel_followup_latency_seconds"
 
 
@@ -182,14 +191,15 @@ def test_summarize_gives_stages_in_order_with_conversion() -> None:
 def test_summarize_gives_teams_with_activity_and_pipeline_totals() -> None:
     summary = summarize(samples, ("visit",))
     assert summary.teams == (
-        TeamRow("a", 10.0, 240.0, 825.0, 0.7, 0.0, 0.0),
-        TeamRow("b", 8.0, 900.0, 900.0, 0.25, 5.0, 2.0),
-        TeamRow("d", 0.0, None, None, None, 1.0, 0.0),  # c: nothing followed up, none open
+        TeamRow("a", 10.0, 240.0, 825.0, 0.7, 0.0, 0.0, 0.0),
+        TeamRow("b", 8.0, 900.0, 900.0, 0.25, 5.0, 3.0, 2.0),
+        TeamRow("d", 0.0, None, None, None, 1.0, 1.0, 0.0),  # c: nothing followed up, none open
     )
-    assert summary.team_cells()[1:] == [
-        ["a", "10", "4.0m", "13.8m", "70.0 %", "0", "0"],
-        ["b", "8", "15.0m", "15.0m", "25.0 %", "5", "2"],
-        ["d", "0", "-", "-", "-", "1", "0"],
+    assert summary.team_cells() == [
+        ["team", "follow-ups", "p50", "p95", "within SLA", "awaiting", "at risk ≤4h", "overdue"],
+        ["a", "10", "4.0m", "13.8m", "70.0 %", "0", "0", "0"],
+        ["b", "8", "15.0m", "15.0m", "25.0 %", "5", "3", "2"],
+        ["d", "0", "-", "-", "-", "1", "1", "0"],
     ]
     assert summary.events == {
         "consumed": 122.0,
@@ -199,6 +209,22 @@ def test_summarize_gives_teams_with_activity_and_pipeline_totals() -> None:
         "lag": 7.0,
     }
     assert summary.events_line().startswith("consumed 122 · applied 110 · duplicate 0")
+
+
+def test_the_at_risk_column_counts_the_earliest_warning() -> None:
+    # 4h is the largest duration, though "90m" sorts after it as text.
+    assert summarize(samples, ("visit",)).at_risk_before == "4h"
+
+
+def test_without_a_warning_there_is_no_at_risk_column() -> None:
+    lines = EXPOSITION.splitlines(keepends=True)
+    text = "".join(line for line in lines if "funnel_leads_at_risk" not in line)
+    summary = summarize(parse_metrics(text), ("visit",))
+    assert summary.at_risk_before is None
+    assert summary.team_cells()[0] == [
+        *("team", "follow-ups", "p50", "p95", "within SLA", "awaiting", "overdue"),
+    ]
+    assert summary.team_cells()[2] == ["b", "8", "15.0m", "15.0m", "25.0 %", "5", "2"]
 
 
 @pytest.mark.parametrize(
@@ -223,16 +249,20 @@ def test_bad_text_is_a_scrape_error() -> None:
 
 @pytest.fixture
 def metrics_server() -> Iterator[str]:
-    """A local HTTP server answering /metrics with EXPOSITION and anything else with 503."""
+    """A local HTTP server answering /metrics with EXPOSITION, /leads with LEADS and anything
+    else with 503."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path != "/metrics":
+            if self.path == "/metrics":
+                body, kind = EXPOSITION.encode(), "text/plain; version=0.0.4"
+            elif self.path.startswith("/leads?"):
+                body, kind = json.dumps(LEADS).encode(), "application/json"
+            else:
                 self.send_error(503)
                 return
-            body = EXPOSITION.encode()
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -257,6 +287,14 @@ async def test_fetch_metrics_reads_an_endpoint(metrics_server: str) -> None:
     assert await fetch_status(f"{metrics_server}/health", timeout=5) == 503
     with pytest.raises(ScrapeError, match="answered HTTP 503"):
         await fetch_metrics(f"{metrics_server}/other", timeout=5)
+
+
+async def test_fetch_json_reads_a_json_view(metrics_server: str) -> None:
+    assert await fetch_json(f"{metrics_server}/leads?limit=5", timeout=5) == LEADS
+    with pytest.raises(ScrapeError, match="answered HTTP 503"):
+        await fetch_json(f"{metrics_server}/other", timeout=5)
+    with pytest.raises(ScrapeError, match="something else than JSON"):
+        await fetch_json(f"{metrics_server}/metrics", timeout=5)
 
 
 async def test_fetch_metrics_from_a_closed_port_is_a_scrape_error() -> None:
