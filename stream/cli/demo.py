@@ -3,7 +3,8 @@
 Everything runs on this machine and stops together: on Ctrl-C, SIGTERM, at the end of
 ``duration``, or when one part fails, the generator task ends, the worker subprocess gets
 SIGTERM (SIGKILL after 10 s) and the broker stops. The view scrapes the worker's ``/metrics``
-every second: a ``rich`` live display on a terminal, a plain-text snapshot every 5 s otherwise.
+and asks its ``/leads`` for the five most urgent open leads every second (one request each):
+a ``rich`` live display on a terminal, a plain-text snapshot every 5 s otherwise.
 
 The demo's traffic is the generator's default profile (published conversion rates and
 follow-up mix) with the sales cycle compressed from weeks to hours, so that a backfill of a
@@ -28,6 +29,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -36,6 +38,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from stream.cli.leads import urgent_cells
 from stream.cli.run import create_all_topics
 from stream.config.settings import Settings, load_settings
 from stream.errors import BrokerUnavailable, FunnelError
@@ -43,7 +46,14 @@ from stream.generate import OutMessage, generate_messages, produce, run_generato
 from stream.generate.profile import DAY_S, DEFAULT_PROFILE, HOUR_S
 from stream.kafka.broker import EmbeddedBroker
 from stream.kafka.security import client_kwargs
-from stream.observability.scrape import Samples, ScrapeError, fetch_metrics, fetch_status, summarize
+from stream.observability.scrape import (
+    Samples,
+    ScrapeError,
+    fetch_json,
+    fetch_metrics,
+    fetch_status,
+    summarize,
+)
 from stream.processes import stop_process_group
 
 __all__ = ["DEMO_PROFILE", "DemoError", "WorkerFailed", "render_summary", "run_demo"]
@@ -58,6 +68,7 @@ GENERATOR_STOP_S = 10.0
 REFRESH_S = 1.0
 PLAIN_EVERY_S = 5.0
 SCRAPE_TIMEOUT_S = 2.0
+URGENT_LEADS = 5  # rows of the view's most urgent leads: one /leads request per refresh
 BACKFILL_MESSAGES_PER_DAY = 60_000  # a day holds every stage (seed 1: 4 customers)
 BACKFILL_MAX_MESSAGES = 100_000  # what one worker catches up with in well under a minute
 LOG_TAIL_LINES = 20
@@ -143,14 +154,26 @@ def _table(title: str, cells: list[list[str]]) -> Table:
     return table
 
 
-def render_summary(samples: Samples, stages: tuple[str, ...], window: str) -> list[RenderableType]:
-    """The view's body from a scrape: a stage table, a team table and the pipeline's counts."""
+def render_summary(
+    samples: Samples,
+    stages: tuple[str, ...],
+    window: str,
+    leads: list[dict[str, Any]] | None = None,
+) -> list[RenderableType]:
+    """The view's body from a scrape: a stage table, a team table, the most urgent open
+    ``leads`` (as ``/leads`` lists them, soonest deadline first; none when None) and the
+    pipeline's counts."""
     summary = summarize(samples, stages, window)
-    return [
+    body: list[RenderableType] = [
         _table("Funnel: entries since start", summary.stage_cells()),
         _table("Follow-up per team: lead → first follow-up", summary.team_cells()),
-        Text(f"events: {summary.events_line()}"),
     ]
+    if leads:
+        body.append(_table("Most urgent leads: soonest deadline first", urgent_cells(leads)))
+    elif leads is not None:
+        body.append(Text("Most urgent leads: no lead awaits a follow-up"))
+    body.append(Text(f"events: {summary.events_line()}"))
+    return body
 
 
 class _Demo:
@@ -340,6 +363,7 @@ class _Demo:
     async def show(self, duration: float | None) -> None:
         """Refresh the view every second until stopped or ``duration``; a last one at the end."""
         samples: Samples | None = None
+        leads: list[dict[str, Any]] | None = None
         live = Live(console=self.console, auto_refresh=False) if self.tty else None
         next_plain = time.monotonic() + PLAIN_EVERY_S
         deadline = self.started + (float("inf") if duration is None else duration)
@@ -348,13 +372,16 @@ class _Demo:
                 self.check_alive()
                 with contextlib.suppress(ScrapeError):
                     samples = await fetch_metrics(f"{self.base_url}/metrics", SCRAPE_TIMEOUT_S)
+                with contextlib.suppress(ScrapeError, KeyError, TypeError):
+                    # 503 while the worker rebalances: the last list stays on screen.
+                    leads = list((await fetch_json(self.leads_url, SCRAPE_TIMEOUT_S))["leads"])
                 now = time.monotonic()
                 done = self.stop.is_set() or now >= deadline
                 if live is not None:
-                    live.update(self.render(samples, "funnel demo"), refresh=True)
+                    live.update(self.render(samples, leads, "funnel demo"), refresh=True)
                 elif done or now >= next_plain:
                     title = "funnel demo: final snapshot" if done else "funnel demo"
-                    self.console.print(self.render(samples, title))
+                    self.console.print(self.render(samples, leads, title))
                     next_plain = now + PLAIN_EVERY_S
                 if done:
                     return
@@ -371,10 +398,20 @@ class _Demo:
             f"{state}; live at {self.rate:g}/s: {live:,})"
         )
 
-    def render(self, samples: Samples | None, title: str) -> RenderableType:
-        """The whole view: where things are, the generator's progress and the metrics."""
+    @property
+    def leads_url(self) -> str:
+        """The worker's most urgent open leads, soonest deadline first."""
+        return f"{self.base_url}/leads?status=awaiting&limit={URGENT_LEADS}"
+
+    def render(
+        self, samples: Samples | None, leads: list[dict[str, Any]] | None, title: str
+    ) -> RenderableType:
+        """The whole view: where things are, the generator's progress, the metrics and the
+        most urgent leads."""
         body = (
-            [Text("(no metrics yet)")] if samples is None else render_summary(samples, *self.view)
+            [Text("(no metrics yet)")]
+            if samples is None
+            else render_summary(samples, *self.view, leads)
         )
         parts = [Text(self.header), Text(self.status_line()), *body]
         if self.tty:

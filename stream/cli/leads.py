@@ -100,6 +100,20 @@ def render_leads(leads: Sequence[dict[str, Any]], fmt: str) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def urgent_cells(leads: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """The short form of the list, headers first: lead, team, owner, deadline (UTC), left."""
+    return [["lead", "team", "owner", "deadline (UTC)", "left"]] + [
+        [
+            lead["lead_id"],
+            lead["team"],
+            lead["owner"] or "-",
+            _utc(lead["deadline"]),
+            time_left(lead["seconds_left"]),
+        ]
+        for lead in leads
+    ]
+
+
 def time_left(seconds: float) -> str:
     """``3h05m`` left, ``-0h20m`` overdue."""
     sign = "-" if seconds < 0 else ""

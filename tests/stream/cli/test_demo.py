@@ -18,6 +18,11 @@ from stream.cli import demo as demo_module
 from stream.cli.demo import WorkerFailed, run_demo
 
 STAGES = ("visit", "lead", "mql", "sql", "opportunity", "customer")
+# A row of the most urgent leads: id, team, owner, deadline (UTC), time left (-0h20m overdue).
+URGENT_ROW = (
+    r"^\s*(l-[0-9a-f]+)\s+(sales-\S+)\s+(\S+)\s+(\d{4}-\d\d-\d\d \d\d:\d\d)"
+    r"\s+(-?)(\d+)h(\d\d)m\s*$"
+)
 
 
 def _free_port() -> int:
@@ -79,6 +84,32 @@ def _final_entries(output: str) -> dict[str, int]:
     return {stage: int(n.replace(",", "")) for stage, n in rows}
 
 
+def _final_teams(output: str) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
+    """The last snapshot's team table: its header cells, and per team awaiting, at risk and
+    overdue (its last three columns)."""
+    final = output.rpartition("=== funnel demo: final snapshot")[2]
+    table = final.partition("Follow-up per team")[2].partition("events:")[0]
+    header = re.search(r"^\s*(team\s.*?)\s*$", table, re.M)
+    assert header, output
+    rows = re.findall(r"^\s*(sales-\S+)\s.*?\s([\d,]+)\s+([\d,]+)\s+([\d,]+)\s*$", table, re.M)
+    teams = {
+        team: (int(a.replace(",", "")), int(r.replace(",", "")), int(o.replace(",", "")))
+        for team, a, r, o in rows
+    }
+    return re.split(r"\s{2,}", header[1]), teams
+
+
+def _final_urgent_leads(output: str) -> list[tuple[str, str, str, str, int]]:
+    """The last snapshot's most urgent leads: id, team, owner, deadline, minutes left."""
+    final = output.rpartition("=== funnel demo: final snapshot")[2]
+    table = final.partition("Most urgent leads: soonest deadline first")[2]
+    rows = re.findall(URGENT_ROW, table.partition("events:")[0], re.M)
+    return [
+        (lead, team, owner, deadline, (-1 if sign else 1) * (int(h) * 60 + int(m)))
+        for lead, team, owner, deadline, sign, h, m in rows
+    ]
+
+
 @pytest.mark.timeout(90)
 def test_demo_shows_every_stage_and_leaves_no_process() -> None:
     web_port = _free_port()
@@ -95,6 +126,19 @@ def test_demo_shows_every_stage_and_leaves_no_process() -> None:
     assert entries["visit"] > entries["lead"] > entries["customer"]
     assert f"http://127.0.0.1:{web_port}/metrics" in out
     assert re.search(r"^\s*sales-\w+\s+[\d,]+\s+\S+\s+\S+\s+[\d.]+ %", out, re.M), out
+    # Per team, the leads at risk of the earliest warning (sla.warn_before: 4h, 1h), which
+    # are open leads not yet overdue.
+    header, teams = _final_teams(out)
+    assert header[-3:] == ["awaiting", "at risk ≤4h", "overdue"], out
+    assert teams and all(risk + overdue <= awaiting for awaiting, risk, overdue in teams.values())
+    assert sum(risk for _, risk, _ in teams.values()) > 0, out
+    # The five most urgent open leads, soonest deadline first, each with its owner.
+    urgent = _final_urgent_leads(out)
+    assert len(urgent) == 5, out
+    assert {team for _, team, _, _, _ in urgent} <= set(teams)
+    assert all(re.fullmatch(r"rep-\d+", owner) for _, _, owner, _, _ in urgent), out
+    assert [row[3] for row in urgent] == sorted(row[3] for row in urgent)
+    assert urgent[0][4] <= urgent[-1][4]
     assert "generator sent" in out and out.rstrip().endswith("demo stopped")
     pids = _started_pids(out)
     assert not [pid for pid in pids if _alive(pid)]
