@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,11 @@ PROMETHEUS = REPO / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+DATASOURCES = REPO / "grafana" / "provisioning" / "datasources"
 METRICS_CONTRACT = REPO / "docs" / "contract" / "metrics.md"
 
+# The Grafana plugin that reads the workers' JSON views (/leads) for tables.
+INFINITY = "yesoreyeram-infinity-datasource"
 # Series Prometheus makes itself for every target; the only non-contract name a query uses.
 SYNTHETIC = frozenset({"up"})
 # What the dashboards' template variables become in the live check.
@@ -92,6 +96,12 @@ class Panel:
     def exprs(self) -> list[str]:
         return [str(t["expr"]) for t in self.body.get("targets", []) if "expr" in t]
 
+    @property
+    def infinity_targets(self) -> list[dict[str, Any]]:
+        """The targets that the Infinity data source answers (JSON from a URL)."""
+        targets: list[dict[str, Any]] = self.body.get("targets", [])
+        return [t for t in targets if t["datasource"]["type"] == INFINITY]
+
 
 def dashboard(path: Path) -> dict[str, Any]:
     """A dashboard file's JSON model."""
@@ -123,6 +133,27 @@ def variable_metrics(model: dict[str, Any]) -> list[str]:
             assert match, f"variable {var['name']}: expected label_values(metric, label)"
             out.append(match.group(1))
     return out
+
+
+def infinity_url(target: Mapping[str, Any], variables: Mapping[str, str]) -> str:
+    """The URL an Infinity target asks, its template variables replaced by ``variables``
+    (``{"${worker}": "http://127.0.0.1:6066"}``) and its extra query parameters appended."""
+    url = str(target["url"])
+    for name, value in variables.items():
+        url = url.replace(name, value)
+    params = [(p["key"], p["value"]) for p in target.get("url_options", {}).get("params", [])]
+    if params:
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
+    return url
+
+
+def select(answer: Any, selector: str) -> Any:
+    """What a root selector written as a plain path (``leads``, ``data.items``) picks."""
+    assert re.fullmatch(r"\w+(\.\w+)*", selector), f"not a plain path: {selector!r}"
+    for key in selector.split("."):
+        assert isinstance(answer, dict) and key in answer, f"{selector!r}: no {key!r}"
+        answer = answer[key]
+    return answer
 
 
 def substitute(expr: str) -> str:

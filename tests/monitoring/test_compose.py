@@ -6,8 +6,10 @@ the assertions read its resolved output, the configuration as the engine would g
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 import yaml
 
 from stream.config.settings import load_settings
-from tests.monitoring.sources import PROMETHEUS, REPO, load_yaml
+from tests.monitoring.sources import DATASOURCES, INFINITY, PROMETHEUS, REPO, load_yaml
 
 
 def compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -144,3 +146,21 @@ def test_the_ingest_gateway_takes_its_secrets_from_the_environment(stack: dict[s
     jobs = load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
     (sd,) = next(j for j in jobs if j["job_name"] == "funnel-ingest")["dns_sd_configs"]
     assert sd["names"] == ["ingest"] and str(sd["port"]) == env["FUNNEL_INGEST_PORT"]
+
+
+def test_grafana_installs_infinity_and_reads_the_workers_lead_list(stack: dict[str, Any]) -> None:
+    services = stack["services"]
+    plugins = services["grafana"]["environment"]["GF_INSTALL_PLUGINS"].split(",")
+    (infinity,) = [p for p in plugins if p.split()[0] == INFINITY]
+    assert re.fullmatch(rf"{INFINITY} \d+\.\d+\.\d+", infinity)  # a pinned version
+    (source,) = load_yaml(DATASOURCES / "infinity.yml")["datasources"]
+    assert source["type"] == INFINITY
+    # The only URL it may ask is the workers' /leads, by the service name and web port that
+    # every replica has (any of them answers for the group).
+    (allowed,) = source["jsonData"]["allowedHosts"]
+    url = urllib.parse.urlsplit(allowed)
+    worker = services["worker"]
+    assert url.hostname == "worker"  # the service name, which Docker's DNS resolves
+    assert str(url.port) == worker["environment"]["FUNNEL_WEB_PORT"]
+    assert str(url.port) in [str(port) for port in worker["expose"]]
+    assert url.path == "/leads"
