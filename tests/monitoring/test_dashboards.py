@@ -3,22 +3,30 @@
 What a reader of a dashboard relies on: every panel says what it shows (a description)
 and in what unit; the links and alerts that point at a dashboard keep working (stable
 uids); the data source and team/source selectors work on every panel; target lines are
-drawn where a target exists; and no query names a series that nobody exports.
+drawn where a target exists; no query names a series that nobody exports; and a table
+of leads asks the workers' lead list for columns it has.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
+from stream.core.leadlist import LEAD_LIST_STATUSES, LeadRow
+from stream.runtime.leadsweb import LeadQuery
 from tests.monitoring.sources import (
     DASHBOARDS,
+    DATASOURCES,
+    INFINITY,
     REPO,
     SYNTHETIC,
+    Panel,
     all_panels,
     contract_metrics,
     dashboard,
     exposed_names,
+    infinity_url,
     load_yaml,
     metric_names,
     panels,
@@ -35,6 +43,10 @@ UIDS = {
     "pipeline-health.json": "funnel-pipeline-health",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# Tables of leads read the workers' /leads through Infinity, chosen by its own variable.
+LEAD_LIST = {"type": INFINITY, "uid": "${leads_datasource}"}
+# The keys of each lead in a /leads answer.
+LEAD_KEYS = set(LeadRow("l", "t", None, None, None, None, 0.0, 0.0, 0.0, 0).as_json())
 VARIABLE = re.compile(r"\$\{?(\w+)")
 RATE_RANGE = re.compile(r"\b(?:rate|irate)\([^\[\]]*\[([^\]]*)\]")
 # The metrics that hold a target, and the legend a target line is drawn with.
@@ -73,34 +85,95 @@ def test_panel_ids_are_unique_and_panels_fit_the_grid() -> None:
             assert grid["x"] + grid["w"] <= 24, f"{name}: {p['title']}"
 
 
+def _provisioned(name: str) -> dict[str, Any]:
+    (source,) = load_yaml(DATASOURCES / name)["datasources"]
+    found: dict[str, Any] = source
+    return found
+
+
 def test_every_panel_reads_the_data_source_variable() -> None:
-    provisioned = load_yaml(REPO / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
-    uid = provisioned["datasources"][0]["uid"]
+    uid = _provisioned("prometheus.yml")["uid"]
     for name, model in _models().items():
         variables = {v["name"]: v for v in model["templating"]["list"]}
         source = variables["datasource"]
         assert source["type"] == "datasource" and source["query"] == "prometheus", name
         assert source["current"]["value"] == uid, f"{name}: defaults to another data source"
         for panel in panels(model):
-            assert panel["datasource"] == DATASOURCE, f"{name}: {panel['title']}"
+            # Prometheus answers PromQL; the lead list (Infinity) a URL, and nothing else.
+            assert panel["datasource"] in (DATASOURCE, LEAD_LIST), f"{name}: {panel['title']}"
             for target in panel["targets"]:
-                assert target["datasource"] == DATASOURCE, f"{name}: {panel['title']}"
+                assert target["datasource"] == panel["datasource"], f"{name}: {panel['title']}"
+                promql = target["datasource"] == DATASOURCE
+                assert ("expr" in target) == promql, f"{name}: {panel['title']}"
         for var in variables.values():
             if var["type"] == "query":
                 assert var["datasource"] == DATASOURCE, f"{name}: ${var['name']}"
+
+
+def _query(target: dict[str, Any]) -> str:
+    """What a target asks: PromQL, or the URL of an Infinity target."""
+    return str(target["expr"] if target["datasource"] == DATASOURCE else target["url"])
 
 
 def test_template_variables_are_defined_and_used() -> None:
     seen = set()
     for name, model in _models().items():
         defined = {v["name"] for v in model["templating"]["list"]}
-        exprs = [t["expr"] for p in panels(model) for t in p["targets"]]
-        used = {v for e in exprs for v in VARIABLE.findall(e) if not v.startswith("__")}
+        queries = [_query(t) for p in panels(model) for t in p["targets"]]
+        used = {v for e in queries for v in VARIABLE.findall(e) if not v.startswith("__")}
         assert used <= defined, f"{name}: undefined {used - defined}"
         queried = {v["name"] for v in model["templating"]["list"] if v["type"] == "query"}
         assert queried <= used, f"{name}: variables no panel uses: {queried - used}"
         seen |= defined
     assert {"datasource", "team", "source"} <= seen
+
+
+def _lead_tables() -> list[Panel]:
+    return [p for p in all_panels() if p.infinity_targets]
+
+
+def test_lead_tables_ask_the_workers_lead_list_for_columns_it_has() -> None:
+    tables = _lead_tables()
+    assert [(p.file.name, p.title) for p in tables] == [("sales.json", "Most urgent open leads")]
+    allowed = _provisioned("infinity.yml")["jsonData"]["allowedHosts"]
+    for table in tables:
+        where, panel = f"{table.file.name}: {table.title}", table.body
+        variables = {v["name"]: v for v in dashboard(table.file)["templating"]["list"]}
+        lead_list = variables["leads_datasource"]
+        assert (lead_list["type"], lead_list["query"]) == ("datasource", INFINITY), where
+        assert lead_list["current"]["value"] == _provisioned("infinity.yml")["uid"], where
+        worker = variables["worker"]["current"]["value"]
+        assert panel["type"] == "table", where
+        for target in panel["targets"]:
+            shape = (target["type"], target["source"], target["parser"], target["format"])
+            assert shape == ("json", "url", "backend", "table"), where
+            url = infinity_url(target, {"${worker}": worker})
+            assert any(url.startswith(prefix) for prefix in allowed), f"{where}: {url}"
+            parts = urllib.parse.urlsplit(url)
+            assert parts.path == "/leads", where
+            params = dict(urllib.parse.parse_qsl(parts.query, strict_parsing=True))
+            query = LeadQuery.parse(params)  # what the worker makes of it; bad ones raise
+            assert query.scope == "group" and query.status in LEAD_LIST_STATUSES, where
+            assert target["root_selector"] == "leads", where
+            selectors = {c["selector"] for c in target["columns"]}
+            assert selectors <= LEAD_KEYS, f"{where}: not in /leads: {selectors - LEAD_KEYS}"
+
+
+def test_lead_tables_give_every_number_and_time_column_a_unit() -> None:
+    for table in _lead_tables():
+        where, panel = f"{table.file.name}: {table.title}", table.body
+        units = {
+            o["matcher"]["options"]: p["value"]
+            for o in panel["fieldConfig"]["overrides"]
+            if o["matcher"]["id"] == "byName"
+            for p in o["properties"]
+            if p["id"] == "unit"
+        }
+        assert panel["fieldConfig"]["defaults"]["unit"] == "string", where  # ids as written
+        for target in panel["targets"]:
+            for column in target["columns"]:
+                if column["type"] != "string":
+                    assert units.get(column["text"]), f"{where}: {column['text']} has no unit"
 
 
 def test_rates_use_the_rate_interval() -> None:
