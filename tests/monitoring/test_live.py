@@ -42,9 +42,11 @@ from tests.monitoring.sources import (
     contract_metrics,
     dashboard,
     exposed_names,
+    infinity_url,
     load_yaml,
     metric_names,
     rules,
+    select,
     substitute,
     variable_metrics,
 )
@@ -356,3 +358,37 @@ def test_every_metric_named_is_exported_by_the_worker(stack: Stack) -> None:
     present = set(stack.worker.metrics().names())
     missing = [name for name in wanted if name not in present]
     assert not missing, f"named by a dashboard or rule, absent from /metrics: {missing}"
+
+
+def _get_json(url: str, retry_for: float = 15.0) -> Any:
+    """The JSON ``url`` answers, asked again while it answers 503 (a group rebalancing)."""
+    give_up = time.monotonic() + retry_for
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or time.monotonic() > give_up:
+                raise AssertionError(f"{url}: HTTP {error.code} {error.read()!r}") from None
+            time.sleep(0.5)
+
+
+def test_every_lead_table_reads_its_columns_from_the_worker(stack: Stack) -> None:
+    # What Grafana's Infinity data source asks, with the dashboard's worker variable set to
+    # the test worker, and what it reads from the answer: the root selector's rows and, in
+    # each row, every column's selector.
+    tables = [(panel, t) for panel in all_panels() for t in panel.infinity_targets]
+    assert tables
+    for panel, target in tables:
+        url = infinity_url(target, {"${worker}": stack.worker.url("")})
+        rows = select(_get_json(url), target["root_selector"])
+        where = f"{panel.file.name} / {panel.title}: {url}"
+        assert isinstance(rows, list) and rows, f"{where}: no rows"
+        limit = int(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["limit"][0])
+        assert len(rows) == limit, f"{where}: {len(rows)} rows"  # far more leads are open
+        for column in target["columns"]:
+            missing = [row for row in rows if column["selector"] not in row]
+            assert not missing, f"{where}: no {column['selector']!r} in {missing[0]}"
+        deadlines = [row["deadline"] for row in rows]
+        assert deadlines == sorted(deadlines), f"{where}: not soonest deadline first"
+        assert rows[0]["seconds_left"] < 0, f"{where}: overdue leads come first"
