@@ -131,6 +131,6 @@ async def test_a_hot_visitor_keeps_half_the_normal_rate(
         applied = worker.metrics().value("funnel_events_applied_total", topic=names.visits)
     finally:
         worker.stop()
-    print(f"rates: normal={normal_rate:.0f}/s hot visitor={hot_rate:.0f}/s")
+    print(f"messages per CPU second: normal={normal_rate:.0f} hot visitor={hot_rate:.0f}")
     assert applied - applied_before == HOT_VISITS
     assert hot_rate >= 0.5 * normal_rate, (normal_rate, hot_rate)
