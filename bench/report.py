@@ -207,6 +207,24 @@ def table(results: Mapping[str, Any]) -> str:
             _mark(ok["restart_to_processing_s"]),
         ),
         ("  restart to /health 200", _seconds(n(results, "restart_to_healthy_s")), "", ""),
+        (
+            "kill -9 under steady traffic, restart to caught up",
+            _seconds(n(results, "restart_under_traffic_to_caught_up_s")),
+            "",
+            "",
+        ),
+        (
+            "  restart to /health 200",
+            _seconds(n(results, "restart_under_traffic_to_healthy_s")),
+            "",
+            "",
+        ),
+        (
+            "  not committed at the kill (replayed)",
+            _count(n(results, "restart_under_traffic_uncommitted_at_kill")),
+            "",
+            "",
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
