@@ -1,22 +1,31 @@
-"""Processing delay under a steady 5,000 events/s, from the worker's own histogram.
+"""Processing delay under a steady 5,000 events/s: exact, and from the worker's histogram.
 
-A worker (prefix ``bench-lat.``) first catches up with a warm-up of generated traffic. Then
-the harness scrapes ``/metrics``, produces the continuation of the same traffic at a steady
-rate (sampling the worker's lag every second), waits until every message is processed, and
-scrapes again. The difference of the two scrapes' ``funnel_processing_delay_seconds``
-buckets holds exactly the steady period's messages; its quantiles are computed as PromQL's
-``histogram_quantile`` does.
+A worker (prefix ``bench-lat.``, run through bench/delayworker.py, which also writes every
+record's delay to a file) first catches up with a warm-up of generated traffic. Then the
+harness scrapes ``/metrics``, notes how many delays the file holds, produces the
+continuation of the same traffic at a steady rate (sampling the worker's lag every second),
+waits until every message is processed, and scrapes again.
+
+- **Exact**: the delays the file gained, one per steady message (else the phase fails);
+  their p50, p99 and p99.9 by nearest rank. The p99 target is judged on this figure.
+- **The contract histogram**: the difference of the two scrapes'
+  ``funnel_processing_delay_seconds`` buckets, which must hold exactly the steady period's
+  messages (else the phase fails); its quantiles computed as PromQL's
+  ``histogram_quantile`` does, interpolated within a bucket (.025 to .05 s, say).
 
 Then the same steady traffic goes to fresh topics read by a plain aiokafka client that only
-decodes (bench/rawdelay.py), measured the same way: the delay the broker, the producer and
+decodes (bench/rawdelay.py), measured both ways too: the delay the broker, the producer and
 the machine impose anyway, the floor under the worker's figure.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import itertools
 import logging
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped,unused-ignore]
@@ -63,6 +72,35 @@ def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
+def read_delays(path: Path, skip: int = 0) -> list[float]:
+    """The delays (float64) appended to ``path``, after the first ``skip``, sorted."""
+    delays = array.array("d")
+    delays.frombytes(path.read_bytes()[skip * delays.itemsize :] if path.exists() else b"")
+    return sorted(delays)
+
+
+def delays_in(path: Path) -> int:
+    """How many delays ``path`` holds."""
+    return path.stat().st_size // array.array("d").itemsize if path.exists() else 0
+
+
+def exact_quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q``-quantile of sorted values by nearest rank: the least value with at least a
+    share ``q`` of them at or below it (no interpolation). None when there are none."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(round(q * len(ordered), 9)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def exact_figures(ordered: Sequence[float], prefix: str, suffix: str) -> Results:
+    """p50, p99 and p99.9 of sorted delays under ``<prefix>_p50_exact_<suffix>`` and so on."""
+    return {
+        f"{prefix}p{name}_exact_{suffix}": exact_quantile(ordered, q)
+        for name, q in (("50", 0.5), ("99", 0.99), ("999", 0.999))
+    }
+
+
 async def _sample_lag(
     bootstrap: str, names: TopicNames, lags: list[int], stop: asyncio.Event
 ) -> None:
@@ -107,12 +145,15 @@ async def run_latency(ctx: Context) -> Results:
     steady_count = int(ctx.steady_rate * ctx.steady_seconds)
     traffic = generated(names, count=ctx.warmup_events + steady_count, seed=ctx.seed + 1)
     await produce_all(ctx.bootstrap, itertools.islice(traffic, ctx.warmup_events), "warm-up")
+    delays = ctx.dir("logs") / "worker-delays.f64"
+    delays.unlink(missing_ok=True)
     child = worker_child(
         bootstrap=ctx.bootstrap,
         prefix=PREFIX,
         app_id=_APP,
         data_dir=ctx.dir("latency-state"),
         log_dir=ctx.dir("logs"),
+        delays=delays,
     )
     ctx.children.start(child)
 
@@ -134,6 +175,7 @@ async def run_latency(ctx: Context) -> Results:
         await wait_healthy(child, timeout_s=_READY_TIMEOUT_S)
         await catch_up("latency warm-up")
         before = await child.metrics()
+        warm_up_delays = delays_in(delays)
         lags: list[int] = []
         stop_sampling = asyncio.Event()
         sampler = asyncio.create_task(_sample_lag(ctx.bootstrap, names, lags, stop_sampling))
@@ -154,18 +196,34 @@ async def run_latency(ctx: Context) -> Results:
     delta = histogram_delta(before, after, _DELAY)
     observed = delta.value(f"{_DELAY}_count")
     if observed != paced.sent:
-        log.warning("delay histogram holds %s observations for %s messages", observed, paced.sent)
+        raise ChildFailed(
+            f"the delay histogram holds {observed:,.0f} observations for {paced.sent:,} messages"
+        )
+    exact = read_delays(delays, skip=warm_up_delays)
+    if len(exact) != paced.sent:
+        raise ChildFailed(f"{len(exact):,} exact delays kept for {paced.sent:,} messages")
     raw = await _raw_client_delay(ctx)
-    return raw | {
-        "p99_processing_delay_s_at_5k": delta.histogram_quantile(0.99, _DELAY),
-        "p50_processing_delay_s_at_5k": delta.histogram_quantile(0.5, _DELAY),
-        "mean_processing_delay_s_at_5k": (
-            delta.value(f"{_DELAY}_sum") / observed if observed else None
-        ),
-        "max_lag_messages_at_5k": max(lags, default=None),
-        "steady_events_per_s": paced.rate,
-        "steady_seconds": paced.seconds,
-    }
+    worker_exact = exact_figures(exact, "", "processing_delay_s_at_5k")
+    floor = raw.get("raw_client_p99_exact_delay_s_at_5k")
+    p99 = worker_exact["p99_exact_processing_delay_s_at_5k"]
+    return (
+        raw
+        | worker_exact
+        | {
+            "p99_exact_added_by_worker_s_at_5k": (
+                p99 - floor if isinstance(p99, float) and isinstance(floor, float) else None
+            ),
+            "max_exact_processing_delay_s_at_5k": exact[-1] if exact else None,
+            "p99_processing_delay_s_at_5k": delta.histogram_quantile(0.99, _DELAY),
+            "p50_processing_delay_s_at_5k": delta.histogram_quantile(0.5, _DELAY),
+            "mean_processing_delay_s_at_5k": (
+                delta.value(f"{_DELAY}_sum") / observed if observed else None
+            ),
+            "max_lag_messages_at_5k": max(lags, default=None),
+            "steady_events_per_s": paced.rate,
+            "steady_seconds": paced.seconds,
+        }
+    )
 
 
 async def _raw_client_delay(ctx: Context) -> Results:
@@ -173,8 +231,14 @@ async def _raw_client_delay(ctx: Context) -> Results:
     names = TopicNames.from_prefix(RAW_PREFIX)
     await create_topics(ctx.bootstrap, names)
     count = int(ctx.steady_rate * ctx.steady_seconds)
+    delays = ctx.dir("logs") / "raw-delays.f64"
+    delays.unlink(missing_ok=True)
     child = raw_delay_child(
-        bootstrap=ctx.bootstrap, topics=names.inputs, count=count, log_dir=ctx.dir("logs")
+        bootstrap=ctx.bootstrap,
+        topics=names.inputs,
+        count=count,
+        log_dir=ctx.dir("logs"),
+        delays=delays,
     )
     ctx.children.start(child)
     try:
@@ -186,7 +250,14 @@ async def _raw_client_delay(ctx: Context) -> Results:
         child.stop()
     lines = exposition.split("ready\n", 1)[-1].splitlines()
     samples = parse_metrics("\n".join(line for line in lines if _DELAY in line) + "\n")
-    return {
+    observed = samples.value(f"{_DELAY}_count")
+    exact = read_delays(delays)
+    if observed != count or len(exact) != count:
+        raise ChildFailed(
+            f"raw client: {observed:,.0f} observations and {len(exact):,} exact delays "
+            f"for {count:,} messages"
+        )
+    return exact_figures(exact, "raw_client_", "delay_s_at_5k") | {
         "raw_client_p99_delay_s_at_5k": samples.histogram_quantile(0.99, _DELAY),
         "raw_client_p50_delay_s_at_5k": samples.histogram_quantile(0.5, _DELAY),
     }

@@ -6,8 +6,9 @@ One agent reads the three input topics, decodes each message with the same pydan
 values, in-memory store): one table write, so one changelog message, per event. ``/progress``
 answers how many events it processed and when it saw the first and the last.
 
-Only what the embedded broker needs to start in seconds is set (rebalance and session
-timeouts, as the worker sets them), plus the worker's commit interval, so that "every offset
+Only what the embedded broker needs to start in seconds is set: the rebalance and session
+timeouts and the heartbeat interval, the worker's own (``SESSION_TIMEOUT_S``, imported, so the
+two start and rejoin alike), plus the worker's commit interval, so that "every offset
 committed" comes as soon for both. Everything else is Faust's default.
 """
 
@@ -23,6 +24,7 @@ import faust
 from schemas import Rejection, TopicKind, Visit, classify
 from schemas.events import LeadCreated
 from stream.config.settings import Settings
+from stream.runtime.worker import SESSION_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,10 @@ def build_app(
         topic_replication_factor=1,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=10.0,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=1.0,
+        # as the worker sets them (stream.runtime.worker.Worker._create_app)
+        broker_rebalance_timeout=SESSION_TIMEOUT_S,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=SESSION_TIMEOUT_S / 4,
         broker_commit_interval=1.0,
         autodiscover=False,
     )

@@ -168,9 +168,19 @@ def _clean_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def worker_child(
-    *, bootstrap: str, prefix: str, app_id: str, data_dir: Path, log_dir: Path
+    *,
+    bootstrap: str,
+    prefix: str,
+    app_id: str,
+    data_dir: Path,
+    log_dir: Path,
+    delays: Path | None = None,
 ) -> Child:
-    """A ``funnel worker`` (``python -m stream.cli worker``): event clock, RocksDB, 8 partitions."""
+    """A ``funnel worker`` (``python -m stream.cli worker``): event clock, RocksDB, 8 partitions.
+
+    With ``delays``, the same worker through :mod:`bench.delayworker`, which also appends
+    every record's processing delay to that file.
+    """
     port = free_port()
     env = _clean_env(
         {
@@ -186,7 +196,11 @@ def worker_child(
     )
     return Child(
         name=f"worker {app_id}",
-        command=[sys.executable, "-m", "stream.cli", "worker"],
+        command=(
+            [sys.executable, "-m", "stream.cli", "worker"]
+            if delays is None
+            else [sys.executable, "-m", "bench.delayworker", str(delays)]
+        ),
         log_path=log_dir / f"{app_id}-{port}.log",
         env=env,
         port=port,
@@ -230,10 +244,13 @@ def naive_child(
     )
 
 
-def raw_delay_child(*, bootstrap: str, topics: Sequence[str], count: int, log_dir: Path) -> Child:
-    """The raw client's delay measurement of :mod:`bench.rawdelay` on ``topics``."""
+def raw_delay_child(
+    *, bootstrap: str, topics: Sequence[str], count: int, log_dir: Path, delays: Path
+) -> Child:
+    """The raw client's delay measurement of :mod:`bench.rawdelay` on ``topics``; every
+    record's delay is appended to ``delays``."""
     command = [sys.executable, "-m", "bench.rawdelay", "--broker", bootstrap]
-    command += ["--topics", ",".join(topics), "--count", str(count)]
+    command += ["--topics", ",".join(topics), "--count", str(count), "--delays", str(delays)]
     return Child(
         name="raw client delay",
         command=command,

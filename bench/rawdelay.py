@@ -5,12 +5,15 @@ consumer (no group, from the topics' ends, the worker's fetch wait) that decodes
 with ``classify`` and observes now minus the record timestamp into a histogram with the
 worker's buckets. It prints ``ready`` once positioned, and the histogram in the Prometheus
 text format after ``N`` records, so the harness computes its quantiles exactly as it does the
-worker's (bench/latency.py).
+worker's (bench/latency.py). With ``--delays PATH`` it also appends every record's delay to
+``PATH`` as a native float64, as bench/delayworker.py does for the worker, for exact
+quantiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import sys
 import time
@@ -28,8 +31,11 @@ from stream.runtime.seam.transport import FETCH_MAX_WAIT_MS
 DELAY = "funnel_processing_delay_seconds"
 
 
-async def measure(broker: str, topics: list[str], count: int) -> str:
-    """Consume ``count`` new records of ``topics``; the delay histogram as exposition text."""
+async def measure(broker: str, topics: list[str], count: int, delays: str | None = None) -> str:
+    """Consume ``count`` new records of ``topics``; the delay histogram as exposition text.
+
+    With ``delays``, every record's delay is also appended to that file (float64)."""
+    out = None if delays is None else open(delays, "ab", buffering=0)  # noqa: SIM115
     registry = CollectorRegistry()
     delay = Histogram(
         DELAY, "Now minus record timestamp.", buckets=DELAY_BUCKETS, registry=registry
@@ -51,15 +57,21 @@ async def measure(broker: str, topics: list[str], count: int) -> str:
         seen = 0
         while seen < count:
             batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=1000)
+            wall = time.time()  # the future-timestamp check's clock, once per fetch, as the worker
             for tp, records in batches.items():
                 kind = kinds[tp.topic]
                 for record in records:
-                    classify(kind, record.key, record.value, stages=stages)
+                    classify(kind, record.key, record.value, stages=stages, now=wall)
                 now = time.time()
-                observe_ages(delay, now, [r.timestamp / 1000.0 for r in records])
+                stamps = [r.timestamp / 1000.0 for r in records]
+                observe_ages(delay, now, stamps)
+                if out is not None:
+                    array.array("d", [now - t if now > t else 0.0 for t in stamps]).tofile(out)
                 seen += len(records)
     finally:
         await consumer.stop()
+        if out is not None:
+            out.close()
     return generate_latest(registry).decode()
 
 
@@ -68,8 +80,10 @@ def main() -> int:
     parser.add_argument("--broker", required=True)
     parser.add_argument("--topics", required=True, help="visits,leads,stage-transitions topics")
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--delays", default=None, help="append every record's delay here")
     args = parser.parse_args()
-    sys.stdout.write(asyncio.run(measure(args.broker, args.topics.split(","), args.count)))
+    exposition = asyncio.run(measure(args.broker, args.topics.split(","), args.count, args.delays))
+    sys.stdout.write(exposition)
     return 0
 
 

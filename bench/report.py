@@ -40,7 +40,9 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
     """Per target key, whether it is met (None when a number it needs is missing)."""
     worker = _number(results, "worker_events_per_s")
     naive = _number(results, "naive_faust_events_per_s")
-    p99 = _number(results, "p99_processing_delay_s_at_5k")
+    # The p99 target is judged on the exact figure: the contract histogram's estimate is
+    # interpolated within its .025-.05 s bucket.
+    p99 = _number(results, "p99_exact_processing_delay_s_at_5k")
     rss = _number(results, "rss_mb_1m_open_leads")
     restart = _number(results, "restart_to_processing_s")
     leads = _number(results, "leads_p99_request_s_1m_open")
@@ -50,7 +52,7 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
         "worker_vs_naive": (
             None if worker is None or naive is None else worker >= TARGET_TIMES_NAIVE * naive
         ),
-        "p99_processing_delay_s_at_5k": None if p99 is None else p99 <= TARGET_P99_S,
+        "p99_exact_processing_delay_s_at_5k": None if p99 is None else p99 <= TARGET_P99_S,
         "rss_mb_1m_open_leads": None if rss is None else rss <= TARGET_RSS_MB,
         "restart_to_processing_s": None if restart is None else restart <= TARGET_RESTART_S,
         "leads_p99_request_s_1m_open": None if leads is None else leads <= TARGET_LEADS_P99_S,
@@ -158,21 +160,52 @@ def table(results: Mapping[str, Any]) -> str:
             "",
         ),
         (
-            "p99 processing delay at 5,000 events/s",
-            _seconds(n(results, "p99_processing_delay_s_at_5k")),
+            "p99 processing delay at 5,000 events/s, exact",
+            _seconds(n(results, "p99_exact_processing_delay_s_at_5k")),
             f"≤ {TARGET_P99_S} s",
-            _mark(ok["p99_processing_delay_s_at_5k"]),
+            _mark(ok["p99_exact_processing_delay_s_at_5k"]),
         ),
-        ("  p50", _seconds(n(results, "p50_processing_delay_s_at_5k")), "", ""),
+        ("  p50, exact", _seconds(n(results, "p50_exact_processing_delay_s_at_5k")), "", ""),
+        ("  p99.9, exact", _seconds(n(results, "p999_exact_processing_delay_s_at_5k")), "", ""),
         (
-            "  raw client, same traffic: p99 (the floor)",
-            _seconds(n(results, "raw_client_p99_delay_s_at_5k")),
+            "  p99 from the contract histogram (interpolated)",
+            _seconds(n(results, "p99_processing_delay_s_at_5k")),
+            "",
+            "",
+        ),
+        (
+            "  p50 from the contract histogram",
+            _seconds(n(results, "p50_processing_delay_s_at_5k")),
+            "",
+            "",
+        ),
+        (
+            "  raw client, same traffic: p99, exact (the floor)",
+            _seconds(n(results, "raw_client_p99_exact_delay_s_at_5k")),
             "reference",
             "",
         ),
         (
-            "  raw client, same traffic: p50",
-            _seconds(n(results, "raw_client_p50_delay_s_at_5k")),
+            "  raw client: p50, exact",
+            _seconds(n(results, "raw_client_p50_exact_delay_s_at_5k")),
+            "",
+            "",
+        ),
+        (
+            "  raw client: p99.9, exact",
+            _seconds(n(results, "raw_client_p999_exact_delay_s_at_5k")),
+            "",
+            "",
+        ),
+        (
+            "  raw client: p99 from the histogram",
+            _seconds(n(results, "raw_client_p99_delay_s_at_5k")),
+            "",
+            "",
+        ),
+        (
+            "  added by the worker at p99, exact",
+            _seconds(n(results, "p99_exact_added_by_worker_s_at_5k")),
             "",
             "",
         ),
@@ -191,6 +224,24 @@ def table(results: Mapping[str, Any]) -> str:
             _mark(ok["restart_to_processing_s"]),
         ),
         ("  restart to /health 200", _seconds(n(results, "restart_to_healthy_s")), "", ""),
+        (
+            "kill -9 under steady traffic, restart to caught up",
+            _seconds(n(results, "restart_under_traffic_to_caught_up_s")),
+            "",
+            "",
+        ),
+        (
+            "  restart to /health 200",
+            _seconds(n(results, "restart_under_traffic_to_healthy_s")),
+            "",
+            "",
+        ),
+        (
+            "  not committed at the kill (replayed)",
+            _count(n(results, "restart_under_traffic_uncommitted_at_kill")),
+            "",
+            "",
+        ),
         (
             f"/leads p99 request with {leads_text} open leads",
             _seconds(n(results, "leads_p99_request_s_1m_open")),
@@ -231,6 +282,8 @@ def _rounded(key: str, value: Any) -> Any:
         return round(value)
     if "_mb" in key or key.startswith("load_avg"):
         return round(value, 1 if "_mb" in key else 2)
+    if "_exact_" in key:  # measured per record: to 10 µs
+        return round(value, 5)
     return round(value, 4)
 
 

@@ -91,10 +91,13 @@ async def run_raw(ctx: Context, data: Input) -> Results:
             last_data = now
             if first is None:
                 first = now
+            # The future-timestamp check's clock, read once per fetch as the worker does
+            # (classify reads the wall clock per message without it).
+            wall = time.time()
             for tp, records in batches.items():
                 kind = kinds[tp.topic]
                 for record in records:
-                    result: Any = classify(kind, record.key, record.value, stages=stages)
+                    result: Any = classify(kind, record.key, record.value, stages=stages, now=wall)
                     outcomes[result.reason if isinstance(result, Rejection) else kind] += 1
                 seen += len(records)
         done = time.monotonic()

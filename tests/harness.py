@@ -205,6 +205,33 @@ async def _wait_committed(
         await asyncio.sleep(0.5)
 
 
+def owned(samples: Samples, topics: Sequence[str]) -> set[tuple[str, int]]:
+    """The input partitions a worker exports (its lag series follow its assignment)."""
+    return {
+        (labels["topic"], int(labels["partition"]))
+        for labels, _ in samples.series("funnel_consumer_lag_messages")
+        if labels["topic"] in topics
+    }
+
+
+async def wait_split(
+    workers: Sequence[WorkerProcess], topics: Sequence[str], partitions: int = 8
+) -> None:
+    """Wait until ``workers`` own every input partition exactly once, all of them some."""
+    everything = {(t, p) for t in topics for p in range(partitions)}
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            shares = [owned(w.metrics(), topics) for w in workers]
+        except OSError:
+            shares = []
+        complete = shares and all(shares) and sum(map(len, shares)) == len(everything)
+        if complete and set().union(*shares) == everything:
+            return
+        assert time.monotonic() < deadline, [w.tail(5) for w in workers]
+        await asyncio.sleep(0.3)
+
+
 async def read_inputs(bootstrap: str, names: TopicNames) -> list[InputMessage]:
     """Every message of the input topics, in partition order per topic, each placed on its
     key's home partition of the 8 (as workers apply them)."""

@@ -353,17 +353,36 @@ async def send_all(bootstrap: str, messages: list[Message]) -> None:
         await producer.stop()
 
 
+# How long the idle worker's own CPU use is sampled before a rate is measured.
+IDLE_SAMPLE_S = 1.0
+
+
 async def rate(worker: WorkerProcess, send: list[Message], bootstrap: str) -> float:
-    """Messages per second the worker consumes while working through ``send``."""
+    """Messages the worker consumes per second of its own CPU time, working through ``send``.
+
+    The worker must be caught up (idle). Its idle CPU use is sampled first; then ``send`` is
+    produced to the end and the clock of CPU time runs until the worker has consumed every
+    message, less what it would have spent idle over that time. CPU time is the worker's
+    own cost, whatever else the machine runs (the producer, the broker, other tests), and
+    nothing here pauses the producer: the polls come after it finished. A measurement that
+    consumed nothing, or more than was sent, or used no CPU, fails instead of returning a
+    rate that makes a comparison vacuous.
+    """
+    assert worker.process is not None
+    pid = worker.process.pid
     before = consumed(worker)
+    idle_from, idle_cpu = time.monotonic(), cpu_seconds(pid)
+    await asyncio.sleep(IDLE_SAMPLE_S)
+    idle_rate = (cpu_seconds(pid) - idle_cpu) / (time.monotonic() - idle_from)
+    assert consumed(worker) == before, "the worker was not idle before the measurement"
+    started, cpu_before = time.monotonic(), cpu_seconds(pid)
+    await send_all(bootstrap, send)
     target = before + len(send)
-    producing = asyncio.create_task(send_all(bootstrap, send))
-    while (first := consumed(worker)) <= before:
-        await asyncio.sleep(0.02)
-    started = time.monotonic()
-    deadline = started + 120
+    deadline = time.monotonic() + 120
     while (now := consumed(worker)) < target:
         assert time.monotonic() < deadline, (now, target, worker.tail())
-        await asyncio.sleep(0.05)
-    await producing
-    return (now - first) / (time.monotonic() - started)
+        await asyncio.sleep(0.1)
+    busy = cpu_seconds(pid) - cpu_before - idle_rate * (time.monotonic() - started)
+    assert now == target, f"consumed {now - before:.0f} messages, {len(send)} were sent"
+    assert busy > 0, f"no CPU time measured for {len(send)} messages (idle {idle_rate:.3f}/s)"
+    return len(send) / busy

@@ -3,7 +3,8 @@
 The full disk is a real one: a small tmpfs mounted on ``FUNNEL_DATA_DIR`` in a private mount
 namespace (``unshare -m`` as root, ``unshare -rm`` otherwise; ``nsenter`` starts workers in
 it). The test reaches that file system through ``/proc/PID/root``. Where mounting is
-refused (no root, no user namespaces), the tests are skipped and say so.
+refused (no root, no user namespaces), the tests fail and say why: a skip would hide that
+the scenario did not run.
 
 - Too little room at start: the worker refuses to start (the state directory check).
 - The disk fills while the worker runs: the next state write fails, and the worker exits at

@@ -3,7 +3,10 @@
 A producer writes in the background for the whole test. The worker is killed (SIGKILL: no
 shutdown, no final commit, no flush) at seeded random moments, some during start-up or table
 recovery and some in the middle of processing, and restarted on the same state directory each
-time. After the last restart it catches up, and then:
+time. A kill "in the middle of processing" is made sure of: a backlog of several fetches is
+produced while the worker is down, and the new worker is killed as soon as its consumed
+count moves; the test requires that at least two kills found that count past 0 and short of
+the backlog. After the last restart it catches up, and then:
 
 - every state gauge (window counts, open and overdue leads, oldest open lead) equals the
   offline recount over the topics;
@@ -50,23 +53,28 @@ KILLS = int(os.environ.get("KILL9_KILLS", "5"))
 SEED = 9
 # The stream should outlast the kills: about 10 s per kill and restart.
 RATE = max(200.0, EVENTS / (10.0 * KILLS))
+# Before a kill in the middle of processing, this many messages are produced while the
+# worker is down: more than two fetches' worth (the worker takes at most 20,000 records per
+# fetch, stream.runtime.worker.MAX_RECORDS_PER_FETCH), so it works through them batch after
+# batch, and a kill once its count has moved, but not past them, lands mid-catch-up.
+BACKLOG = 50_000
 
 
-async def kill_at_a_random_moment(worker: WorkerProcess, rng: random.Random) -> str:
-    """Kill ``worker`` during start-up/recovery or while it processes; say which."""
-    if rng.random() < 0.3:
-        await asyncio.sleep(rng.uniform(0.5, 6.0))
-        phase = "starting"
-    else:
-        worker.wait_ready(timeout=60)
-        before = consumed(worker)
-        deadline = time.monotonic() + 30
-        while consumed(worker) <= before and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(rng.uniform(0.0, 2.0))
-        phase = "processing"
+async def consumed_now(worker: WorkerProcess) -> float:
+    """The worker's consumed counter (0 if it does not answer), read off the event loop so
+    that the background producer is not paused."""
+    return await asyncio.to_thread(consumed, worker)
+
+
+async def kill_in_the_backlog(worker: WorkerProcess) -> float:
+    """Kill ``worker`` as soon as its consumed count moves; the count it had then."""
+    deadline = time.monotonic() + 60
+    while (seen := await consumed_now(worker)) == 0:
+        assert worker.process is not None and worker.process.poll() is None, worker.tail()
+        assert time.monotonic() < deadline, worker.tail()
+        await asyncio.sleep(0.01)
     worker.kill()
-    return phase
+    return seen
 
 
 async def test_kill_9_at_random_moments_ends_exactly_as_the_recount(
@@ -80,11 +88,24 @@ async def test_kill_9_at_random_moments_ends_exactly_as_the_recount(
     stream = asyncio.create_task(produce_paced(broker, messages[head:], RATE))
     data_dir = tmp_path / "state"
     worker = WorkerProcess(broker, topic_prefix, data_dir)
+    plan = ["starting" if rng.random() < 0.3 else "processing" for _ in range(KILLS)]
     phases: list[str] = []
     try:
-        for _ in range(KILLS):
+        for n, planned in enumerate(plan):
+            if planned == "processing":
+                # Produced while no worker runs: the next one starts with this backlog.
+                await produce(broker, traffic(names, BACKLOG, seed=SEED + 1 + n))
             worker = WorkerProcess(broker, topic_prefix, data_dir).start()
-            phases.append(await kill_at_a_random_moment(worker, rng))
+            if planned == "processing":
+                seen = await kill_in_the_backlog(worker)
+                # Its count moved (a batch was done) and had not passed the backlog: batches
+                # were being worked through when it was killed.
+                phases.append("processing" if seen < BACKLOG else f"after {seen:.0f}")
+            else:
+                await asyncio.sleep(rng.uniform(0.5, 6.0))
+                seen = await consumed_now(worker)
+                worker.kill()
+                phases.append("starting" if seen == 0 else f"after {seen:.0f}")
         assert not stream.done(), "the stream ended before the kills: raise RATE's divisor"
         worker = WorkerProcess(broker, topic_prefix, data_dir).start()
         recovered = worker.wait_ready(timeout=60)
@@ -97,6 +118,7 @@ async def test_kill_9_at_random_moments_ends_exactly_as_the_recount(
     finally:
         worker.stop()
         stream.cancel()
+    print(f"kill9: planned={plan} observed={phases}")
     assert phases.count("processing") >= 2, phases
 
     records = await read_records(broker, names)

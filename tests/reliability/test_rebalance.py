@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 from stream.config.topics import TopicNames
-from stream.observability.scrape import Samples
+from tests.harness import wait_split
 from tests.reliability.support import (
-    PARTITIONS,
     WorkerProcess,
     closing_events,
     do_recount,
@@ -38,31 +36,6 @@ EVENTS = int(os.environ.get("REBALANCE_EVENTS", "12000"))
 SEED = 23
 # The stream lasts about as long as the moves below (about 30 s).
 STREAM_SECONDS = 25.0
-
-
-def owned(samples: Samples, topics: tuple[str, ...]) -> set[tuple[str, int]]:
-    """The input partitions a worker exports (its lag series follow its assignment)."""
-    return {
-        (labels["topic"], int(labels["partition"]))
-        for labels, _ in samples.series("funnel_consumer_lag_messages")
-        if labels["topic"] in topics
-    }
-
-
-async def wait_split(workers: list[WorkerProcess], topics: tuple[str, ...]) -> None:
-    """Wait until ``workers`` own every input partition exactly once, all of them some."""
-    everything = {(t, p) for t in topics for p in range(PARTITIONS)}
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            shares = [owned(w.metrics(), topics) for w in workers]
-        except OSError:
-            shares = []
-        complete = shares and all(shares) and sum(map(len, shares)) == len(everything)
-        if complete and set().union(*shares) == everything:
-            return
-        assert time.monotonic() < deadline, [w.tail(5) for w in workers]
-        await asyncio.sleep(0.3)
 
 
 async def test_kill_join_and_leave_sum_to_the_recount(

@@ -22,7 +22,7 @@ from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, FollowupGauge, Funnel
 from stream.core.leads import LeadState
 from stream.core.rules import FunnelRules
-from stream.core.windows import parse_window, window_start
+from stream.core.windows import parse_window
 from tests.stream.core.scenario import (
     DAY,
     HOUR,
@@ -495,10 +495,23 @@ class TestWindows:
         ]
         for i, t in enumerate(times):
             f.apply(0, visit(f"v{i}", "x", t))
-        expected: Counter[tuple[str, str, float]] = Counter()
-        for t in times:
-            for spec in windows:
-                expected[("visit", spec.name, window_start(spec, t))] += 1
+        # By hand, in UTC: the 15-minute bounds fall on UTC's (05:30 is a whole number of
+        # quarters), hours start at :30, days at 18:30 UTC the day before.
+        # 18:29:59 and 18:29 → 18:15, 17:30 (hour), Nov 19 18:30 (day);
+        # 18:30, 18:44:59 and 18:31 → 18:30, 18:30, Nov 20 18:30; 18:45 → 18:45, 18:30,
+        # Nov 20 18:30; 17:30 → 17:30, 17:30, Nov 19 18:30.
+        expected = Counter(
+            {
+                ("visit", "15m", at("2026-11-20T17:30:00Z")): 1,
+                ("visit", "15m", at("2026-11-20T18:15:00Z")): 2,
+                ("visit", "15m", at("2026-11-20T18:30:00Z")): 3,
+                ("visit", "15m", at("2026-11-20T18:45:00Z")): 1,
+                ("visit", "1h", at("2026-11-20T17:30:00Z")): 3,
+                ("visit", "1h", at("2026-11-20T18:30:00Z")): 4,
+                ("visit", "1d", at("2026-11-19T18:30:00Z")): 3,
+                ("visit", "1d", at("2026-11-20T18:30:00Z")): 4,
+            }
+        )
         counted = Counter(
             {k: n for view in f.views.values() for k, n in view.window_counts.items()}
         )

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -157,9 +156,7 @@ def test_run_foreground_exits_non_zero_when_the_broker_dies() -> None:
 def test_run_foreground_on_taken_port_raises_and_restores_handlers(broker: str) -> None:
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     ready: list[str] = []
-    started = time.monotonic()
     with pytest.raises(BrokerUnavailable, match=rf"^port {_port(broker)} is already in use$"):
         run_foreground(_port(broker), ready.append)
-    assert time.monotonic() - started < 2
     assert ready == []
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -11,6 +11,7 @@ import io
 import re
 import shutil
 import subprocess
+from datetime import datetime
 from html import unescape
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from stream.config.settings import load_settings
 from stream.config.topics import TopicNames
 from stream.generate import generate_messages
 from stream.report import build_report, collect, parse_period
-from stream.report.fmt import count, percent
 from stream.report.model import Report
 from stream.report.recount import InputMessage
 from stream.report.render_html import render_html
+from tests.stream.core.scenario import hand_built_scenario
 
 START = 1_795_000_000.0  # 2026-11-18T10:13:20Z
 END = START + 5 * 86400.0
@@ -132,19 +133,47 @@ def test_chromium_shows_the_charts_and_the_key_figures(report: Report, tmp_path:
     for heading in ("Agreed definitions", "Marketing → Sales", "Sales → Marketing"):
         assert heading in text
     assert "Lead from a company of 10+ employees that asked for a demo" in text
-    rows = {row.stage: row for row in report.funnel}
+    # The figures themselves are checked on the hand-built scenario below, where they are
+    # written by hand; here, that the page shows them at all.
     assert report.entries["visit"] > 1000 and report.total.followups > 50
-    assert f"visit {count(rows['visit'].entries)} {percent(rows['visit'].conversion)}" in text
-    assert f"mql {count(rows['mql'].entries)} {percent(rows['mql'].conversion)}" in text
-    total = report.total
-    assert (
-        f"all teams {count(total.leads)} {count(total.followups)} "
-        f"{percent(total.share_within_sla)}" in text
-    )
+    assert re.search(r"visit [\d,]{4,} \d+\.\d %", text), text[:2000]
+    assert re.search(r"all teams [\d,]+ [\d,]+ \d+\.\d %", text)
     assert "SLA 8h" in text
-    mql = report.commitments[0]
-    assert f"mql: {count(mql.delivered)} delivered against {count(mql.committed)}" in text
+    assert re.search(r"mql: [\d,]+ delivered against [\d,]+", text)
     assert report.bottleneck is not None and "Bottleneck: " in text
+
+
+def test_chromium_shows_the_hand_built_scenarios_figures(tmp_path: Path) -> None:
+    """The hand-built scenario (tests/stream/core/scenario.py) over 2026-11-20 and 21, with
+    the default settings. Its figures, from the scenario's own hand-written counts: first
+    entries visit 4 (v1-v4), lead 8 (H, B, C, E, G, D, F, I), mql 3 (C, H, I), sql 2 (C, E),
+    no opportunity; so conversions of 8/4 = 200.0 %, 3/8 = 37.5 %, 2/3 = 66.7 % and 0/2 =
+    0.0 %. The 8 leads' clocks all start in the period; 5 were followed up (D, B, F, E, C),
+    4 within the SLA (B was late): 80.0 %.
+    """
+    scenario = hand_built_scenario()
+    messages = [InputMessage(m.kind, m.partition, m.key, m.value) for m in scenario.messages]
+    settings = load_settings(None, environ={})
+    facts = collect(
+        messages,
+        rules_from_settings(settings),
+        clock_mode="event",
+        now=datetime.fromisoformat("2026-11-23T00:00:00+00:00").timestamp(),
+    )
+    period = parse_period("2026-11-20", "2026-11-22", settings.funnel.time_zone)
+    built = build_report(facts, settings, period, generated_at=facts.as_of)
+    page = tmp_path / "scenario.html"
+    page.write_text(render_html(built), encoding="utf-8")
+    dom = browse(page, "--dump-dom").stdout.decode()
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", dom)).split())
+    for row in (
+        "visit 4 200.0 %",
+        "lead 8 37.5 %",
+        "mql 3 66.7 %",
+        "sql 2 0.0 %",
+        "all teams 8 5 80.0 %",
+    ):
+        assert row in text, (row, text[:3000])
 
 
 def test_it_prints(report: Report, tmp_path: Path) -> None:
