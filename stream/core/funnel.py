@@ -23,6 +23,7 @@ from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.bounds import bound_lead, dedupe_key
+from stream.core.stages import NOT_TRACKED, Tracked, first_entries, new_at_cut, tracked, whole_way
 from stream.core.effects import Effects, Status
 from stream.core.leads import (
     LeadState,
@@ -194,6 +195,7 @@ class Funnel:
             self._watermark = t
         before = lead_status(state, rules, clock, hold)
         windows_before = lead_windows(state, before, rules)
+        tracked_before = tracked(state, rules, before.released)
         if isinstance(event, LeadCreated):
             after = apply_lead_created(
                 state,
@@ -234,6 +236,7 @@ class Funnel:
             view.add_windows(windows_before, -1)
             view.add_windows(windows_after, 1)
         view.set_lead(event.lead_id, before.open, after, clock)
+        self._track(view, event.lead_id, tracked_before, state, after.released)
         if isinstance(event, LeadCreated):
             view.created_watermark = max(view.created_watermark, t)
         else:
@@ -265,6 +268,7 @@ class Funnel:
         # Warnings first: a lead whose deadline passes has passed its warnings too.
         self.effects.warnings.extend(view.pop_warnings(new))
         self.effects.breaches.extend(view.pop_breached(new))
+        view.pop_stuck(new)
         self._release_due(view)
 
     def _release_due(self, view: PartitionView) -> None:
@@ -276,6 +280,32 @@ class Funnel:
         """
         for lead_id in view.pop_released(view.event_clock):
             self._release(view, lead_id)
+        for lead_id, cut in view.pop_cuts(view.event_clock):
+            raw = self.leads.get(lead_id)
+            if raw is not None:
+                self._observe_cut(LeadState.decode(raw), cut)
+
+    def _observe_cut(self, state: LeadState, cut: float) -> None:
+        rules = self.rules
+        self.effects.stage_times.extend(
+            new_at_cut(first_entries(state, rules), cut, whole_way(rules))
+        )
+
+    def _track(
+        self, view: PartitionView, lead_id: str, before: Tracked, state: LeadState, released: bool
+    ) -> None:
+        """Move the lead's position, and schedule (or, when already due, observe) the stage
+        times of its new first entries (``stream.core.stages``)."""
+        after = tracked(state, self.rules, released)
+        view.set_position(before.position, after.position, view.clock)
+        hold = self.rules.orphan_hold
+        for cut in after.cuts:
+            if cut in before.cuts:
+                continue
+            if cut + hold < view.event_clock:  # read later than the allowance: observe now
+                self._observe_cut(state, cut)
+            else:
+                view.push_cut(lead_id, cut, cut + hold)
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
         """Count a held lead on its own: its orphan hold has passed with no lead_created."""
@@ -291,6 +321,7 @@ class Funnel:
         status_effects(before, after, state, self.effects)
         view.add_windows(lead_windows(state, after, rules), 1)
         view.set_lead(lead_id, before.open, after, view.clock)
+        self._track(view, lead_id, NOT_TRACKED, state, after.released)
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -337,6 +368,11 @@ class Funnel:
             status = lead_status(lead, rules, clock, view.event_clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, None, status, clock)
+            contribution = tracked(lead, rules, status.released)
+            view.set_position(None, contribution.position, clock)
+            for cut in contribution.cuts:  # those already due were observed before the restart
+                if cut + rules.orphan_hold >= view.event_clock:
+                    view.push_cut(lead_id, cut, cut + rules.orphan_hold)
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t, n in visitor.visit_times():
@@ -378,6 +414,16 @@ class Funnel:
     def watermark(self) -> float:
         """Highest ``occurred_at`` applied across the owned partitions (0 before any)."""
         return self._watermark
+
+    def stage_gauges(self) -> dict[str, tuple[int, int]]:
+        """Per funnel-order stage: (leads whose current stage it is, of those stuck), over the
+        owned partitions; every stage is present."""
+        in_stage: Counter[str] = Counter()
+        stuck: Counter[str] = Counter()
+        for view in self.views.values():
+            in_stage.update(view.in_stage)
+            stuck.update(view.stuck)
+        return {stage: (in_stage[stage], stuck[stage]) for stage in self.rules.stages}
 
     def followup_gauges(self) -> dict[str, FollowupGauge]:
         """Awaiting, overdue and oldest open lead per team with open leads, over the owned

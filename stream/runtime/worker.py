@@ -146,6 +146,7 @@ class Worker:
             max_values=settings.labels.max_values,
             business_hours=settings.sla.business_hours is not None,
             warn_before=settings.sla.warn_before,
+            funnel_stages=settings.funnel.stages,
         )
         register_targets(self.registry, settings)
         self.watermarks: dict[str, float] = {}
