@@ -23,7 +23,6 @@ from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.bounds import bound_lead, dedupe_key
-from stream.core.stages import NOT_TRACKED, Tracked, first_entries, new_at_cut, tracked, whole_way
 from stream.core.effects import Effects, Status
 from stream.core.leads import (
     LeadState,
@@ -34,6 +33,7 @@ from stream.core.leads import (
     status_effects,
 )
 from stream.core.rules import FunnelRules
+from stream.core.stages import NOT_TRACKED, Tracked, first_entries, new_at_cut, tracked, whole_way
 from stream.core.view import PartitionView, WindowKey, lead_windows
 from stream.core.visits import VisitCells, VisitorState
 from stream.core.windows import WindowsOfStage, previous_window_start, window_start

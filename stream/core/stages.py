@@ -22,6 +22,7 @@ once it has stayed that long, on the SLA's clock.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -64,10 +65,7 @@ def pairs_until(
     consecutive pair, and ``whole`` (lead → customer) when both ends are there with a stage
     in between."""
     known = [(stage, t) for stage, t in entries if t <= cut]
-    out = [
-        StageTime(a, b, max(0.0, tb - ta))
-        for (a, ta), (b, tb) in zip(known, known[1:], strict=False)
-    ]
+    out = [StageTime(a, b, max(0.0, tb - ta)) for (a, ta), (b, tb) in itertools.pairwise(known)]
     if len(known) > 2 and known[0][0] == whole[0] and known[-1][0] == whole[1]:
         out.append(StageTime(whole[0], whole[1], max(0.0, known[-1][1] - known[0][1])))
     return out

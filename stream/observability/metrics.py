@@ -8,6 +8,7 @@ counts, open leads, watermarks, lag) are read from the ``Funnel`` at scrape time
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from bisect import bisect_left, bisect_right
@@ -84,7 +85,7 @@ class FunnelMetrics:
         steps = tuple(funnel_stages)[1:]
         if len(steps) > 1:
             for from_stage, to_stage in (
-                *zip(steps, steps[1:], strict=False),
+                *itertools.pairwise(steps),
                 (steps[0], steps[-1]),
             ):
                 self.stage_time.labels(from_stage, to_stage)
