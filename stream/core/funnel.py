@@ -297,7 +297,7 @@ class Funnel:
         """Move the lead's position, and schedule (or, when already due, observe) the stage
         times of its new first entries (``stream.core.stages``)."""
         after = tracked(state, self.rules, released)
-        view.set_position(before.position, after.position, view.clock)
+        view.set_position(lead_id, before.position, after.position, view.clock)
         hold = self.rules.orphan_hold
         for cut in after.cuts:
             if cut in before.cuts:
@@ -369,7 +369,7 @@ class Funnel:
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, None, status, clock)
             contribution = tracked(lead, rules, status.released)
-            view.set_position(None, contribution.position, clock)
+            view.set_position(lead_id, None, contribution.position, clock)
             for cut in contribution.cuts:  # those already due were observed before the restart
                 if cut + rules.orphan_hold >= view.event_clock:
                     view.push_cut(lead_id, cut, cut + rules.orphan_hold)

@@ -41,11 +41,14 @@ class StageTime(NamedTuple):
 
 
 class Position(NamedTuple):
-    """Where a released lead is: its current stage, since when, and when it becomes stuck."""
+    """Where a released lead is: its current stage, since when, when it becomes stuck, and
+    its current team and owner (what the list of stuck leads filters on)."""
 
     stage: str
     entered_at: float
     stuck_at: float | None
+    team: str
+    owner: str | None
 
 
 def first_entries(state: LeadState, rules: FunnelRules) -> list[tuple[str, float]]:
@@ -108,7 +111,13 @@ def position(state: LeadState, rules: FunnelRules) -> Position | None:
             dq = entries.get(DISQUALIFIED)
             if dq and dq[-1] >= entered:
                 return None
-            return Position(stage, entered, rules.stuck_at(stage, entered))
+            return Position(
+                stage,
+                entered,
+                rules.stuck_at(stage, entered),
+                state.current_team,
+                state.current_owner,
+            )
     return None
 
 

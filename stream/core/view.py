@@ -72,6 +72,8 @@ class PartitionView:
     in_stage: Counter[str] = field(default_factory=Counter)  # stage -> leads there now
     stuck: Counter[str] = field(default_factory=Counter)  # stage -> of those, stuck
     _stuck_heaps: dict[str, TimeHeap] = field(default_factory=dict)  # when each gets stuck
+    # stage -> the leads in it that a limit applies to, by when they get stuck (the list)
+    stuck_leads: dict[str, OpenLeadIndex] = field(default_factory=dict)
     # stage times to observe: (due, lead id, cut), and the (lead id, cut) pairs in it
     _cut_heap: list[tuple[float, str, float]] = field(default_factory=list)
     _cuts: set[tuple[str, float]] = field(default_factory=set)
@@ -198,10 +200,15 @@ class PartitionView:
 
     # -- where leads are, and their stage times still to observe ------------------------------
 
-    def set_position(self, old: Position | None, new: Position | None, clock: float) -> None:
+    def set_position(
+        self, lead_id: str, old: Position | None, new: Position | None, clock: float
+    ) -> None:
         """Replace a lead's position ``old`` by ``new`` (None: in no stage)."""
         if old == new:
             return
+        for position, change in ((old, self._unlist_stuck), (new, self._list_stuck)):
+            if position is not None and position.stuck_at is not None:
+                change(lead_id, position)
         if old is not None:
             self.in_stage[old.stage] -= 1
             if old.stuck_at is not None:
@@ -219,6 +226,17 @@ class PartitionView:
                     if heap is None:
                         heap = self._stuck_heaps[new.stage] = TimeHeap()
                     heap.push(new.stuck_at)
+
+    def _list_stuck(self, lead_id: str, p: Position) -> None:
+        assert p.stuck_at is not None
+        index = self.stuck_leads.get(p.stage)
+        if index is None:
+            index = self.stuck_leads[p.stage] = OpenLeadIndex()
+        index.add(p.team, p.owner, p.stuck_at, lead_id)
+
+    def _unlist_stuck(self, lead_id: str, p: Position) -> None:
+        assert p.stuck_at is not None
+        self.stuck_leads[p.stage].remove(p.team, p.owner, p.stuck_at, lead_id)
 
     def pop_stuck(self, clock: float) -> None:
         """Leads whose stay in their stage the clock has now passed are stuck from now on."""

@@ -8,6 +8,11 @@ orphan hold (1 h), so every step is final.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 from stream.config.topics import TopicNames
@@ -41,6 +46,16 @@ async def test_stage_times_and_positions_as_written_down(
         worker.wait_ready()
         await wait_caught_up(broker, worker.app_id, names.inputs)
         s = worker.metrics()
+        with urllib.request.urlopen(worker.url("/leads?status=stuck&stage=sql")) as got:
+            stuck_list = json.loads(got.read())["leads"]
+        cli = subprocess.run(
+            [sys.executable, "-m", "stream.cli", "leads", "--status", "stuck", "--stage", "sql"]
+            + ["--format", "csv", "--url", worker.url("")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("FUNNEL_")},
+        )
     finally:
         worker.stop()
 
@@ -67,3 +82,10 @@ async def test_stage_times_and_positions_as_written_down(
     assert in_stage == {"lead": 8, "sql": 1, "customer": 1}  # the closing leads, Y, X
     stuck = {lb["stage"]: v for lb, v in s.series("funnel_leads_stuck") if v}
     assert stuck == {"sql": 1}  # Y, in sql since T0 + 4 h: more than a day at T0 + 40 h
+    # The lead behind it: Y entered sql at T0 + 4 h, stuck since T0 + 28 h, 12 h ago.
+    assert [
+        (r["lead_id"], r["stage"], r["clock_start"], r["deadline"], r["seconds_left"])
+        for r in stuck_list
+    ] == [("lead-y", "sql", T0 + 4 * HOUR, T0 + 28 * HOUR, -12 * HOUR)]
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.splitlines()[1].startswith("lead-y,")
