@@ -48,9 +48,9 @@ async def test_stage_times_and_positions_as_written_down(
         s = worker.metrics()
         with urllib.request.urlopen(worker.url("/leads?status=stuck&stage=sql")) as got:
             stuck_list = json.loads(got.read())["leads"]
+        command = ["leads", "--status", "stuck", "--stage", "sql", "--format", "csv"]
         cli = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "leads", "--status", "stuck", "--stage", "sql"]
-            + ["--format", "csv", "--url", worker.url("")],
+            [sys.executable, "-m", "stream.cli", *command, "--url", worker.url("")],
             capture_output=True,
             text=True,
             timeout=60,
