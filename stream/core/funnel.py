@@ -97,6 +97,10 @@ class Funnel:
         # per visit. Without it, every change is written to ``visitors`` at once.
         self.hold_visitor_states = False
         self._held_visitors: dict[str, VisitorState] = {}
+        # The same for lead states (``hold_lead_states``, ``take_held_leads()``): a lead with
+        # many events in a fetch (a CRM loop) is decoded and encoded once per fetch.
+        self.hold_lead_states = False
+        self._held_leads: dict[str, LeadState] = {}
         self._visit_cells = VisitCells(rules.windows)
         # Duplicate-detection ids forgotten because a key's state reached its cap
         # (stream.core.bounds), since the process started; the caller exports it.
@@ -171,6 +175,20 @@ class Funnel:
         view.add_windows(self._windows_of_visit(t), 1)
         return "applied"
 
+    def lead_state(self, lead_id: str) -> LeadState | None:
+        """The lead's current state (held, else from the store), None if it has none."""
+        state = self._held_leads.get(lead_id)
+        if state is not None:
+            return state
+        raw = self.leads.get(lead_id)
+        return None if raw is None else LeadState.decode(raw)
+
+    def take_held_leads(self) -> dict[str, LeadState]:
+        """The lead states held since the last call (``hold_lead_states``), for the caller
+        to write (``state.encode()``, in the store of ``state.partition``)."""
+        held, self._held_leads = self._held_leads, {}
+        return held
+
     def take_held_visitors(self) -> dict[str, VisitorState]:
         """The visitor states held since the last call (``hold_visitor_states``), for the
         caller to write (``state.encode()``, in the store of ``state.partition``)."""
@@ -182,14 +200,18 @@ class Funnel:
     ) -> Status:
         rules, clock, hold = self.rules, view.clock, view.event_clock
         key = dedupe_key(event.event_id)
-        raw = self.leads.get(event.lead_id)
-        state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
-        if raw is not None and key in state.seen:
-            # A replay after a crash finds the state already written locally, but its
-            # changelog record may have been lost with the process: write it again, so the
-            # changelog (what another worker recovers from) has every applied event.
-            self.leads[event.lead_id] = raw
-            return "duplicate"
+        state = self._held_leads.get(event.lead_id)
+        if state is None:
+            raw = self.leads.get(event.lead_id)
+            state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
+            if raw is not None and key in state.seen:
+                # A replay after a crash finds the state already written locally, but its
+                # changelog record may have been lost with the process: write it again, so
+                # the changelog (what another worker recovers from) has every applied event.
+                self.leads[event.lead_id] = raw
+                return "duplicate"
+        elif key in state.seen:
+            return "duplicate"  # held: written by the holder after the fetch
         view.watermark = max(view.watermark, t)
         if t > self._watermark:
             self._watermark = t
@@ -230,7 +252,10 @@ class Funnel:
         # applied, and count its duplicate again.
         forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
         self.forgotten_ids += bound_lead(state)
-        self.leads[event.lead_id] = state.encode()
+        if self.hold_lead_states:
+            self._held_leads[event.lead_id] = state
+        else:
+            self.leads[event.lead_id] = state.encode()
         windows_after = lead_windows(state, after, rules)
         if windows_after != windows_before:
             view.add_windows(windows_before, -1)
@@ -281,9 +306,9 @@ class Funnel:
         for lead_id in view.pop_released(view.event_clock):
             self._release(view, lead_id)
         for lead_id, cut in view.pop_cuts(view.event_clock):
-            raw = self.leads.get(lead_id)
-            if raw is not None:
-                self._observe_cut(LeadState.decode(raw), cut)
+            state = self.lead_state(lead_id)
+            if state is not None:
+                self._observe_cut(state, cut)
 
     def _observe_cut(self, state: LeadState, cut: float) -> None:
         rules = self.rules
@@ -309,10 +334,9 @@ class Funnel:
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
         """Count a held lead on its own: its orphan hold has passed with no lead_created."""
-        raw = self.leads.get(lead_id)
-        if raw is None:
+        state = self.lead_state(lead_id)
+        if state is None:
             return
-        state = LeadState.decode(raw)
         rules = self.rules
         # The status just before the clock passed the hold, and now.
         hold_passed = (state.held_since() or 0.0) + rules.orphan_hold
@@ -332,6 +356,7 @@ class Funnel:
         rebuilt from scratch, so the gauges are exact whatever happened before.
         """
         assert not self._held_visitors, "visitor states held across a rebuild"
+        assert not self._held_leads, "lead states held across a rebuild"
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
         self.views = {("leads", p): self._new_view(p) for p in wanted_leads}
         self.views.update({("visits", p): self._new_view(p) for p in wanted_visits})

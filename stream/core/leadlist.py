@@ -189,8 +189,7 @@ def _stuck_row(funnel: Funnel, view: PartitionView, lead: IndexedLead) -> LeadRo
 
 
 def _state(funnel: Funnel, lead_id: str) -> LeadState | None:
-    raw = funnel.leads.get(lead_id)
-    return None if raw is None else LeadState.decode(raw)
+    return funnel.lead_state(lead_id)
 
 
 def _row(funnel: Funnel, view: PartitionView, lead: IndexedLead) -> LeadRow | None:

@@ -132,7 +132,30 @@ NOT_TRACKED = Tracked(None, ())
 
 
 def tracked(state: LeadState, rules: FunnelRules, released: bool) -> Tracked:
-    """The lead's contribution; a lead not released yet (held) contributes nothing."""
+    """The lead's contribution; a lead not released yet (held) contributes nothing.
+
+    On every lead event, twice: one pass over the stages gives the cuts and the position."""
     if not released:
         return NOT_TRACKED
-    return Tracked(position(state, rules), tuple(cuts(first_entries(state, rules))))
+    entries = state.entries
+    firsts: list[float] = []
+    furthest: str | None = None
+    for stage in rules.stages:
+        times = entries.get(stage)
+        if times:
+            firsts.append(times[0])
+            furthest = stage
+    if furthest is None:
+        return NOT_TRACKED
+    entered = entries[furthest][0]
+    dq = entries.get(DISQUALIFIED)
+    where = None
+    if not dq or dq[-1] < entered:
+        where = Position(
+            furthest,
+            entered,
+            rules.stuck_at(furthest, entered),
+            state.current_team,
+            state.current_owner,
+        )
+    return Tracked(where, tuple(sorted(set(firsts))))

@@ -414,3 +414,28 @@ def test_the_hand_built_scenario_holds_in_any_interleaving_of_its_partitions(
         live = [s for s in pending if s]
         order.append(live[data.draw(st.integers(0, len(live) - 1))].pop(0))
     assert_scenario_metrics(scenario, order)
+
+
+@PROPERTY
+@given(world=worlds(strict_order=False), mode=st.sampled_from(["event", "wall"]), data=st.data())
+def test_holding_lead_states_within_fetches_changes_nothing(
+    world: World, mode: ClockMode, data: st.DataObject
+) -> None:
+    """The worker holds changed lead states until the end of each fetch; a report writes every
+    change at once. The same events give the same stores, aggregates and effects."""
+    order = data.draw(with_redeliveries(list(data.draw(st.permutations(world.events)))))
+    fetch_ends = data.draw(st.sets(st.integers(0, len(order))))
+    now = BASE + 2 * DAY
+    through = Funnel(world.rules, {}, {}, mode, now=lambda: now)
+    held_store: dict[str, bytes] = {}
+    held = Funnel(world.rules, held_store, {}, mode, now=lambda: now)
+    held.hold_lead_states = True
+    for i, (partition, event) in enumerate(order):
+        assert held.apply(partition, event) == through.apply(partition, event)
+        if i in fetch_ends:
+            held_store.update((k, s.encode()) for k, s in held.take_held_leads().items())
+    held_store.update((k, s.encode()) for k, s in held.take_held_leads().items())
+    for f in (held, through):
+        f.advance(FAR)
+    assert held_store == through.leads
+    assert outcome(held, held_store, FAR) == outcome(through, through.leads, FAR)
