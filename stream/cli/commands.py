@@ -118,6 +118,7 @@ def cmd_leads(args: argparse.Namespace) -> int:
         team=args.team,
         owner=args.owner,
         before=args.before,
+        stage=args.stage,
         limit=args.limit,
     )
     print(render_leads(rows, args.format), end="")
@@ -193,10 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("md", "html", "json"), default="md")
     report.add_argument("--output", default=None, help="write to this file instead of stdout")
     leads = add("leads", cmd_leads)
-    leads.add_argument("--status", choices=("awaiting", "at_risk", "overdue"), default="awaiting")
+    leads.add_argument(
+        "--status", choices=("awaiting", "at_risk", "overdue", "stuck"), default="awaiting"
+    )
     leads.add_argument("--team", default=None)
     leads.add_argument("--owner", default=None)
     leads.add_argument("--before", default=None, help="the warning of at_risk (sla.warn_before)")
+    leads.add_argument("--stage", default=None, help="the stage of stuck (funnel.stuck_after)")
     leads.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
     leads.add_argument("--format", choices=("table", "json", "csv"), default="table")
     leads.add_argument(

@@ -37,11 +37,13 @@ def fetch_leads(
     team: str | None = None,
     owner: str | None = None,
     before: str | None = None,
+    stage: str | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """The group's leads as ``/leads?scope=group`` lists them; ``FunnelError`` in one line."""
     params = {"status": status, "limit": str(limit), "scope": "group"}
-    params.update({k: v for k, v in (("team", team), ("owner", owner), ("before", before)) if v})
+    filters = (("team", team), ("owner", owner), ("before", before), ("stage", stage))
+    params.update({k: v for k, v in filters if v})
     address = f"{url.rstrip('/')}/leads?{urllib.parse.urlencode(params)}"
     give_up = time.monotonic() + RETRY_FOR_S
     while True:

@@ -45,4 +45,5 @@ def rules_from_settings(settings: Settings, *, today: datetime.date | None = Non
         window_retention=f.window_retention,
         dedupe_horizon=f.dedupe_horizon,
         orphan_hold=f.orphan_hold,
+        stuck_after=tuple(f.stuck_after.items()),
     )

@@ -156,6 +156,8 @@ class FunnelSettings(BaseModel):
     dedupe_horizon: PositiveSeconds = parse_duration("7d")
     orphan_hold: Seconds = parse_duration("1h")
     definitions: dict[str, str] = Field(default_factory=dict)
+    # stage -> how long a lead may stay in it before it is "stuck" (none by default)
+    stuck_after: dict[str, PositiveSeconds] = Field(default_factory=dict)
 
     @property
     def all_stages(self) -> tuple[str, ...]:
@@ -416,6 +418,9 @@ class Settings(BaseModel):
         for key in funnel.definitions:
             if key not in all_stages:
                 raise _Refused(f"funnel.definitions.{key}", _not_among(all_stages))
+        for key in funnel.stuck_after:
+            if key not in stages:
+                raise _Refused(f"funnel.stuck_after.{key}", _not_among(stages))
         if funnel.window_retention < max(funnel.window_seconds):
             raise _Refused("funnel.window_retention", "must be at least the longest window")
         if sla.clock_starts_at not in stages:

@@ -33,6 +33,8 @@ class Effects:
     followups: list[FollowUp] = field(default_factory=list)
     breaches: list[str] = field(default_factory=list)  # team
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (team, warn_before label)
+    # (from stage, to stage, seconds): funnel_stage_time_seconds (stream.core.stages)
+    stage_times: list[tuple[str, str, float]] = field(default_factory=list)
 
     def clear(self) -> None:
         """Forget everything, to reuse the accumulator for the next batch."""
@@ -41,8 +43,14 @@ class Effects:
         self.followups.clear()
         self.breaches.clear()
         self.warnings.clear()
+        self.stage_times.clear()
 
     def __bool__(self) -> bool:
         return bool(
-            self.entries or self.reentries or self.followups or self.breaches or self.warnings
+            self.entries
+            or self.reentries
+            or self.followups
+            or self.breaches
+            or self.warnings
+            or self.stage_times
         )

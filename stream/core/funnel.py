@@ -33,6 +33,7 @@ from stream.core.leads import (
     status_effects,
 )
 from stream.core.rules import FunnelRules
+from stream.core.stages import NOT_TRACKED, Tracked, first_entries, new_at_cut, tracked, whole_way
 from stream.core.view import PartitionView, WindowKey, lead_windows
 from stream.core.visits import VisitCells, VisitorState
 from stream.core.windows import WindowsOfStage, previous_window_start, window_start
@@ -96,6 +97,10 @@ class Funnel:
         # per visit. Without it, every change is written to ``visitors`` at once.
         self.hold_visitor_states = False
         self._held_visitors: dict[str, VisitorState] = {}
+        # The same for lead states (``hold_lead_states``, ``take_held_leads()``): a lead with
+        # many events in a fetch (a CRM loop) is decoded and encoded once per fetch.
+        self.hold_lead_states = False
+        self._held_leads: dict[str, LeadState] = {}
         self._visit_cells = VisitCells(rules.windows)
         # Duplicate-detection ids forgotten because a key's state reached its cap
         # (stream.core.bounds), since the process started; the caller exports it.
@@ -170,6 +175,20 @@ class Funnel:
         view.add_windows(self._windows_of_visit(t), 1)
         return "applied"
 
+    def lead_state(self, lead_id: str) -> LeadState | None:
+        """The lead's current state (held, else from the store), None if it has none."""
+        state = self._held_leads.get(lead_id)
+        if state is not None:
+            return state
+        raw = self.leads.get(lead_id)
+        return None if raw is None else LeadState.decode(raw)
+
+    def take_held_leads(self) -> dict[str, LeadState]:
+        """The lead states held since the last call (``hold_lead_states``), for the caller
+        to write (``state.encode()``, in the store of ``state.partition``)."""
+        held, self._held_leads = self._held_leads, {}
+        return held
+
     def take_held_visitors(self) -> dict[str, VisitorState]:
         """The visitor states held since the last call (``hold_visitor_states``), for the
         caller to write (``state.encode()``, in the store of ``state.partition``)."""
@@ -181,19 +200,24 @@ class Funnel:
     ) -> Status:
         rules, clock, hold = self.rules, view.clock, view.event_clock
         key = dedupe_key(event.event_id)
-        raw = self.leads.get(event.lead_id)
-        state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
-        if raw is not None and key in state.seen:
-            # A replay after a crash finds the state already written locally, but its
-            # changelog record may have been lost with the process: write it again, so the
-            # changelog (what another worker recovers from) has every applied event.
-            self.leads[event.lead_id] = raw
-            return "duplicate"
+        state = self._held_leads.get(event.lead_id)
+        if state is None:
+            raw = self.leads.get(event.lead_id)
+            state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
+            if raw is not None and key in state.seen:
+                # A replay after a crash finds the state already written locally, but its
+                # changelog record may have been lost with the process: write it again, so
+                # the changelog (what another worker recovers from) has every applied event.
+                self.leads[event.lead_id] = raw
+                return "duplicate"
+        elif key in state.seen:
+            return "duplicate"  # held: written by the holder after the fetch
         view.watermark = max(view.watermark, t)
         if t > self._watermark:
             self._watermark = t
         before = lead_status(state, rules, clock, hold)
         windows_before = lead_windows(state, before, rules)
+        tracked_before = tracked(state, rules, before.released)
         if isinstance(event, LeadCreated):
             after = apply_lead_created(
                 state,
@@ -228,12 +252,16 @@ class Funnel:
         # applied, and count its duplicate again.
         forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
         self.forgotten_ids += bound_lead(state)
-        self.leads[event.lead_id] = state.encode()
+        if self.hold_lead_states:
+            self._held_leads[event.lead_id] = state
+        else:
+            self.leads[event.lead_id] = state.encode()
         windows_after = lead_windows(state, after, rules)
         if windows_after != windows_before:
             view.add_windows(windows_before, -1)
             view.add_windows(windows_after, 1)
         view.set_lead(event.lead_id, before.open, after, clock)
+        self._track(view, event.lead_id, tracked_before, state, after.released)
         if isinstance(event, LeadCreated):
             view.created_watermark = max(view.created_watermark, t)
         else:
@@ -265,6 +293,7 @@ class Funnel:
         # Warnings first: a lead whose deadline passes has passed its warnings too.
         self.effects.warnings.extend(view.pop_warnings(new))
         self.effects.breaches.extend(view.pop_breached(new))
+        view.pop_stuck(new)
         self._release_due(view)
 
     def _release_due(self, view: PartitionView) -> None:
@@ -276,13 +305,38 @@ class Funnel:
         """
         for lead_id in view.pop_released(view.event_clock):
             self._release(view, lead_id)
+        for lead_id, cut in view.pop_cuts(view.event_clock):
+            state = self.lead_state(lead_id)
+            if state is not None:
+                self._observe_cut(state, cut)
+
+    def _observe_cut(self, state: LeadState, cut: float) -> None:
+        rules = self.rules
+        self.effects.stage_times.extend(
+            new_at_cut(first_entries(state, rules), cut, whole_way(rules))
+        )
+
+    def _track(
+        self, view: PartitionView, lead_id: str, before: Tracked, state: LeadState, released: bool
+    ) -> None:
+        """Move the lead's position, and schedule (or, when already due, observe) the stage
+        times of its new first entries (``stream.core.stages``)."""
+        after = tracked(state, self.rules, released)
+        view.set_position(lead_id, before.position, after.position, view.clock)
+        hold = self.rules.orphan_hold
+        for cut in after.cuts:
+            if cut in before.cuts:
+                continue
+            if cut + hold < view.event_clock:  # read later than the allowance: observe now
+                self._observe_cut(state, cut)
+            else:
+                view.push_cut(lead_id, cut, cut + hold)
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
         """Count a held lead on its own: its orphan hold has passed with no lead_created."""
-        raw = self.leads.get(lead_id)
-        if raw is None:
+        state = self.lead_state(lead_id)
+        if state is None:
             return
-        state = LeadState.decode(raw)
         rules = self.rules
         # The status just before the clock passed the hold, and now.
         hold_passed = (state.held_since() or 0.0) + rules.orphan_hold
@@ -291,6 +345,7 @@ class Funnel:
         status_effects(before, after, state, self.effects)
         view.add_windows(lead_windows(state, after, rules), 1)
         view.set_lead(lead_id, before.open, after, view.clock)
+        self._track(view, lead_id, NOT_TRACKED, state, after.released)
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -301,6 +356,7 @@ class Funnel:
         rebuilt from scratch, so the gauges are exact whatever happened before.
         """
         assert not self._held_visitors, "visitor states held across a rebuild"
+        assert not self._held_leads, "lead states held across a rebuild"
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
         self.views = {("leads", p): self._new_view(p) for p in wanted_leads}
         self.views.update({("visits", p): self._new_view(p) for p in wanted_visits})
@@ -337,6 +393,11 @@ class Funnel:
             status = lead_status(lead, rules, clock, view.event_clock)
             view.add_windows(lead_windows(lead, status, rules), 1)
             view.set_lead(lead_id, None, status, clock)
+            contribution = tracked(lead, rules, status.released)
+            view.set_position(lead_id, None, contribution.position, clock)
+            for cut in contribution.cuts:  # those already due were observed before the restart
+                if cut + rules.orphan_hold >= view.event_clock:
+                    view.push_cut(lead_id, cut, cut + rules.orphan_hold)
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t, n in visitor.visit_times():
@@ -378,6 +439,16 @@ class Funnel:
     def watermark(self) -> float:
         """Highest ``occurred_at`` applied across the owned partitions (0 before any)."""
         return self._watermark
+
+    def stage_gauges(self) -> dict[str, tuple[int, int]]:
+        """Per funnel-order stage: (leads whose current stage it is, of those stuck), over the
+        owned partitions; every stage is present."""
+        in_stage: Counter[str] = Counter()
+        stuck: Counter[str] = Counter()
+        for view in self.views.values():
+            in_stage.update(view.in_stage)
+            stuck.update(view.stuck)
+        return {stage: (in_stage[stage], stuck[stage]) for stage in self.rules.stages}
 
     def followup_gauges(self) -> dict[str, FollowupGauge]:
         """Awaiting, overdue and oldest open lead per team with open leads, over the owned

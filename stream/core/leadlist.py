@@ -17,10 +17,11 @@ from typing import Literal
 from stream.core.funnel import Funnel
 from stream.core.leads import LeadState, lead_status
 from stream.core.openindex import IndexedLead
+from stream.core.stages import position
 from stream.core.view import PartitionView
 
-LeadListStatus = Literal["awaiting", "at_risk", "overdue"]
-LEAD_LIST_STATUSES: tuple[LeadListStatus, ...] = ("awaiting", "at_risk", "overdue")
+LeadListStatus = Literal["awaiting", "at_risk", "overdue", "stuck"]
+LEAD_LIST_STATUSES: tuple[LeadListStatus, ...] = ("awaiting", "at_risk", "overdue", "stuck")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -35,9 +36,12 @@ class LeadRow:
     source: str | None
     campaign: str | None
     stage: str | None  # the last funnel-order stage reached
+    # Open leads: when the follow-up clock started, and when the lead is overdue (the SLA
+    # deadline plus sla.breach_grace). Stuck leads: when it entered its stage, and when it
+    # became stuck there (funnel.stuck_after).
     clock_start: float
-    deadline: float  # when it is overdue: the SLA deadline plus sla.breach_grace
-    seconds_left: float  # deadline - the partition's clock; negative when overdue
+    deadline: float
+    seconds_left: float  # deadline - the partition's clock; negative when overdue or stuck
     partition: int
 
     def as_json(self) -> dict[str, object]:
@@ -61,6 +65,7 @@ def list_leads(
     team: str | None = None,
     owner: str | None = None,
     before: str | None = None,
+    stage: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> list[LeadRow]:
     """Up to ``limit`` open leads of the owned lead partitions with ``status``, soonest
@@ -68,15 +73,21 @@ def list_leads(
 
     ``awaiting``: every open lead; ``overdue``: past its deadline (plus grace); ``at_risk``:
     past the warning ``before`` (a ``sla.warn_before`` label; default the largest) and not
-    overdue. Raises ``ValueError`` on an unknown label.
+    overdue; ``stuck``: in ``stage`` (any when None) for longer than ``funnel.stuck_after``
+    allows, longest stuck first. Raises ``ValueError`` on an unknown label or stage.
     """
     rules = funnel.rules
     label = before if before is not None else default_warning(funnel)
     if label is not None and label not in {name for name, _ in rules.warn_before}:
         raise ValueError(f"before must be one of sla.warn_before, not {label!r}")
+    if stage is not None and stage not in rules.stages:
+        raise ValueError(f"stage must be a funnel stage ({', '.join(rules.stages)}), not {stage!r}")
     streams = []
     for (kind, _), view in sorted(funnel.views.items()):
         if kind != "leads":
+            continue
+        if status == "stuck":
+            streams.append(_with_view(_stuck(view, stage, team, owner), view))
             continue
         if status == "awaiting":
             found = view.open_leads.from_deadline(None, team, owner)
@@ -91,7 +102,7 @@ def list_leads(
     for _, lead, view in heapq.merge(*streams, key=lambda item: item[0]):
         if len(rows) >= limit:
             break
-        row = _row(funnel, view, lead)
+        row = _stuck_row(funnel, view, lead) if status == "stuck" else _row(funnel, view, lead)
         if row is not None:
             rows.append(row)
     return rows
@@ -143,9 +154,42 @@ def _at_risk(
             stop_after = lead.deadline
 
 
+def _stuck(
+    view: PartitionView, stage: str | None, team: str | None, owner: str | None
+) -> Iterator[tuple[bytes, IndexedLead]]:
+    """Leads stuck in ``stage`` (any), by when they got stuck, as the gauge counts them."""
+    streams = [
+        index.from_deadline(None, team, owner)
+        for name, index in sorted(view.stuck_leads.items())
+        if stage is None or name == stage
+    ]
+    for key, lead in heapq.merge(*streams, key=lambda item: item[0]):
+        if lead.deadline >= view.clock:
+            return
+        yield key, lead
+
+
+def _stuck_row(funnel: Funnel, view: PartitionView, lead: IndexedLead) -> LeadRow | None:
+    state = _state(funnel, lead.lead_id)
+    where = None if state is None else position(state, funnel.rules)
+    if state is None or where is None:
+        return None
+    return LeadRow(
+        lead_id=lead.lead_id,
+        team=lead.team,
+        owner=lead.owner,
+        source=state.source,
+        campaign=state.campaign,
+        stage=where.stage,
+        clock_start=where.entered_at,
+        deadline=lead.deadline,
+        seconds_left=lead.deadline - view.clock,
+        partition=view.partition,
+    )
+
+
 def _state(funnel: Funnel, lead_id: str) -> LeadState | None:
-    raw = funnel.leads.get(lead_id)
-    return None if raw is None else LeadState.decode(raw)
+    return funnel.lead_state(lead_id)
 
 
 def _row(funnel: Funnel, view: PartitionView, lead: IndexedLead) -> LeadRow | None:

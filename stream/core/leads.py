@@ -13,7 +13,7 @@ team ``default``).
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 
 from stream.core.codec import decode_json, encode_json
@@ -113,11 +113,7 @@ class LeadState:
         stamped before the lead, clock skew, belongs to it), or ``default`` for a lead that
         never arrived: an override only counts from its own time on.
         """
-        team = None
-        for when, name in self.teams:
-            if when > t:
-                break
-            team = name
+        team = _assigned_at(self.teams, t)
         if team is not None:
             return team
         return self.team if self.team is not None else DEFAULT_TEAM
@@ -131,11 +127,7 @@ class LeadState:
         """The rep who owned the lead at event time ``t``, as ``team_at`` for teams: the
         latest owner given at or before ``t``, else the owner of the earliest
         ``lead_created`` (None if none was given)."""
-        owner = None
-        for when, name in self.owners:
-            if when > t:
-                break
-            owner = name
+        owner = _assigned_at(self.owners, t)
         if owner is not None:
             return owner
         return next((n for when, n in self.owners if when == self.created_at), None)
@@ -166,6 +158,16 @@ class LeadState:
         """The first transition into any follow-up stage."""
         stops = [times[0] for s, times in self.entries.items() if s in rules.followup_stages]
         return min(stops) if stops else None
+
+
+def _when(assignment: tuple[float, str]) -> float:
+    return assignment[0]
+
+
+def _assigned_at(assignments: list[tuple[float, str]], t: float) -> str | None:
+    """The latest of time-sorted ``(time, name)`` assignments at or before ``t``, or None."""
+    i = bisect_right(assignments, t, key=_when)
+    return assignments[i - 1][1] if i else None
 
 
 @dataclass(frozen=True, slots=True)

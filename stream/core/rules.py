@@ -38,6 +38,8 @@ class FunnelRules:
     window_retention: float = 35 * DAY
     dedupe_horizon: float = 7 * DAY
     orphan_hold: float = 3600.0
+    # stage -> how long a lead may sit in it before it is "stuck" (none by default)
+    stuck_after: tuple[tuple[str, float], ...] = ()
 
     @property
     def all_stages(self) -> tuple[str, ...]:
@@ -77,6 +79,17 @@ class FunnelRules:
             calendar.add_business_seconds(clock_start, max(0.0, within - before))
             for _, before in self.warn_before
         )
+
+    def stuck_at(self, stage: str, entered_at: float) -> float | None:
+        """When a lead that entered ``stage`` at ``entered_at`` (and stays) becomes stuck: after
+        ``stuck_after`` for that stage, on the SLA's clock (business time with a calendar);
+        None when the stage has no such limit."""
+        for name, limit in self.stuck_after:
+            if name == stage:
+                if self.calendar is None:
+                    return entered_at + limit
+                return self.calendar.add_business_seconds(entered_at, limit)
+        return None
 
     def sla_latency(self, wall_seconds: float, business_seconds: float | None) -> float:
         """The latency the SLA is judged on: business time when a calendar is set."""

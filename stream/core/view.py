@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from stream.core.leads import LeadState, LeadStatus, OpenLead
 from stream.core.openindex import OpenLeadIndex
 from stream.core.rules import FunnelRules
+from stream.core.stages import Position
 from stream.core.timeheap import TimeHeap
 from stream.core.windows import window_start
 
@@ -68,6 +69,14 @@ class PartitionView:
     # (team, warning team, label) -> warning instants of the open leads not yet at risk
     _warnings: dict[tuple[str, str, str], TimeHeap] = field(default_factory=dict)
     _held_heap: list[tuple[float, str]] = field(default_factory=list)
+    in_stage: Counter[str] = field(default_factory=Counter)  # stage -> leads there now
+    stuck: Counter[str] = field(default_factory=Counter)  # stage -> of those, stuck
+    _stuck_heaps: dict[str, TimeHeap] = field(default_factory=dict)  # when each gets stuck
+    # stage -> the leads in it that a limit applies to, by when they get stuck (the list)
+    stuck_leads: dict[str, OpenLeadIndex] = field(default_factory=dict)
+    # stage times to observe: (due, lead id, cut), and the (lead id, cut) pairs in it
+    _cut_heap: list[tuple[float, str, float]] = field(default_factory=list)
+    _cuts: set[tuple[str, float]] = field(default_factory=set)
     open_leads: OpenLeadIndex = field(default_factory=OpenLeadIndex)
 
     @property
@@ -187,6 +196,70 @@ class PartitionView:
                 # each of these leads was at risk for every warning: it is overdue now.
                 for label in self.warn_labels:
                     self.at_risk[(team, label)] -= len(passed)
+        return found
+
+    # -- where leads are, and their stage times still to observe ------------------------------
+
+    def set_position(
+        self, lead_id: str, old: Position | None, new: Position | None, clock: float
+    ) -> None:
+        """Replace a lead's position ``old`` by ``new`` (None: in no stage)."""
+        if old == new:
+            return
+        for position, change in ((old, self._unlist_stuck), (new, self._list_stuck)):
+            if position is not None and position.stuck_at is not None:
+                change(lead_id, position)
+        if old is not None:
+            self.in_stage[old.stage] -= 1
+            if old.stuck_at is not None:
+                if clock > old.stuck_at:
+                    self.stuck[old.stage] -= 1
+                else:
+                    self._stuck_heaps[old.stage].remove(old.stuck_at)
+        if new is not None:
+            self.in_stage[new.stage] += 1
+            if new.stuck_at is not None:
+                if clock > new.stuck_at:
+                    self.stuck[new.stage] += 1
+                else:
+                    heap = self._stuck_heaps.get(new.stage)
+                    if heap is None:
+                        heap = self._stuck_heaps[new.stage] = TimeHeap()
+                    heap.push(new.stuck_at)
+
+    def _list_stuck(self, lead_id: str, p: Position) -> None:
+        assert p.stuck_at is not None
+        index = self.stuck_leads.get(p.stage)
+        if index is None:
+            index = self.stuck_leads[p.stage] = OpenLeadIndex()
+        index.add(p.team, p.owner, p.stuck_at, lead_id)
+
+    def _unlist_stuck(self, lead_id: str, p: Position) -> None:
+        assert p.stuck_at is not None
+        self.stuck_leads[p.stage].remove(p.team, p.owner, p.stuck_at, lead_id)
+
+    def pop_stuck(self, clock: float) -> None:
+        """Leads whose stay in their stage the clock has now passed are stuck from now on."""
+        for stage, heap in self._stuck_heaps.items():
+            passed = heap.pop_below(clock)
+            if passed:
+                self.stuck[stage] += len(passed)
+
+    def push_cut(self, lead_id: str, cut: float, due: float) -> None:
+        """Observe the stage times of ``lead_id``'s first entries at ``cut`` once the event
+        clock passes ``due`` (each lead and cut once)."""
+        if (lead_id, cut) not in self._cuts:
+            self._cuts.add((lead_id, cut))
+            heapq.heappush(self._cut_heap, (due, lead_id, cut))
+
+    def pop_cuts(self, clock: float) -> list[tuple[str, float]]:
+        """(lead id, cut) of every cut whose due time the event clock has now passed, in
+        due order."""
+        heap, found = self._cut_heap, []
+        while heap and heap[0][0] < clock:
+            _, lead_id, cut = heapq.heappop(heap)
+            self._cuts.discard((lead_id, cut))
+            found.append((lead_id, cut))
         return found
 
     def pop_released(self, clock: float) -> list[str]:

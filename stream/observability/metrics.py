@@ -8,6 +8,7 @@ counts, open leads, watermarks, lag) are read from the ``Funnel`` at scrape time
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from bisect import bisect_left, bisect_right
@@ -23,7 +24,7 @@ from stream import __version__
 from stream.core.effects import Effects
 from stream.core.funnel import Funnel
 from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
-from stream.observability.buckets import DELAY_BUCKETS, LATENCY_BUCKETS
+from stream.observability.buckets import DELAY_BUCKETS, LATENCY_BUCKETS, STAGE_TIME_BUCKETS
 from stream.observability.labels import LabelBound
 from stream.runtime.seam.histogram import add_observations, bucket_bounds
 
@@ -47,6 +48,7 @@ class FunnelMetrics:
         max_values: int,
         business_hours: bool,
         warn_before: Iterable[str] = ("4h", "1h"),
+        funnel_stages: Iterable[str] = (),
     ) -> None:
         # The *_created series double the exposition and no dashboard uses them. The switch is
         # process-wide and read when a metric is built, so it is set here rather than at import.
@@ -72,6 +74,21 @@ class FunnelMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.stage_time = Histogram(
+            "funnel_stage_time_seconds",
+            "Event time from a first entry into a funnel stage to the next funnel stage reached.",
+            ["from_stage", "to_stage"],
+            buckets=STAGE_TIME_BUCKETS,
+            registry=r,
+        )
+        # The steps between consecutive funnel stages from the lead stage on, and the whole way.
+        steps = tuple(funnel_stages)[1:]
+        if len(steps) > 1:
+            for from_stage, to_stage in (
+                *itertools.pairwise(steps),
+                (steps[0], steps[-1]),
+            ):
+                self.stage_time.labels(from_stage, to_stage)
         self.followup_business_latency = (
             Histogram(
                 "funnel_followup_business_latency_seconds",
@@ -236,6 +253,8 @@ class FunnelMetrics:
                 self.clock_skew.labels(team).inc()
         for team in effects.breaches:
             self.breaches.labels(self.team(team)).inc()
+        for from_stage, to_stage, seconds in effects.stage_times:
+            self.stage_time.labels(from_stage, to_stage).observe(seconds)
         for (team, before), n in Tally(effects.warnings).items():
             self.warnings.labels(self.team(team, count=n), before).inc(n)
 
@@ -367,6 +386,22 @@ class StateCollector(Collector):
         yield overdue
         yield oldest
         yield at_risk
+
+        in_stage = GaugeMetricFamily(
+            "funnel_leads_in_stage",
+            "Leads whose current stage (the furthest funnel stage reached) is `stage`.",
+            labels=["stage"],
+        )
+        stuck = GaugeMetricFamily(
+            "funnel_leads_stuck",
+            "Of those, the ones in it for longer than funnel.stuck_after.<stage>.",
+            labels=["stage"],
+        )
+        for stage, (n_in, n_stuck) in self._funnel.stage_gauges().items():
+            in_stage.add_metric([stage], n_in)
+            stuck.add_metric([stage], n_stuck)
+        yield in_stage
+        yield stuck
 
         watermark = GaugeMetricFamily(
             "funnel_event_time_watermark_timestamp_seconds",

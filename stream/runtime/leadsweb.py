@@ -52,6 +52,7 @@ class LeadQuery:
     before: str | None = None
     limit: int = DEFAULT_LIMIT
     scope: str = "local"
+    stage: str | None = None
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> LeadQuery:
@@ -75,12 +76,13 @@ class LeadQuery:
             query.get("before") or None,
             limit,
             scope,
+            query.get("stage") or None,
         )
 
     def params(self, scope: str) -> dict[str, str]:
         """The query string of this query for ``scope``."""
         out = {"status": self.status, "limit": str(self.limit), "scope": scope}
-        for name in ("team", "owner", "before"):
+        for name in ("team", "owner", "before", "stage"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -114,6 +116,7 @@ def local_answer(worker: GroupMember, query: LeadQuery) -> dict[str, Any]:
         team=query.team,
         owner=query.owner,
         before=query.before,
+        stage=query.stage,
         limit=query.limit,
     )
     return {

@@ -133,9 +133,10 @@ class Worker:
         self.funnel = Funnel(
             rules_from_settings(settings), self.lead_store, self.visitor_store, settings.clock
         )
-        # Visitor states changed again within a fetch are written once, after it
-        # (_handle_records): a hot visitor costs one decode and encode per fetch.
+        # Visitor and lead states changed within a fetch are written once, after it
+        # (_handle_records): a hot key costs one decode and encode per fetch.
         self.funnel.hold_visitor_states = True
+        self.funnel.hold_lead_states = True
         self.registry = CollectorRegistry()
         self.metrics = FunnelMetrics(
             self.registry,
@@ -146,6 +147,7 @@ class Worker:
             max_values=settings.labels.max_values,
             business_hours=settings.sla.business_hours is not None,
             warn_before=settings.sla.warn_before,
+            funnel_stages=settings.funnel.stages,
         )
         register_targets(self.registry, settings)
         self.watermarks: dict[str, float] = {}
@@ -286,6 +288,9 @@ class Worker:
             if funnel.forgotten_ids != forgotten:
                 outcomes[(topic, FORGOTTEN_IDS)] += funnel.forgotten_ids - forgotten
             timestamps.extend([r.timestamp / 1000.0 for r in records])
+        for lead_id, lead in funnel.take_held_leads().items():
+            lead_store.partition = lead.partition
+            lead_store[lead_id] = lead.encode()
         for visitor_id, state in funnel.take_held_visitors().items():
             visitor_store.partition = state.partition
             visitor_store[visitor_id] = state.encode()

@@ -217,6 +217,11 @@ def gauges(*scrapes: Samples) -> dict[tuple[str, ...], float]:
         for name in ("funnel_leads_awaiting_followup", "funnel_leads_overdue"):
             for labels, v in samples.series(name):
                 out[(name, labels["team"])] += v
+        for labels, v in samples.series("funnel_leads_at_risk"):
+            out[("funnel_leads_at_risk", labels["team"], labels["before"])] += v
+        for name in ("funnel_leads_in_stage", "funnel_leads_stuck"):
+            for labels, v in samples.series(name):
+                out[(name, labels["stage"])] += v
     return {k: v for k, v in out.items() if v}
 
 
@@ -245,6 +250,12 @@ def expected_gauges(result: Recount) -> dict[tuple[str, ...], float]:
         ):
             if v:
                 out[(name, team)] = v
+        for before, n in g.at_risk.items():
+            out[("funnel_leads_at_risk", team, before)] = n
+    for stage, (in_stage, stuck) in funnel.stage_gauges().items():
+        for name, v in (("funnel_leads_in_stage", in_stage), ("funnel_leads_stuck", stuck)):
+            if v:
+                out[(name, stage)] = v
     return out
 
 

@@ -15,112 +15,8 @@ from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
 from stream.errors import ConfigError
 
-# docs/contract/funnel.example.toml as this version implements it: every key with its default
-# (the contract's `[funnel.stuck_after]` is not implemented yet; see docs/contract/README.md,
-# "Status").
-EXAMPLE_TOML = """\
-# Example configuration: every key, with its default unless marked "example".
-# The key names and structure are part of the interface (interface.md).
-
-[funnel]
-stages = ["visit", "lead", "mql", "sql", "opportunity", "customer"]   # funnel order
-extra_stages = ["contacted", "disqualified"]                          # outside the order
-time_zone = "UTC"                 # business time zone: daily windows and month boundaries
-windows = ["1h", "1d"]
-window_retention = "35d"
-dedupe_horizon = "7d"            # duplicates (same event_id) recognised within this horizon
-
-[funnel.definitions]              # the agreed meaning of each stage, shown in reports and dashboards
-# mql = "Lead from a company of 10+ employees that downloaded a guide or asked for a demo"   # example
-# sql = "Sales accepted it after a first call: budget, need and timing confirmed"          # example
-
-[labels]
-max_values = 50                   # distinct values kept per label before "other"
-# source = ["organic", "paid_search", "social", "email", "referral", "direct"]   # example allow-list
-# team = ["sales-emea", "sales-amer"]                                          # example allow-list
-
-[sla]
-followup_within = "24h"
-clock_starts_at = "lead"          # or "mql"
-followup_stages = ["contacted", "sql", "opportunity", "customer", "disqualified"]
-breach_grace = "0s"               # a breach is declared when the clock passes deadline + grace
-warn_before = ["4h", "1h"]        # a lead still open is "at risk" when its time left reaches each of these
-
-# [sla.business_hours]            # example: when present, the SLA runs on this calendar
-# time_zone = "Europe/Madrid"
-# days = ["mon", "tue", "wed", "thu", "fri"]
-# start = "09:00"
-# end = "18:00"
-# holidays = ["2026-12-25", "2027-01-01"]
-
-[sla.marketing]                   # marketing's monthly commitment to sales (0 = none)
-mql_per_month = 0
-sql_per_month = 0
-
-[north_star]                      # 0 = no goal set
-revenue_goal = 0
-period = "year"                   # "month", "quarter" or "year"
-average_deal_size = 0
-rep_capacity_leads_per_month = 150
-
-[north_star.conversion]           # rate from each stage to the next; a missing one is measured
-# visit = 0.025                   # example: visit -> lead
-# lead = 0.25                     # example: lead -> mql
-# mql = 0.35                      # example: mql -> sql
-# sql = 0.5                       # example: sql -> opportunity
-# opportunity = 0.25              # example: opportunity -> customer
-
-[kafka]                           # for brokers that require it
-security_protocol = "PLAINTEXT"   # or "SASL_PLAINTEXT", "SASL_SSL", "SSL"
-# sasl_mechanism = "SCRAM-SHA-256"
-# sasl_username = "funnel"
-# sasl_password_env = "FUNNEL_KAFKA_PASSWORD"   # the password itself never sits in the file
-# ssl_cafile = "/etc/funnel/ca.pem"
-
-[ingest]                          # funnel ingest: the HTTP gateway (docs/ingest.md)
-port = 8088
-bind = "127.0.0.1"
-produce_timeout = "4s"            # no Kafka acknowledgement by then: 503, the client retries
-retry_after = "2s"                # the 503's Retry-After
-# write keys: FUNNEL_INGEST_WRITE_KEYS only; never in this file
-
-[ingest.segment]
-stage_trait = "lifecycle_stage"   # identify trait whose value is a stage
-team_property = "team"            # property (track) or trait (identify) holding the team
-owner_property = "owner_id"
-default_source = "direct"         # no UTM medium, no referrer from another site
-
-[ingest.segment.track_events]     # track event name -> "lead_created" or a stage
-"Signed Up" = "lead_created"
-
-[ingest.segment.stage_values]     # identify trait value -> "lead_created" or a stage (a stage's own name needs none)
-# marketingqualifiedlead = "mql"  # example
-
-[ingest.segment.medium_sources]   # utm_medium -> source; unlisted media are kept as written
-cpc = "paid_search"
-ppc = "paid_search"
-paidsearch = "paid_search"
-paid_search = "paid_search"
-organic = "organic"
-email = "email"
-newsletter = "email"
-social = "social"
-paid_social = "social"
-referral = "referral"
-
-[ingest.hubspot]                  # app secret: FUNNEL_HUBSPOT_APP_SECRET only
-ignored_stages = ["subscriber", "evangelist", "other"]
-source = "crm"                    # source of contacts created in HubSpot
-team = "default"
-# public_url = "https://ingest.example.com"   # example: the URL HubSpot calls, behind a proxy
-
-[ingest.hubspot.stages]           # HubSpot lifecycle stage -> funnel stage
-lead = "lead"
-marketingqualifiedlead = "mql"
-salesqualifiedlead = "sql"
-opportunity = "opportunity"
-customer = "customer"
-"""  # noqa: E501 (a verbatim copy of the spec's example file)
+# The contract's example configuration (the project's own copy): every key with its default.
+EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "contract" / "funnel.example.toml"
 
 # The example with every "example" line switched on, plus our own key.
 FULL_TOML = """\
@@ -130,6 +26,10 @@ orphan_hold = "30m"
 [funnel.definitions]
 mql = "Lead from a company of 10+ employees that downloaded a guide or asked for a demo"
 sql = "Sales accepted it after a first call: budget, need and timing confirmed"
+[funnel.stuck_after]
+mql = "14d"
+sql = "21d"
+opportunity = "45d"
 [labels]
 source = ["organic", "paid_search", "social", "email", "referral", "direct"]
 team = ["sales-emea", "sales-amer"]
@@ -210,10 +110,8 @@ def test_the_default_settings_give_the_core_s_default_rules() -> None:
     assert rules_from_settings(Settings()) == FunnelRules()
 
 
-def test_the_example_file_holds_exactly_the_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, EXAMPLE_TOML)
-
-    assert load_settings(path, environ={}) == Settings(config_path=path)
+def test_the_contract_s_example_file_holds_exactly_the_defaults() -> None:
+    assert load_settings(EXAMPLE, environ={}) == Settings(config_path=EXAMPLE)
 
 
 def test_funnel_config_names_the_file_and_an_argument_wins(tmp_path: Path) -> None:
@@ -230,6 +128,11 @@ def test_every_example_key_switched_on(tmp_path: Path) -> None:
 
     assert settings.funnel.orphan_hold == 1_800
     assert set(settings.funnel.definitions) == {"mql", "sql"}
+    assert settings.funnel.stuck_after == {
+        "mql": 14 * 86_400,
+        "sql": 21 * 86_400,
+        "opportunity": 45 * 86_400,
+    }
     assert (settings.labels.team, settings.labels.campaign) == (("sales-emea", "sales-amer"), None)
     assert (settings.sla.clock_starts_at, settings.sla.followup_within) == ("mql", 4 * 3_600)
     assert settings.sla.marketing.mql_per_month == 400
@@ -411,6 +314,12 @@ FILE_REFUSALS = [
         HOURS + "holidays_subdivision = 'BY'",
         "sla.business_hours.holidays_subdivision: needs holidays_country",
     ),
+    (
+        "funnel.stuck_after",
+        "contacted = '1d'",
+        "funnel.stuck_after.contacted: not a configured stage",
+    ),
+    ("funnel.stuck_after", "mql = '0s'", "funnel.stuck_after.mql: must be longer than 0s"),
     ("sla", "warn_before = ['0s']", "sla.warn_before[0]: must be longer than 0s"),
     ("sla", "warn_before = ['1h', '1h']", "sla.warn_before: lists '1h' twice"),
     ("sla", "warn_before = ['1h', '60m']", "sla.warn_before: lists one duration twice"),

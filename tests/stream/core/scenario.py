@@ -174,6 +174,10 @@ class Scenario:
     warnings: dict[tuple[str, str], int]
     # funnel_leads_at_risk{team, before}
     at_risk: dict[tuple[str, str], int]
+    # funnel_leads_in_stage{stage} (no funnel.stuck_after by default: none stuck)
+    in_stage: dict[str, int]
+    # funnel_stage_time_seconds{from_stage, to_stage}: every observation (seconds), sorted
+    stage_times: dict[tuple[str, str], list[float]]
     # funnel_leads_awaiting_followup{team}
     awaiting: dict[str, int]
     # funnel_leads_overdue{team}
@@ -342,6 +346,11 @@ def hand_built_scenario() -> Scenario:
             ("south", "1h"): 1,  # H
         },
         at_risk={("north", "4h"): 1},  # I (H is overdue, no longer at risk)
+        # The furthest funnel stage each lead entered (contacted is outside the order).
+        in_stage={"lead": 4, "mql": 2, "sql": 2},  # B, G, D, F; H, I; C, E
+        # A step is observed once its partition's clock passed its later entry by the orphan
+        # hold (1 h); no clock passes 09:52, and every step ends after 08:52: none yet.
+        stage_times={},
         awaiting={"north": 2, "south": 1},  # G and I, H
         overdue={"south": 1},  # H
         oldest_open={"north": day0("12:00"), "south": day0("08:00")},  # I, H

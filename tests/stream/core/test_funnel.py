@@ -146,6 +146,76 @@ class TestWarnings:
         assert warnings(f) == [("north", "4h")]
 
 
+def stage_times(f: Funnel) -> list[tuple[str, str, float]]:
+    return sorted(f.effects.stage_times)
+
+
+class TestStageTimes:
+    """From a first entry to the next funnel stage reached, once the partition's event clock
+    has passed the later entry by ``orphan_hold`` (1 h by default)."""
+
+    def test_each_step_and_the_whole_way_once_final(self) -> None:
+        f, _, _ = funnel()
+        f.apply(0, lead("l1", "a", T0, team="north"))
+        f.apply(0, stage("s1", "a", "mql", T0 + 2 * HOUR))
+        f.apply(0, stage("s2", "a", "sql", T0 + 5 * HOUR))
+        f.apply(0, stage("s3", "a", "customer", T0 + 30 * HOUR))
+        tick(f, T0 + 3 * HOUR + 1)  # 1 h past the mql: lead -> mql is final
+        assert stage_times(f) == [("lead", "mql", 2 * HOUR)]
+        tick(f, T0 + 40 * HOUR)
+        assert stage_times(f) == [
+            ("lead", "customer", 30 * HOUR),  # the whole way, stages in between
+            ("lead", "mql", 2 * HOUR),
+            ("mql", "sql", 3 * HOUR),
+            ("sql", "customer", 25 * HOUR),
+        ]
+
+    def test_a_skipped_stage_is_skipped(self) -> None:
+        f, _, _ = funnel()
+        f.apply(0, lead("l1", "a", T0))
+        f.apply(0, stage("s1", "a", "sql", T0 + 4 * HOUR))
+        f.apply(0, stage("s2", "a", "contacted", T0 + HOUR))  # outside the funnel order
+        tick(f, T0 + 10 * HOUR)
+        assert stage_times(f) == [("lead", "sql", 4 * HOUR)]
+
+    def test_a_stage_change_read_before_its_predecessor_changes_nothing(self) -> None:
+        f, _, _ = funnel()
+        f.apply(0, lead("l1", "a", T0))
+        f.apply(0, stage("s2", "a", "sql", T0 + 5 * HOUR))  # read first
+        f.apply(0, stage("s1", "a", "mql", T0 + 2 * HOUR))
+        tick(f, T0 + 10 * HOUR)
+        assert stage_times(f) == [("lead", "mql", 2 * HOUR), ("mql", "sql", 3 * HOUR)]
+
+    def test_a_restart_observes_the_rest_only(self) -> None:
+        f, leads, visitors = funnel()
+        f.apply(0, lead("l1", "a", T0))
+        f.apply(0, stage("s1", "a", "mql", T0 + 2 * HOUR))
+        f.apply(0, stage("s2", "a", "sql", T0 + 5 * HOUR))
+        tick(f, T0 + 4 * HOUR)  # lead -> mql observed before the restart
+        assert stage_times(f) == [("lead", "mql", 2 * HOUR)]
+        again = Funnel(RULES, leads, visitors, "event")
+        again.rebuild([0], [])
+        tick(again, T0 + 7 * HOUR)
+        assert stage_times(again) == [("mql", "sql", 3 * HOUR)]
+
+
+class TestWhereLeadsAre:
+    RULES = FunnelRules(stuck_after=(("mql", 2 * HOUR),))
+
+    def test_current_stage_and_stuck(self) -> None:
+        f, _, _ = funnel(self.RULES, mode="wall", now=T0)
+        f.apply(0, lead("l1", "a", T0))
+        f.apply(0, lead("l2", "b", T0))
+        f.apply(0, stage("s1", "a", "mql", T0 + HOUR))
+        assert f.stage_gauges()["lead"] == (1, 0) and f.stage_gauges()["mql"] == (1, 0)
+        f.advance(T0 + 3 * HOUR + 1)  # a has sat in mql for more than 2 h
+        assert f.stage_gauges()["mql"] == (1, 1)
+        f.apply(0, stage("s2", "a", "sql", T0 + 4 * HOUR))
+        f.apply(0, stage("s3", "b", "disqualified", T0 + 4 * HOUR))
+        gauges = f.stage_gauges()
+        assert (gauges["lead"], gauges["mql"], gauges["sql"]) == ((0, 0), (0, 0), (1, 0))
+
+
 class TestStages:
     def test_first_entry_per_stage_and_reentries(self) -> None:
         f, _, _ = funnel()
@@ -647,6 +717,12 @@ def assert_scenario_metrics(scenario: Scenario, messages: Iterable[Message]) -> 
     assert all(u.business_seconds is None for u in e.followups)  # no calendar by default
     assert Counter(e.breaches) == scenario.breaches
     assert Counter(e.warnings) == scenario.warnings
+    assert {s: n for s, (n, _) in f.stage_gauges().items() if n} == scenario.in_stage
+    assert not any(stuck for _, stuck in f.stage_gauges().values())
+    times: dict[tuple[str, str], list[float]] = {}
+    for a, b, seconds in e.stage_times:
+        times.setdefault((a, b), []).append(seconds)
+    assert {k: sorted(v) for k, v in times.items()} == scenario.stage_times
     g = f.followup_gauges()
     assert {
         (team, label): n for team, x in g.items() for label, n in x.at_risk.items()

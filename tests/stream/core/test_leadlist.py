@@ -106,6 +106,38 @@ def test_the_list_holds_exactly_the_leads_the_gauges_count_live_and_rebuilt(seed
     assert list_leads(f, limit=10_000) == list_leads(rebuilt, limit=10_000)
 
 
+def test_stuck_leads_longest_stuck_first_with_when_they_entered_the_stage() -> None:
+    rules = FunnelRules(stuck_after=(("mql", 2 * HOUR), ("sql", 4 * HOUR)))
+    now = T0 + 10 * HOUR
+    f = Funnel(rules, {}, {}, "wall", now=lambda: now)
+    f.apply(0, created("l1", "a", T0, "north", "rep-1"))
+    f.apply(0, changed("s1", "a", "mql", T0 + HOUR))  # stuck from T0 + 3 h
+    f.apply(1, created("l2", "b", T0, "south", None))
+    f.apply(1, changed("s2", "b", "mql", T0 + 5 * HOUR))  # stuck from T0 + 7 h
+    f.apply(1, created("l3", "c", T0, "north", "rep-2"))
+    f.apply(1, changed("s3", "c", "sql", T0 + 5 * HOUR))  # stuck from T0 + 9 h
+    f.apply(0, created("l4", "d", T0, "north", None))
+    f.apply(0, changed("s4", "d", "mql", T0 + 8 * HOUR))  # in mql, not stuck yet
+    rows = list_leads(f, "stuck")
+    assert [(r.lead_id, r.stage, r.clock_start, r.deadline, r.seconds_left) for r in rows] == [
+        ("a", "mql", T0 + HOUR, T0 + 3 * HOUR, -7 * HOUR),
+        ("b", "mql", T0 + 5 * HOUR, T0 + 7 * HOUR, -3 * HOUR),
+        ("c", "sql", T0 + 5 * HOUR, T0 + 9 * HOUR, -HOUR),
+    ]
+    assert [r.lead_id for r in list_leads(f, "stuck", stage="sql")] == ["c"]
+    assert [r.lead_id for r in list_leads(f, "stuck", team="north")] == ["a", "c"]
+    assert [r.lead_id for r in list_leads(f, "stuck", owner="rep-1")] == ["a"]
+    f.apply(0, changed("s5", "a", "sql", T0 + 9 * HOUR))  # moved on: no longer stuck
+    assert [r.lead_id for r in list_leads(f, "stuck")] == ["b", "c"]
+    # mql: b (stuck) and d; sql: c (stuck) and a (since T0 + 9 h, stuck from T0 + 13 h).
+    assert {s: g for s, g in f.stage_gauges().items() if g != (0, 0)} == {
+        "mql": (2, 1),
+        "sql": (2, 1),
+    }
+    with pytest.raises(ValueError, match="funnel stage"):
+        list_leads(f, "stuck", stage="contacted")
+
+
 def test_the_index_removes_what_it_added_and_keeps_order() -> None:
     index = OpenLeadIndex()
     index.add("north", "rep-1", 20.0, "b")

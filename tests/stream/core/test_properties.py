@@ -58,8 +58,10 @@ LATER_STAGES = ("mql", "sql", "opportunity", "customer", "contacted", "disqualif
 OFFICE = BusinessCalendar.from_names("UTC", ["mon", "tue", "wed", "thu", "fri"], time(9), time(17))
 RULE_SETS = (
     FunnelRules(),
-    FunnelRules(breach_grace=2 * HOUR),
-    FunnelRules(calendar=OFFICE, followup_within=8 * HOUR),
+    FunnelRules(breach_grace=2 * HOUR, stuck_after=(("lead", 6 * HOUR), ("mql", DAY))),
+    FunnelRules(
+        calendar=OFFICE, followup_within=8 * HOUR, stuck_after=(("mql", 8 * HOUR), ("sql", DAY))
+    ),
 )
 # In stream order (each partition read in time order) the clock may also start at mql.
 STREAM_RULE_SETS = (*RULE_SETS, FunnelRules(clock_starts_at="mql"))
@@ -176,6 +178,8 @@ class Outcome:
     followups_per_team: Counter[tuple[str, bool]]
     breaches: Counter[str]
     warnings: Counter[tuple[str, str]]
+    stage_times: Counter[tuple[str, str, float]]
+    stages: dict[str, tuple[int, int]]
     latencies: dict[str, FollowUp | None]
 
 
@@ -195,6 +199,8 @@ def outcome(f: Funnel, leads: dict[str, bytes], clock: float) -> Outcome:
         followups_per_team=Counter((u.team, u.within_sla) for u in e.followups),
         breaches=Counter(e.breaches),
         warnings=Counter(e.warnings),
+        stage_times=Counter(e.stage_times),
+        stages=f.stage_gauges(),
         latencies=latencies,
     )
 
@@ -304,6 +310,7 @@ def test_rebuild_after_any_prefix_equals_the_live_aggregates(
         restarted.rebuild(range(PARTITIONS), range(2))
         assert restarted.window_entries() == live.window_entries()
         assert restarted.followup_gauges() == live.followup_gauges()
+        assert restarted.stage_gauges() == live.stage_gauges()
         assert restarted.watermark == live.watermark
         assert not restarted.effects
 
@@ -342,8 +349,11 @@ def test_a_restart_at_any_point_goes_on_as_if_none_happened(
     assert Counter(both.reentries + after.effects.reentries) == Counter(one.reentries)
     assert Counter(both.followups + after.effects.followups) == Counter(one.followups)
     assert Counter(both.breaches + after.effects.breaches) == Counter(one.breaches)
+    assert Counter(both.warnings + after.effects.warnings) == Counter(one.warnings)
+    assert Counter(both.stage_times + after.effects.stage_times) == Counter(one.stage_times)
     assert after.window_entries() == whole.window_entries()
     assert after.followup_gauges() == whole.followup_gauges()
+    assert after.stage_gauges() == whole.stage_gauges()
 
 
 def test_generated_worlds_hold_what_the_properties_need() -> None:
@@ -366,6 +376,12 @@ def test_generated_worlds_hold_what_the_properties_need() -> None:
         seen["skew"] += any(u.clock_skew for u in run.followups)
         seen["reentry"] += bool(run.reentries)
         seen["warning"] += bool(run.warnings)
+        seen["stage time"] += bool(run.stage_times)
+        seen["stuck"] += any(stuck for _, stuck in run.stages.values())
+        seen["skipped stage"] += any(
+            (a, b) not in zip(world.rules.stages, world.rules.stages[1:], strict=False)
+            for a, b, _ in run.stage_times
+        )
         # Every breached lead passed both warnings; more means a lead at risk made it in time.
         seen["at risk, then in time"] += sum(run.warnings.values()) > 2 * run.breaches.total()
 
@@ -373,6 +389,7 @@ def test_generated_worlds_hold_what_the_properties_need() -> None:
     assert all(seen[k] >= 5 for k in ("orphan", "override", "visit", "breach", "late", "skew"))
     assert seen["reentry"] >= 5
     assert seen["warning"] >= 5 and seen["at risk, then in time"] >= 5, seen
+    assert seen["stage time"] >= 5 and seen["skipped stage"] >= 5 and seen["stuck"] >= 5, seen
 
 
 @PROPERTY
@@ -397,3 +414,28 @@ def test_the_hand_built_scenario_holds_in_any_interleaving_of_its_partitions(
         live = [s for s in pending if s]
         order.append(live[data.draw(st.integers(0, len(live) - 1))].pop(0))
     assert_scenario_metrics(scenario, order)
+
+
+@PROPERTY
+@given(world=worlds(strict_order=False), mode=st.sampled_from(["event", "wall"]), data=st.data())
+def test_holding_lead_states_within_fetches_changes_nothing(
+    world: World, mode: ClockMode, data: st.DataObject
+) -> None:
+    """The worker holds changed lead states until the end of each fetch; a report writes every
+    change at once. The same events give the same stores, aggregates and effects."""
+    order = data.draw(with_redeliveries(list(data.draw(st.permutations(world.events)))))
+    fetch_ends = data.draw(st.sets(st.integers(0, len(order))))
+    now = BASE + 2 * DAY
+    through = Funnel(world.rules, {}, {}, mode, now=lambda: now)
+    held_store: dict[str, bytes] = {}
+    held = Funnel(world.rules, held_store, {}, mode, now=lambda: now)
+    held.hold_lead_states = True
+    for i, (partition, event) in enumerate(order):
+        assert held.apply(partition, event) == through.apply(partition, event)
+        if i in fetch_ends:
+            held_store.update((k, s.encode()) for k, s in held.take_held_leads().items())
+    held_store.update((k, s.encode()) for k, s in held.take_held_leads().items())
+    for f in (held, through):
+        f.advance(FAR)
+    assert held_store == through.leads
+    assert outcome(held, held_store, FAR) == outcome(through, through.leads, FAR)

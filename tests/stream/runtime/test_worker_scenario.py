@@ -54,6 +54,13 @@ async def test_scenario_every_funnel_metric_as_written_down(
         assert nonzero("funnel_leads_at_risk", "team", "before") == {
             k: float(v) for k, v in scenario.at_risk.items() if v
         }
+        assert nonzero("funnel_leads_in_stage", "stage") == {
+            (k,): float(v) for k, v in scenario.in_stage.items()
+        }
+        assert nonzero("funnel_leads_stuck", "stage") == {}
+        assert nonzero("funnel_stage_time_seconds_count", "from_stage", "to_stage") == {
+            k: float(len(v)) for k, v in scenario.stage_times.items()
+        }
         assert nonzero("funnel_leads_awaiting_followup", "team") == {
             (k,): float(v) for k, v in scenario.awaiting.items() if v
         }
