@@ -6,7 +6,7 @@ from html import escape
 
 from stream.report.layout import Block, Table, blocks
 from stream.report.model import Report
-from stream.report.svg import deliveries_chart, funnel_chart, latency_chart
+from stream.report.svg import cohort_chart, deliveries_chart, funnel_chart, latency_chart
 
 __all__ = ["render_html"]
 
@@ -53,6 +53,8 @@ def _chart(block: Block, report: Report) -> str:
         return latency_chart(report.latency_buckets, report.sla_seconds, judged)
     if block.chart == "deliveries":
         return deliveries_chart(report.commitments)
+    if block.chart == "cohorts":
+        return cohort_chart(report.cohorts)
     return ""
 
 
