@@ -21,6 +21,7 @@ p { margin: 6px 0; }
 table { border-collapse: collapse; margin: 10px 0; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #cbd5e1; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+td:first-child { white-space: nowrap; }
 th { background: #eff6ff; }
 table.text td, table.text th { text-align: left; }
 svg.chart { width: 100%; max-width: 720px; height: auto; display: block; margin: 10px 0;

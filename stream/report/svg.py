@@ -256,7 +256,7 @@ def cohort_chart(cohorts: Cohorts) -> str:
         colour = COHORT_COLOURS[min(s, len(COHORT_COLOURS) - 1)]
         body.append(f'<rect x="{x:.1f}" y="{height - 30}" width="12" height="12" fill="{colour}"/>')
         body.append(_text(x + 16, height - 20, stage, extra=' font-size="12"'))
-        x += 28 + 8 * len(stage)
+        x += 30 + 7 * len(stage)
     window = format_duration(cohorts.window_seconds)
     body.append(
         _text(
