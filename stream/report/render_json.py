@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.planning.plan import Gap, Measured, Plan
+from stream.planning.plan import Gap, LeadTimes, Measured, Plan
 from stream.report.model import Cohort, Cohorts, Latency, Report, StepRow, TeamRow
 
-__all__ = ["cohorts_dict", "gap_dict", "measured_dict", "plan_dict", "report_dict", "step_dict"]
+__all__ = [
+    "cohorts_dict",
+    "gap_dict",
+    "lead_times_dict",
+    "measured_dict",
+    "plan_dict",
+    "report_dict",
+    "step_dict",
+]
 
 
 def _iso(t: float) -> str:
@@ -36,6 +44,43 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "rates": {stage: _round(rate) for stage, rate in plan.rates.items()},
         "measured_rates": {
             stage: _round(rate) for stage, rate in plan.rates.items() if stage in plan.measured
+        },
+    }
+
+
+def lead_times_dict(
+    times: LeadTimes, stages: Sequence[str], month: tuple[str, str, float, float]
+) -> dict[str, Any]:
+    """The lead times of ``funnel plan --json``: per stage the seconds ahead of the last stage
+    and, for the customers of ``month`` (label, name, start, end), when its entries are needed
+    (``[needed_from, needed_before)``); the measured steps they are summed from."""
+    label, _, start, end = month
+    last = times.to_stage
+    whole = times.whole_way
+    return {
+        "basis": "sum of the measured p50 of each step on the way",
+        "to_stage": last,
+        "for_month": label,
+        "stages": {
+            stage: {
+                "seconds": ahead,
+                "needed_from": None if ahead is None else _iso(start - ahead),
+                "needed_before": None if ahead is None else _iso(end - ahead),
+            }
+            for stage in stages
+            for ahead in [times.seconds.get(stage)]
+        },
+        "steps": [
+            {"from_stage": a, "to_stage": b, "count": n, "p50_seconds": p50}
+            for (a, b), (n, p50) in times.steps.items()
+        ],
+        "whole_way": None
+        if whole is None
+        else {
+            "from_stage": stages[1],
+            "to_stage": last,
+            "count": whole[0],
+            "p50_seconds": whole[1],
         },
     }
 
