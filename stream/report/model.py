@@ -295,7 +295,7 @@ def _cohort_spans(
 ) -> tuple[Literal["week", "month"], list[tuple[str, float, float]]]:
     """The cohorts' (label, start, end) within the period: calendar weeks from Monday, or
     calendar months, clipped to the period."""
-    if period.days > WEEKLY_UP_TO_DAYS:
+    if round(period.days) > WEEKLY_UP_TO_DAYS:  # rounded: a DST change adds or takes 1h
         return "month", [(label, start, end) for label, start, end, _ in _month_spans(period)]
     zone = ZoneInfo(period.time_zone)
     day = datetime.fromtimestamp(period.start, zone).date()

@@ -214,8 +214,10 @@ def cohort_chart(cohorts: Cohorts) -> str:
     """Per cohort, the share of its leads that reached each later stage within the window:
     one bar per stage (darkest: the earliest), the exact share above bars wide enough."""
     rows, stages = cohorts.rows, cohorts.stages
-    height, x0, bottom, top_pad = 250, 50, 190, 24
+    x0, bottom, top_pad = 50, 190, 24
     group = (WIDTH - x0 - 10) / max(1, len(rows))
+    slanted = group < 90  # labels wider than their cohort's space are slanted
+    height = 290 if slanted else 250
     width = min(48.0, (group - 12) / max(1, len(stages)))
     shares = [cohort.share(cohort.within_window, s) or 0.0 for cohort in rows for s in stages]
     peak = max(shares, default=0.0) or 1.0
@@ -246,11 +248,12 @@ def cohort_chart(cohorts: Cohorts) -> str:
                     )
                 )
         label = cohort.label + ("" if cohort.window_complete else " *")
-        body.append(
-            _text(
-                x0 + (c + 0.5) * group, bottom + 16, label, anchor="middle", extra=' font-size="12"'
-            )
-        )
+        cx = x0 + (c + 0.5) * group
+        if slanted:
+            turn = f' font-size="12" transform="rotate(-35 {cx:.1f} {bottom + 14})"'
+            body.append(_text(cx, bottom + 14, label, anchor="end", extra=turn))
+        else:
+            body.append(_text(cx, bottom + 16, label, anchor="middle", extra=' font-size="12"'))
     x = float(x0)
     for s, stage in enumerate(stages):
         colour = COHORT_COLOURS[min(s, len(COHORT_COLOURS) - 1)]

@@ -172,3 +172,21 @@ def test_periods_over_13_weeks_have_monthly_cohorts(tmp_path: Path) -> None:
     october = cohorts.rows[0]
     assert (october.within_window["mql"], october.within_window["sql"]) == (1, 0)
     assert (october.so_far["mql"], october.so_far["sql"]) == (1, 1)
+
+
+def test_13_weeks_across_a_clock_change_are_still_weeks(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, CONFIG)
+    # 7 Sep to 7 Dec is 13 weeks of Madrid days, and one hour more: summer time ends 25 Oct.
+    report = report_of(settings, MESSAGES, "2026-09-07", "2026-12-07", NOW)
+    cohorts = report.cohorts
+    assert cohorts.unit == "week"
+    assert [c.label for c in cohorts.rows][::4] == [
+        "2026-09-07",
+        "2026-10-05",
+        "2026-11-02",
+        "2026-11-30",
+    ]
+    assert len(cohorts.rows) == 13
+    # H (20 Oct), then A-D, E-F, G (16 Nov in Madrid); 30 Nov is the last, open, week.
+    by_week = {c.label: c.leads for c in cohorts.rows if c.leads}
+    assert by_week == {"2026-10-19": 1, "2026-11-02": 4, "2026-11-09": 2, "2026-11-16": 1}
