@@ -266,6 +266,8 @@ class ReportSettings(BaseModel):
 
     # A local CSV of (owner id, display name) rows, for "Follow-up by owner".
     owner_names: Path | None = None
+    # Cohorts: the share of a cohort's leads that reached each stage within this long.
+    conversion_window: PositiveSeconds = parse_duration("90d")
 
 
 class NorthStarSettings(BaseModel):

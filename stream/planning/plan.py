@@ -13,6 +13,9 @@ that float division (60.00000000000001) rounded up would give.
 top of the funnel and the conversion of every step, each as a share of what the plan needs.
 The product of those shares is the measured customers' share of the target, so the lowest
 one is where the funnel loses the most against the north star.
+
+``lead_times`` says how far ahead of the last stage each stage's entries happen: the sum of
+the measured p50 of each consecutive step on the way (docs/reports.md says why the sum).
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ __all__ = [
     "DAYS_PER_MONTH",
     "MONTHS_IN",
     "Gap",
+    "LeadTimes",
     "Measured",
     "Plan",
     "PlanError",
     "bottleneck",
     "find_gaps",
+    "lead_times",
     "reverse_funnel",
 ]
 
@@ -266,3 +271,39 @@ def bottleneck(plan: Plan, measured: Measured) -> Gap | None:
     """The part of the funnel furthest below the plan, or None if none falls short."""
     short = [gap for gap in find_gaps(plan, measured) if gap.attainment < 1]
     return min(short, key=lambda gap: gap.attainment, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadTimes:
+    """How long before its entry into the last stage each stage's entry happens.
+
+    ``steps`` holds the measured (count, p50 seconds) of each consecutive step from the lead
+    stage on; ``seconds[stage]`` is the sum of the p50s of the steps from ``stage`` to the
+    last stage, 0 for the last stage, None when a step on the way was not measured (and for
+    the visit stage: a visit is not yet a lead, so visit → lead is not a step).
+    """
+
+    to_stage: str
+    steps: Mapping[tuple[str, str], tuple[int, float]]
+    seconds: Mapping[str, float | None]
+    # The measured (count, p50) of the whole way (lead → last stage), shown for comparison.
+    whole_way: tuple[int, float] | None = None
+
+
+def lead_times(
+    stages: Sequence[str],
+    steps: Mapping[tuple[str, str], tuple[int, float]],
+    whole_way: tuple[int, float] | None = None,
+) -> LeadTimes:
+    """The lead time of every stage to the last one, from the measured ``steps`` (count, p50)
+    of the consecutive funnel steps from the lead stage (``stages[1]``) on."""
+    seconds: dict[str, float | None] = {stages[-1]: 0.0}
+    ahead: float | None = 0.0
+    for stage, following in reversed(list(itertools.pairwise(stages[1:]))):
+        measured = steps.get((stage, following))
+        ahead = None if ahead is None or measured is None else ahead + measured[1]
+        seconds[stage] = ahead
+    seconds[stages[0]] = None if len(stages) > 1 else 0.0
+    return LeadTimes(
+        stages[-1], dict(steps), {stage: seconds[stage] for stage in stages}, whole_way
+    )

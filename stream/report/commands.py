@@ -8,25 +8,43 @@ data; every failure is a one-line ``FunnelError``.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from stream.config.settings import Settings
 from stream.errors import BrokerUnavailable
-from stream.planning.plan import Gap, Measured, Plan, PlanError, bottleneck, north_star_plan
+from stream.planning.plan import (
+    Gap,
+    LeadTimes,
+    Measured,
+    Plan,
+    PlanError,
+    bottleneck,
+    lead_times,
+    north_star_plan,
+)
 from stream.report.errors import ReportError
 from stream.report.facts import Facts
-from stream.report.fmt import count, moment
-from stream.report.model import build_report, parse_period
+from stream.report.fmt import count, duration, moment
+from stream.report.model import build_report, parse_period, step_rows
 from stream.report.render_html import render_html
-from stream.report.render_json import gap_dict, measured_dict, plan_dict, report_dict
+from stream.report.render_json import (
+    gap_dict,
+    lead_times_dict,
+    measured_dict,
+    plan_dict,
+    report_dict,
+)
 from stream.report.render_md import render_markdown
 from stream.report.source import BROKER_WAIT_S, read_facts
 
-__all__ = ["plan_output", "report_output", "write_output"]
+__all__ = ["PlanOutcome", "make_plan", "plan_output", "report_output", "write_output"]
 
 # With every rate configured, measuring only adds the bottleneck: do not wait long for it.
 OPTIONAL_BROKER_WAIT_S = 3.0
@@ -36,10 +54,16 @@ def _rate(rate: float) -> str:
     return f"{100 * rate:.3g} %"
 
 
-def _measure(
-    settings: Settings, days: float, needed: bool, now: float | None
-) -> tuple[Measured | None, str | None]:
-    """Entries over the trailing ``days`` (ending at the funnel's clock), or why there are none."""
+class _Measurement(NamedTuple):
+    measured: Measured | None
+    lead_times: LeadTimes | None
+    as_of: float
+    note: str | None
+
+
+def _measure(settings: Settings, days: float, needed: bool, now: float | None) -> _Measurement:
+    """Entries and step times over the trailing ``days`` (ending at the funnel's clock), or
+    why there are none."""
     try:
         facts: Facts = read_facts(
             settings, now=now, broker_wait=BROKER_WAIT_S if needed else OPTIONAL_BROKER_WAIT_S
@@ -47,23 +71,47 @@ def _measure(
     except BrokerUnavailable as exc:
         if needed:
             raise
-        return None, f"nothing measured ({exc})"
+        return _Measurement(None, None, 0.0, f"nothing measured ({exc})")
     # Up to and including the clock (the latest event in event mode); no earlier than the
     # first entry the topics still hold, so that a short history is not read as a slow one.
     end = math.nextafter(facts.as_of, math.inf)
     start = end - days * 86400.0
     if facts.entries:
         start = max(start, facts.entries[0].at)
-    measured = facts.measure(settings.funnel.stages, start, end)
+    stages = settings.funnel.stages
+    measured = facts.measure(stages, start, end)
     if measured.empty:
-        return None, f"nothing measured: no stage entries in the last {days:g} days"
-    return measured, None
+        note = f"nothing measured: no stage entries in the last {days:g} days"
+        return _Measurement(None, None, facts.as_of, note)
+    rows = step_rows(stages, facts, start, end)
+    steps = {
+        (row.from_stage, row.to_stage): (row.count, row.p50)
+        for row in rows
+        if row.p50 is not None and not row.whole_way
+    }
+    whole = next(
+        ((row.count, row.p50) for row in rows if row.whole_way and row.p50 is not None), None
+    )
+    return _Measurement(measured, lead_times(stages, steps, whole), facts.as_of, None)
+
+
+class PlanOutcome(NamedTuple):
+    """The plan (missing rates measured), what was measured, the bottleneck, a note, the
+    measured lead times and the clock they were measured at."""
+
+    plan: Plan
+    measured: Measured | None
+    gap: Gap | None
+    note: str | None
+    lead_times: LeadTimes | None
+    as_of: float
 
 
 def make_plan(
     settings: Settings, *, measured_days: float = 90.0, now: float | None = None
-) -> tuple[Plan, Measured | None, Gap | None, str | None]:
-    """The plan (missing rates measured), what was measured, the bottleneck, and a note."""
+) -> PlanOutcome:
+    """The plan (missing rates measured), what was measured, the bottleneck, a note and the
+    lead times."""
     north, stages = settings.north_star, settings.funnel.stages
     if not north.revenue_goal > 0:
         raise PlanError("north_star.revenue_goal is not set (0): there is no goal to plan for")
@@ -71,10 +119,11 @@ def make_plan(
         raise PlanError(f"--measured-days must be > 0, got {measured_days:g}")
     missing = [stage for stage in stages[:-1] if stage not in north.conversion]
     try:
-        measured, note = _measure(settings, measured_days, bool(missing), now)
+        measurement = _measure(settings, measured_days, bool(missing), now)
     except BrokerUnavailable as exc:
         keys = ", ".join(f"north_star.conversion.{stage}" for stage in missing)
         raise PlanError(f"{keys} not configured and cannot be measured: {exc}") from None
+    measured, note = measurement.measured, measurement.note
     rates = dict(north.conversion)
     unmeasurable: list[str] = []
     for stage in missing:
@@ -94,12 +143,79 @@ def make_plan(
     gap = bottleneck(plan, measured) if measured is not None else None
     if measured is not None and gap is None:
         note = "no part of the funnel falls below the plan"
-    return plan, measured, gap, note
+    return PlanOutcome(plan, measured, gap, note, measurement.lead_times, measurement.as_of)
 
 
-def _plan_text(
-    plan: Plan, measured: Measured | None, gap: Gap | None, note: str | None, zone: str
-) -> str:
+class Month(NamedTuple):
+    """A calendar month of the business time zone: ``[start, end)`` in epoch seconds."""
+
+    label: str  # YYYY-MM
+    name: str  # "March 2027"
+    start: float
+    end: float
+
+
+def month_after(t: float, time_zone: str) -> Month:
+    """The calendar month after the one holding ``t``, in ``time_zone``."""
+    zone = ZoneInfo(time_zone)
+    local = datetime.fromtimestamp(t, zone)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    first = datetime(year, month, 1, tzinfo=zone)
+    after = datetime(year + 1, 1, 1, tzinfo=zone) if month == 12 else first.replace(month=month + 1)
+    return Month(
+        first.strftime("%Y-%m"), first.strftime("%B %Y"), first.timestamp(), after.timestamp()
+    )
+
+
+def around(t: float, time_zone: str, year: int) -> str:
+    """``t`` as a person says it: early (1-10), mid (11-20) or late (21-) month, with the year
+    only when it is not ``year``."""
+    local = datetime.fromtimestamp(t, ZoneInfo(time_zone))
+    part = "early" if local.day <= 10 else "mid" if local.day <= 20 else "late"
+    month = local.strftime("%B") + ("" if local.year == year else f" {local.year}")
+    return f"{part}-{month}" if part == "mid" else f"{part} {month}"
+
+
+def _missing_step(stage: str, times: LeadTimes, stages: tuple[str, ...]) -> str:
+    if stage == stages[0]:
+        return f"not measured: a {stage} is not yet a {stages[1]}"
+    on_the_way = itertools.pairwise(stages[stages.index(stage) :])
+    gap = next((step for step in on_the_way if step not in times.steps), None)
+    return "not measured" if gap is None else f"no {gap[0]} → {gap[1]} step measured"
+
+
+def _lead_time_lines(
+    times: LeadTimes, stages: tuple[str, ...], month: Month, zone: str, days: float
+) -> list[str]:
+    year = datetime.fromtimestamp(month.start, ZoneInfo(zone)).year
+    last = times.to_stage
+    width = max(len(stage) for stage in stages) + 2
+    lines = [
+        "",
+        f"Lead times to {last}: how far ahead of the {last} each stage's entries happen",
+        f"(the sum of the measured p50 of every step on the way, over {days:.1f} days).",
+        f"{'stage':<{width}}{'lead time':>10}   for {month.name}'s {last}s, needed",
+    ]
+    for stage in stages:
+        ahead = times.seconds.get(stage)
+        if ahead is None:
+            lines.append(f"{stage:<{width}}{'-':>10}   ({_missing_step(stage, times, stages)})")
+            continue
+        by = around(month.end - ahead - 1, zone, year)
+        since = around(month.start - ahead, zone, year)
+        lines.append(
+            f"{stage:<{width}}{duration(ahead) if ahead else '0':>10}   by {by} (from {since})"
+        )
+    if times.whole_way is not None:
+        n, p50 = times.whole_way
+        lines.append(
+            f"Measured {stages[1]} → {last} directly: p50 {duration(p50)} over {count(n)} {last}s."
+        )
+    return lines
+
+
+def _plan_text(outcome: PlanOutcome, zone: str) -> str:
+    plan, measured, gap, note = outcome.plan, outcome.measured, outcome.gap, outcome.note
     customers = plan.per_period[plan.stages[-1]]
     lines = [
         f"North star: {count(plan.revenue_goal)} a {plan.period} at an average deal of "
@@ -137,6 +253,9 @@ def _plan_text(
         lines.append(f"Bottleneck: {gap.describe()}.")
     if note is not None:
         lines.append(f"Bottleneck: {note}.")
+    if outcome.lead_times is not None and measured is not None:
+        month = month_after(outcome.as_of, zone)
+        lines += _lead_time_lines(outcome.lead_times, plan.stages, month, zone, measured.days)
     return "\n".join(lines) + "\n"
 
 
@@ -148,13 +267,21 @@ def plan_output(
     now: float | None = None,
 ) -> str:
     """What ``funnel plan`` prints: a table, or with ``as_json`` one JSON object."""
-    plan, measured, gap, note = make_plan(settings, measured_days=measured_days, now=now)
+    outcome = make_plan(settings, measured_days=measured_days, now=now)
+    zone = settings.funnel.time_zone
     if not as_json:
-        return _plan_text(plan, measured, gap, note, settings.funnel.time_zone)
-    out: dict[str, Any] = plan_dict(plan)
+        return _plan_text(outcome, zone)
+    measured, gap = outcome.measured, outcome.gap
+    out: dict[str, Any] = plan_dict(outcome.plan)
     out["measured"] = None if measured is None else measured_dict(measured)
     out["bottleneck"] = None if gap is None else gap_dict(gap)
-    out["note"] = note
+    out["note"] = outcome.note
+    times = outcome.lead_times
+    out["lead_times"] = (
+        None
+        if times is None
+        else lead_times_dict(times, outcome.plan.stages, month_after(outcome.as_of, zone))
+    )
     return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
 
 

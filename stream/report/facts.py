@@ -2,14 +2,17 @@
 
 ``collect`` drives the same core as the worker and ``stream.report.recount`` (``classify``, then
 ``Funnel.apply`` on in-memory stores, in partition order) and then reads the final lead
-states: every first entry into a stage with its time and source, and every lead's follow-up
-outcome at the funnel's clock. The worker's counters record facts as they were first known;
-these are the facts as they stand once every message is read (see docs/reports.md).
+states: every first entry into a stage with its time and source, each lead's first entries
+into the funnel-order stages (for the time between stages and the cohorts), and every lead's
+follow-up outcome at the funnel's clock. The worker's counters record facts as they were
+first known; these are the facts as they stand once every message is read (docs/reports.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from schemas import Rejection, Visit, classify
@@ -17,10 +20,14 @@ from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
 from stream.core.rules import FunnelRules
+from stream.core.stages import first_entries, pairs_until, whole_way
 from stream.planning.plan import Measured
 from stream.report.recount import InputMessage
 
-__all__ = ["Entry", "Facts", "LeadOutcome", "collect"]
+__all__ = ["Entry", "Facts", "Journey", "LeadOutcome", "collect"]
+
+# A lead's first entries into the funnel-order stages, in funnel order (``first_entries``).
+Journey = Sequence[tuple[str, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,8 @@ class Facts:
 
     entries: list[Entry] = field(default_factory=list)
     leads: list[LeadOutcome] = field(default_factory=list)
+    journeys: list[Journey] = field(default_factory=list)  # every released lead's
+    whole_way: tuple[str, str] = ("lead", "customer")  # the rules' ``whole_way``
     as_of: float = 0.0  # the clock: the watermark (event mode) or now (wall mode)
     messages: int = 0
     rejected: int = 0
@@ -65,6 +74,18 @@ class Facts:
             if entry.stage in counts and start <= entry.at < end:
                 counts[entry.stage] += 1
         return Measured(counts, (end - start) / 86400.0, start, end)
+
+    def stage_times(self, start: float, end: float) -> dict[tuple[str, str], list[float]]:
+        """Seconds per step (from stage, to stage), as ``funnel_stage_time_seconds`` observes
+        them (``stream.core.stages.pairs_until``), for the steps whose later entry is in
+        ``[start, end)``."""
+        out: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for journey in self.journeys:
+            entered = dict(journey)
+            for step in pairs_until(list(journey), math.inf, self.whole_way):
+                if start <= entered[step.to_stage] < end:
+                    out[step.from_stage, step.to_stage].append(step.seconds)
+        return dict(out)
 
 
 def collect(
@@ -79,7 +100,7 @@ def collect(
     leads: dict[str, bytes] = {}
     visitors: dict[str, bytes] = {}
     funnel = Funnel(rules, leads, visitors, clock_mode, now=lambda: now)
-    facts = Facts()
+    facts = Facts(whole_way=whole_way(rules))
     stages = frozenset(rules.all_stages)
     for msg in messages:
         facts.messages += 1
@@ -109,6 +130,7 @@ def _lead_facts(state: LeadState, funnel: Funnel, facts: Facts) -> None:
     source = state.source if state.source is not None else UNKNOWN_SOURCE
     for stage, times in state.entries.items():
         facts.entries.append(Entry(stage, source, times[0]))
+    facts.journeys.append(tuple(first_entries(state, rules)))
     start = state.clock_start(rules)
     if start is None:
         return

@@ -12,11 +12,11 @@ from typing import Literal
 
 from stream.core.durations import format_duration
 from stream.report.fmt import count, duration, moment, percent
-from stream.report.model import Report, TeamRow
+from stream.report.model import Report, StepRow, TeamRow
 
 __all__ = ["Block", "Table", "blocks"]
 
-Chart = Literal["funnel", "latency", "deliveries"]
+Chart = Literal["funnel", "latency", "deliveries", "cohorts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +211,75 @@ def _by_owner(report: Report) -> Block:
     )
 
 
+def _step_name(row: StepRow) -> str:
+    return f"{row.from_stage} → {row.to_stage}" + (" (whole way)" if row.whole_way else "")
+
+
+def _speed(report: Report) -> list[Block]:
+    steps = [
+        [
+            _step_name(row),
+            count(row.count),
+            duration(row.p50),
+            duration(row.p90),
+            duration(row.mean),
+        ]
+        for row in report.steps
+    ]
+    cohorts = report.cohorts
+    window = format_duration(cohorts.window_seconds)
+    header = [cohorts.unit if cohorts.unit == "month" else "week of", "leads"]
+    for stage in cohorts.stages:
+        header += [f"{stage} in {window}", f"{stage} so far"]
+    rows = []
+    for cohort in cohorts.rows:
+        cells = [cohort.label + ("" if cohort.window_complete else " *"), count(cohort.leads)]
+        for stage in cohorts.stages:
+            cells += [
+                percent(cohort.share(cohort.within_window, stage)),
+                percent(cohort.share(cohort.so_far, stage)),
+            ]
+        rows.append(cells)
+    open_note = (
+        ("* The window has not ended yet for some of these leads: the share can still rise.",)
+        if any(not cohort.window_complete for cohort in cohorts.rows)
+        else ()
+    )
+    unit = "calendar week (from Monday)" if cohorts.unit == "week" else "calendar month"
+    return [
+        Block(
+            2,
+            "How fast leads move",
+            ("How long leads took from stage to stage, and how far each cohort got.",),
+        ),
+        Block(
+            3,
+            "Time between stages",
+            (
+                "Each step from a lead's first entry into a funnel stage to its first entry "
+                "into the next funnel stage it reached (a skipped stage is skipped), and the "
+                "whole way when it passed stages in between; a step counts in the period of "
+                "its later entry. Exact from every lead's first entries; percentiles are "
+                "nearest rank (p90: the smallest time with at least 90 % of steps at or "
+                "below it).",
+            ),
+            Table(["step", "leads", "p50", "p90", "mean"], steps),
+        ),
+        Block(
+            3,
+            "Cohorts",
+            (
+                f"Leads by the {unit} they became leads in (business time zone), and the "
+                f"share of them that reached each later stage within {window} of becoming a "
+                "lead, and so far. A lead that skipped a stage has passed it.",
+                *open_note,
+            ),
+            Table(header, rows),
+            "cohorts",
+        ),
+    ]
+
+
 def _north_star(report: Report) -> list[Block]:
     title = "North star: pace and where to push"
     if report.plan is None:
@@ -257,6 +326,7 @@ def blocks(report: Report) -> list[Block]:
         _definitions(report),
         *_marketing(report),
         *_sales(report),
+        *_speed(report),
         *_north_star(report),
         tail,
     ]

@@ -3,17 +3,20 @@
 ``build_report`` takes the facts (``stream.report.facts``), the settings and a ``Period`` and
 returns a ``Report`` that the Markdown, HTML and JSON renderers only format. What counts in a
 period is decided here and explained in docs/reports.md: a stage entry by the time of its
-first entry, a lead's follow-up outcome by the time its follow-up clock started.
+first entry, a lead's follow-up outcome by the time its follow-up clock started, a step between
+stages by the time of its later entry, a cohort by the time its leads became leads.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from stream.config.settings import Settings
@@ -31,19 +34,23 @@ from stream.planning.plan import (
     north_star_plan,
 )
 from stream.report.errors import ReportError
-from stream.report.facts import Facts, LeadOutcome
+from stream.report.facts import Facts, Journey, LeadOutcome
 
 __all__ = [
     "COMMITTED_STAGES",
+    "Cohort",
+    "Cohorts",
     "Commitment",
     "Latency",
     "Pace",
     "Period",
     "Report",
     "StageRow",
+    "StepRow",
     "TeamRow",
     "build_report",
     "parse_period",
+    "step_rows",
 ]
 
 COMMITTED_STAGES = ("mql", "sql")  # [sla.marketing] mql_per_month, sql_per_month
@@ -207,6 +214,149 @@ def _share_or_one(share: float | None) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class StepRow:
+    """The time leads took for one step between stages, exact, over the steps of a span.
+
+    The steps of ``funnel_stage_time_seconds``: consecutive funnel stages a lead reached
+    (a skipped stage skipped) and, through stages in between, the whole way (lead → the last
+    stage). Percentiles are nearest rank, as ``Latency``'s.
+    """
+
+    from_stage: str
+    to_stage: str
+    count: int
+    p50: float | None
+    p90: float | None
+    mean: float | None
+    whole_way: bool = False  # lead → the last stage, with the stages in between
+
+
+def step_rows(stages: Sequence[str], facts: Facts, start: float, end: float) -> list[StepRow]:
+    """Every step whose later entry is in ``[start, end)``: the consecutive steps from the lead
+    stage on and the whole way always (possibly with no leads), then the skips that occurred,
+    in funnel order, the whole way last."""
+    times = facts.stage_times(start, end)
+    # The whole way is a step of its own only with at least one stage in between.
+    whole = facts.whole_way if len(stages) > 3 else None
+    main = [*itertools.pairwise(stages[1:]), *([whole] if whole else [])]
+    steps = list(dict.fromkeys([*main, *times]))
+    order = {stage: index for index, stage in enumerate(stages)}
+
+    def place(step: tuple[str, str]) -> tuple[bool, int, int]:
+        return (step == whole, order.get(step[0], -1), order.get(step[1], -1))
+
+    rows = []
+    for step in sorted(steps, key=place):
+        values = times.get(step, [])
+        latency = Latency.of(values)
+        mean = math.fsum(values) / len(values) if values else None
+        rows.append(StepRow(*step, len(values), latency.p50, latency.p90, mean, step == whole))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """The leads that became leads in one week or month of the period, and how far they got.
+
+    ``within_window[stage]`` counts those that reached ``stage`` (or a later funnel stage)
+    within the conversion window of becoming a lead, ``so_far[stage]`` those that reached it
+    by the report's clock. ``window_complete`` is False while the window of some of the
+    cohort's leads has not ended by the clock (its within-window shares can still rise).
+    """
+
+    label: str
+    start: float
+    end: float
+    leads: int
+    within_window: Mapping[str, int]
+    so_far: Mapping[str, int]
+    window_complete: bool
+
+    def share(self, reached: Mapping[str, int], stage: str) -> float | None:
+        """``reached[stage]`` ÷ leads (None without leads)."""
+        return reached[stage] / self.leads if self.leads else None
+
+
+@dataclass(frozen=True, slots=True)
+class Cohorts:
+    """Cohort table: by week (periods up to 13 weeks) or by calendar month, local time."""
+
+    unit: Literal["week", "month"]
+    window_seconds: float
+    stages: Sequence[str]  # the later funnel stages, after the lead stage
+    rows: Sequence[Cohort]
+
+
+WEEKLY_UP_TO_DAYS = 13 * 7
+
+
+def _cohort_spans(
+    period: Period,
+) -> tuple[Literal["week", "month"], list[tuple[str, float, float]]]:
+    """The cohorts' (label, start, end) within the period: calendar weeks from Monday, or
+    calendar months, clipped to the period."""
+    if round(period.days) > WEEKLY_UP_TO_DAYS:  # rounded: a DST change adds or takes 1h
+        return "month", [(label, start, end) for label, start, end, _ in _month_spans(period)]
+    zone = ZoneInfo(period.time_zone)
+    day = datetime.fromtimestamp(period.start, zone).date()
+    monday = day - timedelta(days=day.weekday())
+    spans = []
+    while (first := datetime.combine(monday, time(0), zone).timestamp()) < period.end:
+        monday += timedelta(days=7)
+        after = datetime.combine(monday, time(0), zone).timestamp()
+        label = (monday - timedelta(days=7)).isoformat()
+        spans.append((label, max(first, period.start), min(after, period.end)))
+    return "week", spans
+
+
+def _reached(journey: Journey, stages: Sequence[str]) -> dict[str, float]:
+    """When the lead reached each of ``stages`` (funnel order): its earliest first entry into
+    that stage or a later one, so a skipped stage counts as passed."""
+    entered = dict(journey)
+    out: dict[str, float] = {}
+    earliest = math.inf
+    for stage in reversed(stages):
+        earliest = min(earliest, entered.get(stage, math.inf))
+        if earliest < math.inf:
+            out[stage] = earliest
+    return out
+
+
+def _cohorts(settings: Settings, facts: Facts, period: Period) -> Cohorts:
+    stages = settings.funnel.stages
+    lead_stage, later = stages[1], stages[2:]
+    window = settings.report.conversion_window
+    unit, spans = _cohort_spans(period)
+    starts = [start for _, start, _ in spans]
+    leads = [0] * len(spans)
+    within: list[Counter[str]] = [Counter() for _ in spans]
+    so_far: list[Counter[str]] = [Counter() for _ in spans]
+    for journey in facts.journeys:
+        created = dict(journey).get(lead_stage)
+        if created is None or not period.start <= created < period.end:
+            continue
+        index = bisect.bisect_right(starts, created) - 1
+        leads[index] += 1
+        for stage, at in _reached(journey, later).items():
+            if at <= facts.as_of:
+                so_far[index][stage] += 1
+                within[index][stage] += at - created <= window
+    rows = [
+        Cohort(
+            label,
+            start,
+            end,
+            leads[index],
+            {stage: within[index][stage] for stage in later},
+            {stage: so_far[index][stage] for stage in later},
+            window_complete=end + window <= facts.as_of,
+        )
+        for index, (label, start, end) in enumerate(spans)
+    ]
+    return Cohorts(unit, window, later, rows)
+
+
+@dataclass(frozen=True, slots=True)
 class Commitment:
     """Marketing's deliveries into one stage against its monthly commitment, per month."""
 
@@ -265,6 +415,8 @@ class Report:
     revenue: tuple[float, float] | None  # (won so far at the average deal size, target)
     bottleneck: Gap | None
     rejected: int
+    steps: Sequence[StepRow]
+    cohorts: Cohorts
 
     @property
     def entries(self) -> dict[str, int]:
@@ -453,4 +605,6 @@ def build_report(
         revenue=revenue,
         bottleneck=None if plan is None else bottleneck(plan, measured),
         rejected=facts.rejected,
+        steps=step_rows(settings.funnel.stages, facts, period.start, period.end),
+        cohorts=_cohorts(settings, facts, period),
     )

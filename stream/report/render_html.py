@@ -6,7 +6,7 @@ from html import escape
 
 from stream.report.layout import Block, Table, blocks
 from stream.report.model import Report
-from stream.report.svg import deliveries_chart, funnel_chart, latency_chart
+from stream.report.svg import cohort_chart, deliveries_chart, funnel_chart, latency_chart
 
 __all__ = ["render_html"]
 
@@ -21,6 +21,7 @@ p { margin: 6px 0; }
 table { border-collapse: collapse; margin: 10px 0; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #cbd5e1; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+td:first-child { white-space: nowrap; }
 th { background: #eff6ff; }
 table.text td, table.text th { text-align: left; }
 svg.chart { width: 100%; max-width: 720px; height: auto; display: block; margin: 10px 0;
@@ -53,6 +54,8 @@ def _chart(block: Block, report: Report) -> str:
         return latency_chart(report.latency_buckets, report.sla_seconds, judged)
     if block.chart == "deliveries":
         return deliveries_chart(report.commitments)
+    if block.chart == "cohorts":
+        return cohort_chart(report.cohorts)
     return ""
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.planning.plan import Gap, Measured, Plan
-from stream.report.model import Latency, Report, TeamRow
+from stream.planning.plan import Gap, LeadTimes, Measured, Plan
+from stream.report.model import Cohort, Cohorts, Latency, Report, StepRow, TeamRow
 
-__all__ = ["gap_dict", "measured_dict", "plan_dict", "report_dict"]
+__all__ = [
+    "cohorts_dict",
+    "gap_dict",
+    "lead_times_dict",
+    "measured_dict",
+    "plan_dict",
+    "report_dict",
+    "step_dict",
+]
 
 
 def _iso(t: float) -> str:
@@ -35,6 +44,43 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "rates": {stage: _round(rate) for stage, rate in plan.rates.items()},
         "measured_rates": {
             stage: _round(rate) for stage, rate in plan.rates.items() if stage in plan.measured
+        },
+    }
+
+
+def lead_times_dict(
+    times: LeadTimes, stages: Sequence[str], month: tuple[str, str, float, float]
+) -> dict[str, Any]:
+    """The lead times of ``funnel plan --json``: per stage the seconds ahead of the last stage
+    and, for the customers of ``month`` (label, name, start, end), when its entries are needed
+    (``[needed_from, needed_before)``); the measured steps they are summed from."""
+    label, _, start, end = month
+    last = times.to_stage
+    whole = times.whole_way
+    return {
+        "basis": "sum of the measured p50 of each step on the way",
+        "to_stage": last,
+        "for_month": label,
+        "stages": {
+            stage: {
+                "seconds": ahead,
+                "needed_from": None if ahead is None else _iso(start - ahead),
+                "needed_before": None if ahead is None else _iso(end - ahead),
+            }
+            for stage in stages
+            for ahead in [times.seconds.get(stage)]
+        },
+        "steps": [
+            {"from_stage": a, "to_stage": b, "count": n, "p50_seconds": p50}
+            for (a, b), (n, p50) in times.steps.items()
+        ],
+        "whole_way": None
+        if whole is None
+        else {
+            "from_stage": stages[1],
+            "to_stage": last,
+            "count": whole[0],
+            "p50_seconds": whole[1],
         },
     }
 
@@ -83,6 +129,47 @@ def _team(row: TeamRow) -> dict[str, Any]:
         "open": row.open,
         "overdue": row.overdue,
         "clock_skew": row.clock_skew,
+    }
+
+
+def step_dict(row: StepRow) -> dict[str, Any]:
+    """One step between stages: how many, p50, p90 (nearest rank) and mean, in seconds."""
+    return {
+        "from_stage": row.from_stage,
+        "to_stage": row.to_stage,
+        "whole_way": row.whole_way,
+        "count": row.count,
+        "p50_seconds": row.p50,
+        "p90_seconds": row.p90,
+        "mean_seconds": _round(row.mean, 3),
+    }
+
+
+def _reached(cohort: Cohort, reached: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        stage: {"leads": n, "share": _round(cohort.share(reached, stage), 4)}
+        for stage, n in reached.items()
+    }
+
+
+def cohorts_dict(cohorts: Cohorts) -> dict[str, Any]:
+    """The cohort table: per week or month, leads and the share reaching each later stage."""
+    return {
+        "unit": cohorts.unit,
+        "conversion_window_seconds": cohorts.window_seconds,
+        "stages": list(cohorts.stages),
+        "rows": [
+            {
+                "cohort": cohort.label,
+                "start": _iso(cohort.start),
+                "end": _iso(cohort.end),
+                "leads": cohort.leads,
+                "window_complete": cohort.window_complete,
+                "within_window": _reached(cohort, cohort.within_window),
+                "so_far": _reached(cohort, cohort.so_far),
+            }
+            for cohort in cohorts.rows
+        ],
     }
 
 
@@ -163,6 +250,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             }
             for c in report.commitments
         },
+        "stage_times": [step_dict(row) for row in report.steps],
+        "cohorts": cohorts_dict(report.cohorts),
         "north_star": north,
         "bottleneck": None if report.bottleneck is None else gap_dict(report.bottleneck),
         "rejected_messages": report.rejected,

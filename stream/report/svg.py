@@ -12,9 +12,9 @@ from html import escape
 
 from stream.core.durations import format_duration
 from stream.report.fmt import bucket_label, count, percent
-from stream.report.model import Commitment, StageRow
+from stream.report.model import Cohorts, Commitment, StageRow
 
-__all__ = ["deliveries_chart", "funnel_chart", "latency_chart"]
+__all__ = ["cohort_chart", "deliveries_chart", "funnel_chart", "latency_chart"]
 
 WIDTH = 720
 BLUE = "#2563eb"
@@ -23,6 +23,8 @@ ORANGE = "#ea580c"
 RED = "#dc2626"
 GREY = "#475569"
 STAGE_COLOURS = ("#1e3a8a", "#1d4ed8", "#2563eb", "#3b82f6", "#60a5fa", "#93c5fd")
+# Cohorts: one green per later stage, darkest first, apart from the blues of the entries.
+COHORT_COLOURS = ("#065f46", "#059669", "#34d399", "#a7f3d0")
 
 
 def _svg(height: float, title: str, body: Sequence[str]) -> str:
@@ -206,3 +208,66 @@ def deliveries_chart(commitments: Sequence[Commitment]) -> str:
         )
     )
     return _svg(height, "Marketing deliveries against commitment", body)
+
+
+def cohort_chart(cohorts: Cohorts) -> str:
+    """Per cohort, the share of its leads that reached each later stage within the window:
+    one bar per stage (darkest: the earliest), the exact share above bars wide enough."""
+    rows, stages = cohorts.rows, cohorts.stages
+    x0, bottom, top_pad = 50, 190, 24
+    group = (WIDTH - x0 - 10) / max(1, len(rows))
+    slanted = group < 90  # labels wider than their cohort's space are slanted
+    height = 290 if slanted else 250
+    width = min(48.0, (group - 12) / max(1, len(stages)))
+    shares = [cohort.share(cohort.within_window, s) or 0.0 for cohort in rows for s in stages]
+    peak = max(shares, default=0.0) or 1.0
+    body = [
+        f'<line x1="{x0}" y1="{bottom}" x2="{WIDTH - 10}" y2="{bottom}" stroke="{GREY}"/>',
+        _text(x0 - 6, top_pad + 4, percent(peak, 0), anchor="end", extra=' font-size="12"'),
+        _text(x0 - 6, bottom, "0 %", anchor="end", extra=' font-size="12"'),
+    ]
+    for c, cohort in enumerate(rows):
+        gx = x0 + c * group + (group - len(stages) * width) / 2
+        for s, stage in enumerate(stages):
+            share = cohort.share(cohort.within_window, stage) or 0.0
+            x = gx + s * width
+            h = (bottom - top_pad) * share / peak
+            colour = COHORT_COLOURS[min(s, len(COHORT_COLOURS) - 1)]
+            body.append(
+                f'<rect x="{x:.1f}" y="{bottom - h:.1f}" width="{width - 3:.1f}" '
+                f'height="{h:.1f}" fill="{colour}"/>'
+            )
+            if width >= 30:
+                body.append(
+                    _text(
+                        x + (width - 3) / 2,
+                        bottom - h - 4,
+                        percent(share, 0),
+                        anchor="middle",
+                        extra=' font-size="11"',
+                    )
+                )
+        label = cohort.label + ("" if cohort.window_complete else " *")
+        cx = x0 + (c + 0.5) * group
+        if slanted:
+            turn = f' font-size="12" transform="rotate(-35 {cx:.1f} {bottom + 14})"'
+            body.append(_text(cx, bottom + 14, label, anchor="end", extra=turn))
+        else:
+            body.append(_text(cx, bottom + 16, label, anchor="middle", extra=' font-size="12"'))
+    x = float(x0)
+    for s, stage in enumerate(stages):
+        colour = COHORT_COLOURS[min(s, len(COHORT_COLOURS) - 1)]
+        body.append(f'<rect x="{x:.1f}" y="{height - 30}" width="12" height="12" fill="{colour}"/>')
+        body.append(_text(x + 16, height - 20, stage, extra=' font-size="12"'))
+        x += 30 + 7 * len(stage)
+    window = format_duration(cohorts.window_seconds)
+    body.append(
+        _text(
+            WIDTH - 10,
+            height - 20,
+            f"share of each cohort's leads reaching the stage within {window}",
+            anchor="end",
+            extra=' fill="#666" font-size="12"',
+        )
+    )
+    return _svg(height, f"Cohorts: share reaching each stage within {window}", body)

@@ -162,7 +162,8 @@ def _at(t: float) -> str:
 
 
 def journeys(names: TopicNames, now: float, count: int) -> list[Message]:
-    """Leads that go all the way from a visit to customer, the last step two minutes ago.
+    """Leads that go all the way from a visit to customer, the last step two hours ago (a
+    step between stages is observed once its partition's clock is an hour past it).
 
     The generated traffic of a few days has (almost) no customer: real deals take weeks.
     Each journey's visitor comes back a minute ago and a new lead arrives, so that every
@@ -184,7 +185,7 @@ def journeys(names: TopicNames, now: float, count: int) -> list[Message]:
             ("mql", start + 0.5 * DAY),
             ("sql", start + DAY),
             ("opportunity", start + 2 * DAY),
-            ("customer", now - 120 - i),
+            ("customer", now - 7200 - i),
         ]:
             changed = {"type": "stage_changed", "lead_id": lead, "to_stage": stage}
             events.append((at, names.transitions, lead, changed))

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import load_settings
 from stream.config.topics import TopicNames
 from stream.generate import generate_messages
-from stream.planning.plan import Measured, PlanError, bottleneck, reverse_funnel
+from stream.planning.plan import Measured, PlanError, bottleneck, lead_times, reverse_funnel
 from stream.report.recount import recount
 from tests.harness import free_port, produce, read_inputs
 
@@ -273,3 +274,118 @@ def test_missing_rate_and_no_broker_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert "north_star.conversion.mql, north_star.conversion.sql" in line
     assert f"cannot reach Kafka at 127.0.0.1:{port}" in line
+
+
+D = 86400.0
+
+
+def test_lead_times_sum_the_p50_of_the_steps_on_the_way() -> None:
+    steps = {
+        ("lead", "mql"): (30, 4 * D),
+        ("mql", "sql"): (12, 2 * D),
+        ("sql", "opportunity"): (8, 2 * D),
+        ("opportunity", "customer"): (3, 10 * D),
+    }
+    times = lead_times(STAGES, steps, whole_way=(3, 20 * D))
+    # customer 0; opportunity 10d; sql 10 + 2; mql 12 + 2; lead 14 + 4; a visit is no step.
+    assert dict(times.seconds) == {
+        "visit": None,
+        "lead": 18 * D,
+        "mql": 14 * D,
+        "sql": 12 * D,
+        "opportunity": 10 * D,
+        "customer": 0.0,
+    }
+    assert times.to_stage == "customer" and times.whole_way == (3, 20 * D)
+
+
+def test_a_step_not_measured_leaves_the_stages_before_it_unknown() -> None:
+    steps = {("lead", "mql"): (30, 4 * D), ("sql", "opportunity"): (8, 2 * D)}
+    times = lead_times(STAGES, steps)
+    assert dict(times.seconds) == {
+        "visit": None,
+        "lead": None,
+        "mql": None,
+        "sql": None,  # opportunity → customer was not measured
+        "opportunity": None,
+        "customer": 0.0,
+    }
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+async def test_plan_says_how_far_ahead_each_stage_is_needed(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    names = TopicNames.from_prefix(topic_prefix)
+    day0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=40)
+    # Days after day0 of lead, mql, sql, opportunity, customer:
+    paths = {"L1": [0, 2, 4, 10, 20], "L2": [0, 4, 5, 7, 21], "L3": [0, 6, 9]}
+    stages = ["lead", "mql", "sql", "opportunity", "customer"]
+    records: list[tuple[str, bytes, bytes, None]] = []
+    for lid, days in paths.items():
+        for stage, d in zip(stages, days, strict=False):
+            at = _iso(day0 + timedelta(days=d))
+            if stage == "lead":
+                event = {"type": "lead_created", "source": "organic", "team": "sales-a"}
+                topic = names.leads
+            else:
+                event = {"type": "stage_changed", "to_stage": stage}
+                topic = names.transitions
+            event |= {"event_id": f"{lid}-{stage}", "lead_id": lid, "occurred_at": at}
+            records.append((topic, lid.encode(), json.dumps(event).encode(), None))
+    await produce(broker, records)
+    config = tmp_path / "funnel.toml"
+    config.write_text(WORKED)
+    env = {"FUNNEL_BROKER": broker, "FUNNEL_TOPIC_PREFIX": topic_prefix}
+    result = funnel("plan", "--json", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    # The contract's keys are unchanged.
+    assert out["per_month"] == PER_MONTH and out["reps_needed"] == REPS
+
+    # By hand, nearest rank: lead → mql 2, 4, 6 days: p50 4d; mql → sql 2, 1, 3: 2d;
+    # sql → opportunity 6, 2: 2d; opportunity → customer 10, 14: 10d; lead → customer
+    # directly 20, 21: 20d.
+    times = out["lead_times"]
+    assert times["to_stage"] == "customer"
+    assert [
+        (s["from_stage"], s["to_stage"], s["count"], s["p50_seconds"]) for s in times["steps"]
+    ] == [
+        ("lead", "mql", 3, 4 * D),
+        ("mql", "sql", 3, 2 * D),
+        ("sql", "opportunity", 2, 2 * D),
+        ("opportunity", "customer", 2, 10 * D),
+    ]
+    assert times["whole_way"] == {
+        "from_stage": "lead",
+        "to_stage": "customer",
+        "count": 2,
+        "p50_seconds": 20 * D,
+    }
+    ahead = {"lead": 18, "mql": 14, "sql": 12, "opportunity": 10, "customer": 0}
+    assert {stage: v["seconds"] for stage, v in times["stages"].items()} == {
+        "visit": None,
+        **{stage: days * D for stage, days in ahead.items()},
+    }
+    # For next month's customers (UTC, the default time zone): each stage's entries are
+    # needed that many days before the month, up to that many days before its end.
+    now = datetime.now(UTC)
+    first = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    after = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=UTC)
+    assert times["for_month"] == first.strftime("%Y-%m")
+    mql = times["stages"]["mql"]
+    assert mql["needed_from"] == _iso(first - timedelta(days=14))
+    assert mql["needed_before"] == _iso(after - timedelta(days=14))
+
+    table = funnel("plan", "--config", str(config), env=env)
+    assert table.returncode == 0, table.stderr
+    assert f"for {first.strftime('%B %Y')}'s customers, needed" in table.stdout
+    lead_time_table = table.stdout.split("needed\n", 1)[1].splitlines()
+    lines = {line.split()[0]: line.split() for line in lead_time_table}
+    assert lines["mql"][1] == "14.0d" and lines["lead"][1] == "18.0d"
+    assert lines["customer"][1] == "0"
+    assert lines["visit"][1] == "-"
+    assert "Measured lead → customer directly: p50 20.0d over 2 customers." in table.stdout

@@ -23,6 +23,7 @@ from stream.config.settings import load_settings
 from stream.config.topics import TopicNames
 from stream.generate import generate_messages
 from stream.report import build_report, collect, parse_period
+from stream.report.fmt import count, duration, percent
 from stream.report.model import Report
 from stream.report.recount import InputMessage
 from stream.report.render_html import render_html
@@ -59,6 +60,10 @@ sql = 0.5
 opportunity = 0.25
 """
 BLUE, RED, ORANGE = b"\x25\x63\xeb", b"\xdc\x26\x26", b"\xea\x58\x0c"
+# The cohort chart's greens, one per later stage: mql, sql, opportunity, customer.
+COHORT_GREENS = ((0x06, 0x5F, 0x46), (0x05, 0x96, 0x69), (0x34, 0xD3, 0x99), (0xA7, 0xF3, 0xD0))
+WHITE = (255, 255, 255)
+PAGE = (1200, 6000)  # tall enough for the whole report
 
 
 def chromium() -> str:
@@ -112,7 +117,7 @@ def test_html_is_one_self_contained_file(report: Report) -> None:
     assert not re.search(r"(src|href)\s*=|@import|url\(", page)
     # The only URL is the SVG namespace, which is a name, not a fetch.
     assert set(re.findall(r"https?://[^\s\"']+", page)) == {"http://www.w3.org/2000/svg"}
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
     assert "@media print" in page
 
 
@@ -120,9 +125,9 @@ def test_chromium_shows_the_charts_and_the_key_figures(report: Report, tmp_path:
     page = tmp_path / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
     shot = tmp_path / "report.png"
-    browse(page, f"--screenshot={shot}", "--window-size=1200,3600")
+    browse(page, f"--screenshot={shot}", f"--window-size={PAGE[0]},{PAGE[1]}")
     width, height, colours = png_colours(shot.read_bytes())
-    assert (width, height) == (1200, 3600)
+    assert (width, height) == PAGE
     assert len(colours) > 100  # text, tables and charts, not a blank page
     assert BLUE in colours  # funnel and latency bars
     assert ORANGE in colours  # follow-ups slower than the SLA
@@ -176,6 +181,63 @@ def test_chromium_shows_the_hand_built_scenarios_figures(tmp_path: Path) -> None
         assert row in text, (row, text[:3000])
 
 
+def green_pixels(data: bytes) -> dict[tuple[int, int, int], list[tuple[int, int]]]:
+    """Where each of the cohort chart's greens is drawn in a PNG screenshot: (x, y) pixels."""
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = image.convert("RGB")
+    wanted = set(COHORT_GREENS)
+    found: dict[tuple[int, int, int], list[tuple[int, int]]] = {g: [] for g in COHORT_GREENS}
+    width, height = rgb.size
+    pixels = rgb.load()
+    assert pixels is not None
+    for y in range(height):
+        for x in range(width):
+            colour = pixels[x, y]
+            if colour in wanted:
+                found[colour].append((x, y))
+    return found
+
+
+def test_chromium_draws_the_cohort_chart(report: Report, tmp_path: Path) -> None:
+    first = report.cohorts.rows[0]
+    # The generated week: some leads became MQLs, fewer SQLs, none got further in 5 days.
+    assert first.leads > 100
+    assert first.within_window["mql"] > first.within_window["sql"] > 0
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    browse(page, f"--screenshot={shot}", f"--window-size={PAGE[0]},{PAGE[1]}")
+    data = shot.read_bytes()
+    greens = green_pixels(data)
+    mql, sql, _, customer = (greens[g] for g in COHORT_GREENS)
+    # Every stage is in the legend; the MQL and SQL bars are drawn, the MQL bar the taller.
+    assert all(len(found) >= 100 for found in greens.values())  # a 12 px legend square each
+    assert len(mql) > 3000 and len(sql) > 1000
+    assert min(y for _, y in mql) < min(y for _, y in sql)
+    # The chart's region (from the top of the tallest bar to the legend) is drawn on, not blank.
+    top = min(y for _, y in mql)
+    bottom = max(y for _, y in customer)
+    with Image.open(io.BytesIO(data)) as image:
+        region = image.convert("RGB").crop((0, top, PAGE[0], bottom + 1))
+    counted = region.getcolors(maxcolors=PAGE[0] * (bottom + 1 - top))
+    assert counted is not None
+    drawn = sum(n for n, colour in counted if colour != WHITE)
+    assert drawn > 5000
+
+    dom = browse(page, "--dump-dom").stdout.decode()
+    assert "<title>Cohorts: share reaching each stage within 90d</title>" in dom
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", dom)).split())
+    assert "How fast leads move" in text and "Time between stages" in text
+    assert "share of each cohort's leads reaching the stage within 90d" in text
+    assert f"{first.label} *" in text  # the window of this week's leads is still open
+    assert "mql sql opportunity customer" in text  # the legend
+    mql_share = first.share(first.within_window, "mql")
+    assert f"{first.label} * {count(first.leads)} {percent(mql_share)}" in text  # the table
+    lead_mql = report.steps[0]
+    assert (lead_mql.from_stage, lead_mql.to_stage) == ("lead", "mql") and lead_mql.count > 10
+    assert f"lead → mql {count(lead_mql.count)} {duration(lead_mql.p50)}" in text
+
+
 def test_it_prints(report: Report, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
@@ -184,4 +246,4 @@ def test_it_prints(report: Report, tmp_path: Path) -> None:
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
     pages = len(re.findall(rb"/Type\s*/Page\b", data))
-    assert 2 <= pages <= 8
+    assert 2 <= pages <= 10

@@ -1,13 +1,17 @@
 """Warnings before the deadline on the wall clock, through a real worker: at the instant.
 
 A 2 h SLA warning 1 h before the deadline. Lead A's deadline is 1 h 20 s away, so it is at
-risk 20 s from now; lead B's deadline is 25 s away, so it is at risk on arrival and overdue
-25 s from now. The worker's timer moves the wall clock once a second.
+risk 20 s from now; lead B's deadline is 40 s away, so it is at risk on arrival and overdue
+40 s from now. The worker's timer moves the wall clock once a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from tests.harness import WorkerProcess, produce
 from tests.reliability.support import lead
 
 LATE_BY_AT_MOST_S = 3.0
+COMMAND = ("--status", "at_risk", "--format", "csv")
 
 
 async def wait_until(worker: WorkerProcess, name: str, value: float, **labels: str) -> float:
@@ -25,6 +30,31 @@ async def wait_until(worker: WorkerProcess, name: str, value: float, **labels: s
         assert time.time() < deadline, worker.tail()
         await asyncio.sleep(0.1)
     return time.time()
+
+
+def at_risk_leads(worker: WorkerProcess) -> list[tuple[str, str]]:
+    """``funnel leads --status at_risk --format csv`` against the worker: (lead, team) rows."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "leads",
+            "--status",
+            "at_risk",
+            "--format",
+            "csv",
+            "--url",
+            worker.url(""),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FUNNEL_")},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(done.stdout.splitlines()))
+    return [(row["lead_id"], row["team"]) for row in rows]
 
 
 async def test_at_risk_and_overdue_within_seconds_of_the_instant(
@@ -43,7 +73,7 @@ async def test_at_risk_and_overdue_within_seconds_of_the_instant(
     try:
         worker.wait_ready()
         now = time.time()
-        a_at_risk, b_overdue = now + 20, now + 25
+        a_at_risk, b_overdue = now + 20, now + 40
         await produce(
             broker,
             [
@@ -57,6 +87,10 @@ async def test_at_risk_and_overdue_within_seconds_of_the_instant(
         assert worker.metrics().value("funnel_leads_at_risk", **risk) == 1
         seen = await wait_until(worker, "funnel_leads_at_risk", 2, **risk)
         assert a_at_risk <= seen <= a_at_risk + LATE_BY_AT_MOST_S
+        # The lead list says which: B (the sooner deadline) first, then A, as a user asks.
+        listed = await asyncio.to_thread(at_risk_leads, worker)
+        assert [lead for lead, _ in listed] == ["lead-b", "lead-a"]
+        assert time.time() <= a_at_risk + LATE_BY_AT_MOST_S
         s = worker.metrics()
         assert s.value("funnel_followup_sla_warnings_total", **risk) == 2
         assert s.value("funnel_leads_overdue", team="sales") == 0
