@@ -33,6 +33,7 @@ import yaml
 
 from stream.config.topics import TopicNames
 from stream.generate import generate_messages
+from stream.kafka.partitioner import home_partition
 from tests.harness import WorkerProcess, free_port, produce, wait_caught_up
 from tests.monitoring.sources import (
     DASHBOARDS,
@@ -51,6 +52,7 @@ from tests.monitoring.sources import (
     substitute,
     variable_metrics,
 )
+from tests.reliability.support import PARTITIONS, key_at_home
 
 Message = tuple[str, bytes | None, bytes | None, int | None]
 DAY = 86400.0
@@ -166,13 +168,15 @@ def journeys(names: TopicNames, now: float, count: int) -> list[Message]:
     step between stages is observed once its partition's clock is an hour past it).
 
     The generated traffic of a few days has (almost) no customer: real deals take weeks.
-    Each journey's visitor comes back a minute ago and a new lead arrives, so that every
-    input topic has a fresh event (the watermarks are minutes old, as in live traffic).
+    Each journey's visitor comes back a minute ago and a new lead arrives on the journey's
+    partition and is contacted, so that every input topic has a fresh event (the watermarks
+    are minutes old, as in live traffic) and the journey's partition clock is too.
     """
     out: list[Message] = []
     for i in range(count):
         start = now - 3.5 * DAY + i * 60
-        lead, visitor, fresh = f"journey-lead-{i}", f"journey-visitor-{i}", f"fresh-lead-{i}"
+        lead, visitor = f"journey-lead-{i}", f"journey-visitor-{i}"
+        fresh = key_at_home(f"fresh-lead-{i}", home_partition(lead.encode(), PARTITIONS))
         team, source = TEAMS[i % 2], ("organic", "email")[i % 2]
         visit = {"type": "visit", "visitor_id": visitor, "source": source}
         created = {"type": "lead_created", "lead_id": lead, "source": source, "team": team}
@@ -191,6 +195,8 @@ def journeys(names: TopicNames, now: float, count: int) -> list[Message]:
             events.append((at, names.transitions, lead, changed))
         events.append((now - 60 - i, names.visits, visitor, dict(visit)))
         events.append((now - 90 - i, names.leads, fresh, {**created, "lead_id": fresh}))
+        contacted = {"type": "stage_changed", "lead_id": fresh, "to_stage": "contacted"}
+        events.append((now - 80 - i, names.transitions, fresh, contacted))
         for n, (at, topic, key, body) in enumerate(events):
             body = {**body, "event_id": f"journey-{i}-{n}", "occurred_at": _at(at)}
             out.append((topic, key.encode(), json.dumps(body).encode(), None))
