@@ -33,7 +33,15 @@ from stream.core.leads import (
     status_effects,
 )
 from stream.core.rules import FunnelRules
-from stream.core.stages import NOT_TRACKED, Tracked, first_entries, new_at_cut, tracked, whole_way
+from stream.core.stages import (
+    NOT_TRACKED,
+    Tracked,
+    added_at_cut,
+    first_entries,
+    new_at_cut,
+    tracked,
+    whole_way,
+)
 from stream.core.view import PartitionView, WindowKey, lead_windows
 from stream.core.visits import VisitCells, VisitorState
 from stream.core.windows import WindowsOfStage, previous_window_start, window_start
@@ -321,15 +329,20 @@ class Funnel:
     ) -> None:
         """Move the lead's position, and schedule (or, when already due, observe) the stage
         times of its new first entries (``stream.core.stages``)."""
-        after = tracked(state, self.rules, released)
+        rules = self.rules
+        after = tracked(state, rules, released)
         view.set_position(lead_id, before.position, after.position, view.clock)
-        hold = self.rules.orphan_hold
+        if after.entries == before.entries:
+            return
+        hold, clock = rules.orphan_hold, view.event_clock
         for cut in after.cuts:
-            if cut in before.cuts:
-                continue
-            if cut + hold < view.event_clock:  # read later than the allowance: observe now
-                self._observe_cut(state, cut)
-            else:
+            if cut + hold < clock:
+                # Due already (observed, if at all, with the entries known then): observe what
+                # the change adds there, as for any entry read later than the allowance.
+                self.effects.stage_times.extend(added_at_cut(before, after, cut, whole_way(rules)))
+            elif len(after.entries) > 1:
+                # A lead with one first entry has no step yet: nothing scheduled (a million
+                # open leads cost no memory here); its cuts are scheduled with its second.
                 view.push_cut(lead_id, cut, cut + hold)
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
@@ -395,9 +408,10 @@ class Funnel:
             view.set_lead(lead_id, None, status, clock)
             contribution = tracked(lead, rules, status.released)
             view.set_position(lead_id, None, contribution.position, clock)
-            for cut in contribution.cuts:  # those already due were observed before the restart
-                if cut + rules.orphan_hold >= view.event_clock:
-                    view.push_cut(lead_id, cut, cut + rules.orphan_hold)
+            if len(contribution.entries) > 1:  # due cuts were observed before the restart
+                for cut in contribution.cuts:
+                    if cut + rules.orphan_hold >= view.event_clock:
+                        view.push_cut(lead_id, cut, cut + rules.orphan_hold)
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t, n in visitor.visit_times():

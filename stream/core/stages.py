@@ -122,13 +122,33 @@ def position(state: LeadState, rules: FunnelRules) -> Position | None:
 
 
 class Tracked(NamedTuple):
-    """What a lead contributes to the stage aggregates: its position and its cut times."""
+    """What a lead contributes to the stage aggregates: its position, and its first entries
+    (stage, time) in funnel order, whose distinct times are its cuts."""
 
     position: Position | None
-    cuts: tuple[float, ...]
+    entries: tuple[tuple[str, float], ...]
+
+    @property
+    def cuts(self) -> list[float]:
+        return sorted({t for _, t in self.entries})
 
 
 NOT_TRACKED = Tracked(None, ())
+
+
+def added_at_cut(
+    before: Tracked, after: Tracked, cut: float, whole: tuple[str, str]
+) -> list[StageTime]:
+    """What a change of the lead's first entries adds at a cut already due (observed then
+    with the entries known at the time, ``before``'s)."""
+    had = new_at_cut(list(before.entries), cut, whole)
+    found = []
+    for step in new_at_cut(list(after.entries), cut, whole):
+        if step in had:
+            had.remove(step)
+        else:
+            found.append(step)
+    return found
 
 
 def tracked(state: LeadState, rules: FunnelRules, released: bool) -> Tracked:
@@ -138,12 +158,12 @@ def tracked(state: LeadState, rules: FunnelRules, released: bool) -> Tracked:
     if not released:
         return NOT_TRACKED
     entries = state.entries
-    firsts: list[float] = []
+    firsts: list[tuple[str, float]] = []
     furthest: str | None = None
     for stage in rules.stages:
         times = entries.get(stage)
         if times:
-            firsts.append(times[0])
+            firsts.append((stage, times[0]))
             furthest = stage
     if furthest is None:
         return NOT_TRACKED
@@ -158,4 +178,4 @@ def tracked(state: LeadState, rules: FunnelRules, released: bool) -> Tracked:
             state.current_team,
             state.current_owner,
         )
-    return Tracked(where, tuple(sorted(set(firsts))))
+    return Tracked(where, tuple(firsts))
