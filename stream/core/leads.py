@@ -166,6 +166,9 @@ def _when(assignment: tuple[float, str]) -> float:
 
 def _assigned_at(assignments: list[tuple[float, str]], t: float) -> str | None:
     """The latest of time-sorted ``(time, name)`` assignments at or before ``t``, or None."""
+    if len(assignments) == 1:  # most leads: one team, one owner (the rebuild reads a million)
+        when, name = assignments[0]
+        return name if when <= t else None
     i = bisect_right(assignments, t, key=_when)
     return assignments[i - 1][1] if i else None
 
@@ -256,7 +259,7 @@ def lead_status(
     times = rules.warning_times(start)
     if stop is None:
         warnings = tuple(
-            (label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)
+            [(label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)]
         )
         opened = OpenLead(
             state.current_team, start, breach_at, breach_team, warnings, state.current_owner
