@@ -14,144 +14,56 @@ import datetime
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     model_validator,
 )
 
+from stream.config.fields import (
+    FROZEN,
+    AllowList,
+    Amount,
+    KafkaName,
+    Loc,
+    PositiveSeconds,
+    Rate,
+    Refused,
+    Seconds,
+    Stages,
+    TimeZoneName,
+    Window,
+    brokers,
+    distinct,
+    must,
+    whole_number,
+)
+from stream.config.ingest import LEAD_CREATED, IngestSettings, resolve_ingest
 from stream.config.topics import TopicNames
 from stream.core.calendar import DAY_NAMES, Weekday
 from stream.core.durations import parse_duration
 from stream.core.rules import DEFAULT_EXTRA_STAGES, DEFAULT_FOLLOWUP_STAGES, DEFAULT_STAGES
-from stream.core.windows import parse_window
 from stream.errors import ConfigError
 
 _SECTIONS = ("funnel", "labels", "sla", "north_star", "report", "kafka", "ingest")
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
-_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-_Loc = tuple[str | int, ...]  # a key's path, as pydantic reports it
-
-
-class _Refused(ValueError):
-    """A cross-field refusal that knows its key, relative to the model that raises it."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _must(test: Callable[[Any], object], message: str) -> AfterValidator:
-    """A validator refusing, with ``message``, every value for which ``test`` is false."""
-
-    def check(value: Any) -> Any:
-        if not test(value):
-            raise ValueError(message)
-        return value
-
-    return AfterValidator(check)
-
-
-def _whole_number(minimum: int, maximum: int = 0, *, text: bool = False) -> Any:
-    """Whole numbers ≥ ``minimum`` (and ≤ ``maximum`` if given); ``text`` takes digit strings."""
-    bounds = f"from {minimum} to {maximum}" if maximum else f"≥ {minimum}"
-
-    def check(value: object) -> int:
-        if text and isinstance(value, str) and value.isascii() and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"must be a whole number {bounds}")
-        if maximum and value > maximum:
-            raise ValueError(f"must be a whole number {bounds}")
-        return value
-
-    return BeforeValidator(check)
-
-
-def _distinct(empty: str | None = "must not be empty") -> AfterValidator:
-    """A list with no repeats that, unless ``empty`` is None, is refused when empty."""
-
-    def check(values: tuple[str, ...]) -> tuple[str, ...]:
-        if empty is not None and not values:
-            raise ValueError(empty)
-        for index, value in enumerate(values):
-            if value in values[:index]:
-                raise ValueError(f"lists {value!r} twice")
-        return values
-
-    return AfterValidator(check)
-
-
-def _is_time_zone(value: str) -> bool:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _tiles_a_day(value: str) -> str:
-    """Refuse, at load time, a window the core cannot lay out (e.g. ``7h``)."""
-    try:
-        parse_window(value, "UTC")  # the width rules do not depend on the zone
-    except ValueError as exc:
-        raise ValueError(str(exc).removeprefix(f"window {value!r}: ")) from None
-    return value
-
-
-def _brokers(value: object) -> tuple[str, ...]:
-    """``"kafka://h1:9092,h2:9092"`` (or ``;``-separated, or a sequence) → ``("h1:9092", ...)``."""
-    items = value.replace(";", ",").split(",") if isinstance(value, str) else value
-    servers: list[str] = []
-    for item in items if isinstance(items, list | tuple) else [items]:
-        server = str(item).strip()
-        if server.lower().startswith("kafka://"):
-            server = server[len("kafka://") :]
-        host, _, port = server.rstrip("/").rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, comma-separated, e.g. 'kafka://127.0.0.1:9092'")
-        servers.append(f"{host}:{port}")
-    return tuple(servers)
-
-
-_NON_NEGATIVE = _must(lambda v: v >= 0, "must be ≥ 0")
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-PositiveSeconds = Annotated[Seconds, _must(lambda v: v > 0, "must be longer than 0s")]
-Window = Annotated[
-    str,
-    _must(lambda v: parse_duration(v) > 0, "must be longer than 0s"),
-    AfterValidator(_tiles_a_day),
-]
-TimeZoneName = Annotated[str, _must(_is_time_zone, "must be an IANA time zone such as 'UTC'")]
-StageName = Annotated[str, _must(_NAME.fullmatch, "must be a name made of a-z, 0-9 and _")]
-Stages = Annotated[tuple[StageName, ...], _distinct(None)]
-AllowList = Annotated[tuple[str, ...], _distinct("must not be empty; leave the key out")]
-Amount = Annotated[float, Field(strict=True, allow_inf_nan=False), _NON_NEGATIVE]
-Rate = Annotated[float, Field(strict=True), _must(lambda v: 0 < v <= 1, "must be in (0, 1]")]
-KafkaName = Annotated[str, _must(_KAFKA_NAME.fullmatch, "must be made of A-Z a-z 0-9 . _ -")]
 
 
 class FunnelSettings(BaseModel):
     """``[funnel]``: the stages, the business time zone and the windows."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    stages: Annotated[Stages, _distinct()] = DEFAULT_STAGES
+    stages: Annotated[Stages, distinct()] = DEFAULT_STAGES
     extra_stages: Stages = DEFAULT_EXTRA_STAGES
     time_zone: TimeZoneName = "UTC"
-    windows: Annotated[tuple[Window, ...], _distinct()] = ("1h", "1d")
+    windows: Annotated[tuple[Window, ...], distinct()] = ("1h", "1d")
     window_retention: PositiveSeconds = parse_duration("35d")
     dedupe_horizon: PositiveSeconds = parse_duration("7d")
     orphan_hold: Seconds = parse_duration("1h")
@@ -173,9 +85,9 @@ class FunnelSettings(BaseModel):
 class LabelSettings(BaseModel):
     """``[labels]``: allow-lists (None: any value) and the cap on distinct values per label."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    max_values: Annotated[int, _whole_number(1)] = 50
+    max_values: Annotated[int, whole_number(1)] = 50
     source: AllowList | None = None
     campaign: AllowList | None = None
     team: AllowList | None = None
@@ -184,10 +96,10 @@ class LabelSettings(BaseModel):
 class BusinessHours(BaseModel):
     """``[sla.business_hours]``: the calendar the SLA clock runs on, when one is set."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     time_zone: TimeZoneName
-    days: Annotated[tuple[Weekday, ...], _distinct()] = DAY_NAMES[:5]
+    days: Annotated[tuple[Weekday, ...], distinct()] = DAY_NAMES[:5]
     start: datetime.time
     end: datetime.time
     holidays: tuple[datetime.date, ...] = ()
@@ -197,9 +109,9 @@ class BusinessHours(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> BusinessHours:
         if self.end <= self.start:
-            raise _Refused("end", f"must be later than start ({self.start.isoformat()})")
+            raise Refused("end", f"must be later than start ({self.start.isoformat()})")
         if self.holidays_subdivision is not None and self.holidays_country is None:
-            raise _Refused("holidays_subdivision", "needs holidays_country")
+            raise Refused("holidays_subdivision", "needs holidays_country")
         if self.holidays_country is not None:
             self._public_holidays(())  # refuses an unknown country or subdivision now
         return self
@@ -223,34 +135,34 @@ class BusinessHours(BaseModel):
             )
         except NotImplementedError as exc:  # the package's word for an unknown code
             key = "holidays_subdivision" if "subdivision" in str(exc) else "holidays_country"
-            raise _Refused(key, f"unknown to the holidays package: {exc}") from exc
+            raise Refused(key, f"unknown to the holidays package: {exc}") from exc
         return frozenset(found)
 
 
 class Marketing(BaseModel):
     """``[sla.marketing]``: marketing's monthly commitment to sales (0 = none)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    mql_per_month: Annotated[int, _whole_number(0)] = 0
-    sql_per_month: Annotated[int, _whole_number(0)] = 0
+    mql_per_month: Annotated[int, whole_number(0)] = 0
+    sql_per_month: Annotated[int, whole_number(0)] = 0
 
 
 class SlaSettings(BaseModel):
     """``[sla]``: the follow-up deadline, the stage that starts its clock and those that stop it."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     followup_within: PositiveSeconds = parse_duration("24h")
     clock_starts_at: str = "lead"
-    followup_stages: Annotated[tuple[str, ...], _distinct()] = DEFAULT_FOLLOWUP_STAGES
+    followup_stages: Annotated[tuple[str, ...], distinct()] = DEFAULT_FOLLOWUP_STAGES
     breach_grace: Seconds = 0.0
     # Labels of funnel_leads_at_risk as written; a lead is at risk once its time left on the
     # SLA's clock reaches each. Distinct durations (``"1h"`` and ``"60m"`` are one).
     warn_before: Annotated[
         tuple[Window, ...],
-        _distinct(None),
-        _must(
+        distinct(None),
+        must(
             lambda v: len({parse_duration(d) for d in v}) == len(v),
             "lists one duration twice",
         ),
@@ -262,7 +174,7 @@ class SlaSettings(BaseModel):
 class ReportSettings(BaseModel):
     """``[report]``: what ``funnel report`` reads when it renders, and only then."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     # A local CSV of (owner id, display name) rows, for "Follow-up by owner".
     owner_names: Path | None = None
@@ -273,19 +185,19 @@ class ReportSettings(BaseModel):
 class NorthStarSettings(BaseModel):
     """``[north_star]``: the revenue goal and the assumptions of the reverse funnel."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     revenue_goal: Amount = 0.0
     period: Literal["month", "quarter", "year"] = "year"
     average_deal_size: Amount = 0.0
-    rep_capacity_leads_per_month: Annotated[int, _whole_number(1)] = 150
+    rep_capacity_leads_per_month: Annotated[int, whole_number(1)] = 150
     conversion: dict[str, Rate] = Field(default_factory=dict)
 
 
 class KafkaSettings(BaseModel):
     """``[kafka]``: security; ``sasl_password`` comes from the variable ``sasl_password_env``."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -297,81 +209,10 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
 
 
-# Where a Segment track event, identify trait value or HubSpot stage may lead: a new lead, or
-# a stage change to one of the configured stages (checked against them in ``Settings``).
-LEAD_CREATED = "lead_created"
-# Segment's campaign medium (utm_medium) → the funnel's source; unlisted media are kept as written.
-_MEDIUM_SOURCES = {
-    "cpc": "paid_search",
-    "ppc": "paid_search",
-    "paidsearch": "paid_search",
-    "paid_search": "paid_search",
-    "organic": "organic",
-    "email": "email",
-    "newsletter": "email",
-    "social": "social",
-    "paid_social": "social",
-    "referral": "referral",
-}
-_HUBSPOT_STAGES = {
-    "lead": "lead",
-    "marketingqualifiedlead": "mql",
-    "salesqualifiedlead": "sql",
-    "opportunity": "opportunity",
-    "customer": "customer",
-}
-SourceName = Annotated[str, Field(min_length=1, max_length=64)]
-
-
-class SegmentMapping(BaseModel):
-    """``[ingest.segment]``: how Segment-spec calls become contract events (docs/ingest.md)."""
-
-    model_config = _FROZEN
-
-    track_events: dict[str, str] = Field(default_factory=lambda: {"Signed Up": LEAD_CREATED})
-    stage_trait: str = "lifecycle_stage"
-    stage_values: dict[str, str] = Field(default_factory=dict)
-    team_property: str = "team"
-    owner_property: str = "owner_id"
-    default_source: SourceName = "direct"
-    medium_sources: dict[str, SourceName] = Field(default_factory=lambda: dict(_MEDIUM_SOURCES))
-
-
-class HubSpotMapping(BaseModel):
-    """``[ingest.hubspot]``: how HubSpot contact webhooks become contract events."""
-
-    model_config = _FROZEN
-
-    stages: dict[str, str] = Field(default_factory=lambda: dict(_HUBSPOT_STAGES))
-    ignored_stages: Annotated[tuple[str, ...], _distinct(None)] = (
-        "subscriber",
-        "evangelist",
-        "other",
-    )
-    source: SourceName = "crm"
-    team: str = "default"
-    public_url: str | None = None
-    app_secret: SecretStr | None = None
-
-
-class IngestSettings(BaseModel):
-    """``[ingest]``: the HTTP gateway (``funnel ingest``); secrets come from the environment."""
-
-    model_config = _FROZEN
-
-    port: Annotated[int, _whole_number(1, 65535, text=True)] = 8088
-    bind: str = "127.0.0.1"
-    produce_timeout: PositiveSeconds = parse_duration("4s")
-    retry_after: PositiveSeconds = parse_duration("2s")
-    write_keys: tuple[SecretStr, ...] = ()
-    segment: SegmentMapping = SegmentMapping()
-    hubspot: HubSpotMapping = HubSpotMapping()
-
-
 class Settings(BaseModel):
     """Everything the processes are configured with; frozen, built by ``load_settings()``."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     funnel: FunnelSettings = FunnelSettings()
     labels: LabelSettings = LabelSettings()
@@ -381,13 +222,13 @@ class Settings(BaseModel):
     kafka: KafkaSettings = KafkaSettings()
     ingest: IngestSettings = IngestSettings()
 
-    broker: Annotated[tuple[str, ...], BeforeValidator(_brokers)] = ("127.0.0.1:9092",)
-    web_port: Annotated[int, _whole_number(1, 65535, text=True)] = 6066
+    broker: Annotated[tuple[str, ...], BeforeValidator(brokers)] = ("127.0.0.1:9092",)
+    web_port: Annotated[int, whole_number(1, 65535, text=True)] = 6066
     web_bind: str = "127.0.0.1"
     clock: Literal["wall", "event"] = "wall"
     data_dir: Path = Path("./var")
     topic_prefix: KafkaName = "funnel."
-    partitions: Annotated[int, _whole_number(1, text=True)] = 8
+    partitions: Annotated[int, whole_number(1, text=True)] = 8
     store: Literal["rocksdb", "memory"] = "rocksdb"
     app_id: KafkaName = "funnel"
     config_path: Path | None = None
@@ -413,33 +254,33 @@ class Settings(BaseModel):
         funnel, sla, north_star, kafka = self.funnel, self.sla, self.north_star, self.kafka
         stages, all_stages = funnel.stages, funnel.all_stages
         if len(stages) < 2:
-            raise _Refused("funnel.stages", "must list at least two stages")
+            raise Refused("funnel.stages", "must list at least two stages")
         for stage in funnel.extra_stages:
             if stage in stages:
-                raise _Refused("funnel.extra_stages", f"{stage!r} is already in funnel.stages")
+                raise Refused("funnel.extra_stages", f"{stage!r} is already in funnel.stages")
         for key in funnel.definitions:
             if key not in all_stages:
-                raise _Refused(f"funnel.definitions.{key}", _not_among(all_stages))
+                raise Refused(f"funnel.definitions.{key}", _not_among(all_stages))
         for key in funnel.stuck_after:
             if key not in stages:
-                raise _Refused(f"funnel.stuck_after.{key}", _not_among(stages))
+                raise Refused(f"funnel.stuck_after.{key}", _not_among(stages))
         if funnel.window_retention < max(funnel.window_seconds):
-            raise _Refused("funnel.window_retention", "must be at least the longest window")
+            raise Refused("funnel.window_retention", "must be at least the longest window")
         if sla.clock_starts_at not in stages:
-            raise _Refused("sla.clock_starts_at", _not_among(stages, sla.clock_starts_at))
+            raise Refused("sla.clock_starts_at", _not_among(stages, sla.clock_starts_at))
         for index, stage in enumerate(sla.followup_stages):
             if stage not in all_stages:
-                raise _Refused(f"sla.followup_stages[{index}]", _not_among(all_stages, stage))
+                raise Refused(f"sla.followup_stages[{index}]", _not_among(all_stages, stage))
             if stage == sla.clock_starts_at:
-                raise _Refused(f"sla.followup_stages[{index}]", "must not be sla.clock_starts_at")
+                raise Refused(f"sla.followup_stages[{index}]", "must not be sla.clock_starts_at")
         for key in north_star.conversion:
             if key not in stages[:-1]:
-                raise _Refused(f"north_star.conversion.{key}", _not_among(stages[:-1]))
+                raise Refused(f"north_star.conversion.{key}", _not_among(stages[:-1]))
         if north_star.revenue_goal > 0 and north_star.average_deal_size <= 0:
-            raise _Refused("north_star.average_deal_size", "must be > 0 when revenue_goal is set")
+            raise Refused("north_star.average_deal_size", "must be > 0 when revenue_goal is set")
         for key in ("sasl_mechanism", "sasl_username", "sasl_password_env"):
             if kafka.security_protocol.startswith("SASL_") and getattr(kafka, key) is None:
-                raise _Refused(f"kafka.{key}", f"required with {kafka.security_protocol}")
+                raise Refused(f"kafka.{key}", f"required with {kafka.security_protocol}")
         targets = (LEAD_CREATED, *all_stages)
         segment, hubspot = self.ingest.segment, self.ingest.hubspot
         for table, mapping, allowed in (
@@ -452,10 +293,10 @@ class Settings(BaseModel):
                     refusal = f"must be {' or '.join(allowed[:1])} or a configured stage"
                     if allowed is all_stages:
                         refusal = _not_among(all_stages)
-                    raise _Refused(f"{table}.{key}", f"{refusal}, got {target!r}")
+                    raise Refused(f"{table}.{key}", f"{refusal}, got {target!r}")
         for value in hubspot.ignored_stages:
             if value in hubspot.stages:
-                raise _Refused("ingest.hubspot.ignored_stages", f"{value!r} is also in stages")
+                raise Refused("ingest.hubspot.ignored_stages", f"{value!r} is also in stages")
         return self
 
 
@@ -483,7 +324,7 @@ def load_settings(
         if key not in _SECTIONS:
             raise ConfigError(f"{source}: {key}: unknown key")
     # Where each environment value lands, so that an error names the variable, not the file.
-    from_env: dict[_Loc, str] = {}
+    from_env: dict[Loc, str] = {}
     for field in Settings.model_fields.keys() - {*_SECTIONS, "config_path"}:
         if (variable := f"FUNNEL_{field.upper()}") in env:
             data[field] = env[variable]
@@ -491,7 +332,7 @@ def load_settings(
     if isinstance(kafka := data.setdefault("kafka", {}), dict):
         _resolve_kafka(kafka, env, source, from_env)
     if isinstance(ingest := data.setdefault("ingest", {}), dict):
-        _resolve_ingest(ingest, env, source, from_env)
+        resolve_ingest(ingest, env, source, from_env)
     data["config_path"] = path
     try:
         return Settings.model_validate(data)
@@ -512,7 +353,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _resolve_kafka(
-    kafka: dict[str, Any], env: Mapping[str, str], source: str, from_env: dict[_Loc, str]
+    kafka: dict[str, Any], env: Mapping[str, str], source: str, from_env: dict[Loc, str]
 ) -> None:
     """Lay ``FUNNEL_KAFKA_*`` over ``kafka`` and read the password it names (in place)."""
     if "sasl_password" in kafka:
@@ -532,45 +373,13 @@ def _resolve_kafka(
         kafka["sasl_password"] = env[name]
 
 
-_INGEST_ENV = {"port": "FUNNEL_INGEST_PORT", "bind": "FUNNEL_INGEST_BIND"}
-_INGEST_SECRETS = {
-    ("write_keys",): "FUNNEL_INGEST_WRITE_KEYS",
-    ("hubspot", "app_secret"): "FUNNEL_HUBSPOT_APP_SECRET",
-}
-
-
-def _resolve_ingest(
-    ingest: dict[str, Any], env: Mapping[str, str], source: str, from_env: dict[_Loc, str]
-) -> None:
-    """Lay ``FUNNEL_INGEST_*`` over ``ingest`` and read its secrets, which only the environment
-    may hold: the Segment write keys (comma-separated) and the HubSpot app's secret."""
-    for key, variable in _INGEST_ENV.items():
-        if variable in env:
-            ingest[key] = env[variable]
-            from_env[("ingest", key)] = variable
-    hubspot = ingest.get("hubspot")
-    for path, variable in _INGEST_SECRETS.items():
-        table = ingest if len(path) == 1 else hubspot
-        if isinstance(table, dict) and path[-1] in table:
-            raise ConfigError(
-                f"{source}: ingest.{'.'.join(path)}: secrets may not sit in the file; "
-                f"set {variable} instead"
-            )
-    if keys := env.get("FUNNEL_INGEST_WRITE_KEYS"):
-        ingest["write_keys"] = tuple(key.strip() for key in keys.split(",") if key.strip())
-    if secret := env.get("FUNNEL_HUBSPOT_APP_SECRET"):
-        if not isinstance(hubspot, dict):
-            hubspot = ingest["hubspot"] = {}
-        hubspot["app_secret"] = secret
-
-
-def _describe(exc: ValidationError, source: str, from_env: Mapping[_Loc, str]) -> str:
+def _describe(exc: ValidationError, source: str, from_env: Mapping[Loc, str]) -> str:
     """One line for all of pydantic's errors: ``source: key: problem, got value``."""
     lines: list[str] = []
     for error in exc.errors():
-        loc: _Loc = tuple(error["loc"])
+        loc: Loc = tuple(error["loc"])
         cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, _Refused):
+        if isinstance(cause, Refused):
             loc, problem = loc + tuple(cause.key.split(".")), str(cause)
         elif error["type"] == "extra_forbidden":
             problem = "unknown key"

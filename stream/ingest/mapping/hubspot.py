@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from stream.config.settings import HubSpotMapping
+from stream.config.ingest import HubSpotMapping
 from stream.ingest.mapping.common import UTC, Refusal, Result, checked, identifier, rfc3339
 
 MAX_AGE_S: Final = 300.0

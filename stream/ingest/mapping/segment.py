@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from stream.config.settings import LEAD_CREATED, SegmentMapping
+from stream.config.ingest import LEAD_CREATED, SegmentMapping
 from stream.ingest.mapping.common import (
     MAX_CAMPAIGN,
     MAX_PAGE,
