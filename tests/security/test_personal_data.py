@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import urllib.request
 from pathlib import Path
 
 from stream.config.topics import TopicNames, changelog_topics
@@ -69,6 +70,9 @@ def messages(names: TopicNames) -> list[Message]:
         out.append((names.transitions, wrong[1], wrong[2], None))
         future = change(names, f"pf{i}", lid, "mql", 4_000_000_000.0, owner=OWNER, **PERSONAL)
         out.append(future)
+        # Still open (on the lead list): one with the rep, one with no owner.
+        out.append(lead(names, f"po{i}", f"pd-open-{i}", t, owner=OWNER, **PERSONAL))
+        out.append(lead(names, f"pn{i}", f"pd-ownerless-{i}", t, **PERSONAL))
     return out
 
 
@@ -106,6 +110,8 @@ async def test_personal_fields_never_leave_the_message(
         await wait_caught_up(broker, worker.app_id, names.inputs)
         metrics = worker.metrics_text().encode()
         samples = worker.metrics()
+        with urllib.request.urlopen(worker.url("/leads?limit=1000")) as got:
+            lead_list = got.read()
         # Nor is /metrics served beyond this host by default (FUNNEL_WEB_BIND).
         assert listening_on(worker.port) == {"127.0.0.1"}
     finally:
@@ -115,6 +121,12 @@ async def test_personal_fields_never_leave_the_message(
     assert samples.value("funnel_events_duplicate_total") == 200
 
     assert found_in(metrics, SECRETS) == set()
+    # The lead list shows ids, teams and owners (the rep's pseudonymous id is its point),
+    # never a personal field; a lead without an owner shows none.
+    assert found_in(lead_list, NOT_STORED) == set()
+    rows = {row["lead_id"]: row for row in json.loads(lead_list)["leads"]}
+    assert rows["pd-open-7"]["owner"] == OWNER  # the control: the list does show the owner
+    assert rows["pd-ownerless-7"]["owner"] is None
     log = worker.log_path.read_bytes()
     assert found_in(log, SECRETS) == set()
     assert b"rejected topic=" in log  # rejections are logged, without their payload
