@@ -22,6 +22,7 @@ from stream.config.topics import TopicNames, rerouted_topic
 from stream.kafka.admin import ensure_topics
 from stream.kafka.offsets import consumer_group_offsets, read_topic, topic_end_offsets
 from stream.observability.scrape import Samples, parse_metrics
+from stream.processes import stop_process_group
 from stream.report.recount import InputMessage
 
 
@@ -136,13 +137,7 @@ class WorkerProcess:
         """SIGTERM and wait (SIGKILL after 20 s); the exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process, grace_s=20)
         return self.process.returncode
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from schemas import Event, Rejection, TopicKind, classify
 from stream.config.topics import TopicNames
 from stream.kafka.offsets import read_topic
 from stream.observability.scrape import Samples, parse_metrics
+from stream.processes import stop_process_group
 from tests.harness import free_port
 
 WRITE_KEY = "test-write-key"
@@ -90,13 +90,7 @@ class GatewayProcess:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process, grace_s=20)
         return self.process.returncode
 
 
