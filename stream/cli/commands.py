@@ -76,7 +76,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     """HTTP gateway: Segment-spec calls and HubSpot webhooks to the input topics."""
     from stream.ingest import run_gateway
 
-    return run_gateway(_settings(args), args.port)
+    def listening(address: str) -> None:
+        print(f"funnel ingest: listening on {address} (Ctrl-C stops it)", flush=True)
+
+    return run_gateway(_settings(args), args.port, listening)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -189,7 +189,7 @@ def _stuck_row(funnel: Funnel, view: PartitionView, lead: IndexedLead) -> LeadRo
 
 
 def _state(funnel: Funnel, lead_id: str) -> LeadState | None:
-    return funnel.lead_state(lead_id)
+    return funnel.lead_state(lead_id)  # the held state first, within a fetch
 
 
 def _row(funnel: Funnel, view: PartitionView, lead: IndexedLead) -> LeadRow | None:

@@ -53,12 +53,7 @@ class Position(NamedTuple):
 
 def first_entries(state: LeadState, rules: FunnelRules) -> list[tuple[str, float]]:
     """(stage, first entry) of every funnel-order stage the lead entered, in funnel order."""
-    out = []
-    for stage in rules.stages:
-        times = state.entries.get(stage)
-        if times:
-            out.append((stage, times[0]))
-    return out
+    return list(tracked(state, rules, True).entries)
 
 
 def pairs_until(
@@ -103,22 +98,7 @@ def cuts(entries: Iterable[tuple[str, float]]) -> list[float]:
 def position(state: LeadState, rules: FunnelRules) -> Position | None:
     """The lead's current stage (furthest funnel-order stage entered), None if disqualified
     since or if it entered none."""
-    entries = state.entries
-    for stage in reversed(rules.stages):
-        times = entries.get(stage)
-        if times:
-            entered = times[0]
-            dq = entries.get(DISQUALIFIED)
-            if dq and dq[-1] >= entered:
-                return None
-            return Position(
-                stage,
-                entered,
-                rules.stuck_at(stage, entered),
-                state.current_team,
-                state.current_owner,
-            )
-    return None
+    return tracked(state, rules, True).position
 
 
 class Tracked(NamedTuple):

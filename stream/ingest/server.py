@@ -392,11 +392,10 @@ async def serve(settings: Settings, port: int, ready: Callable[[str], None] | No
         await producer.stop()
 
 
-def run_gateway(settings: Settings, port: int | None = None) -> int:
-    """``funnel ingest``: the gateway in the foreground; returns the exit code."""
-
-    def ready(address: str) -> None:
-        print(f"funnel ingest: listening on {address} (Ctrl-C stops it)", flush=True)
-
-    asyncio.run(serve(settings, port or settings.ingest.port, ready))
+def run_gateway(
+    settings: Settings, port: int | None = None, on_ready: Callable[[str], None] | None = None
+) -> int:
+    """``funnel ingest``: the gateway in the foreground, ``on_ready(address)`` once it
+    listens; returns the exit code."""
+    asyncio.run(serve(settings, port or settings.ingest.port, on_ready))
     return 0
