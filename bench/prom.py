@@ -101,9 +101,12 @@ class Prometheus:
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             self.child.check_alive()
-            rows = await self.query('timestamp(up{job="funnel"} == 1)')
-            if rows and rows[0][1] > wall:
-                return rows[0][1]
+            # timestamp() of a selector is the sample's (the scrape's start); of any other
+            # expression it would be the query's own time.
+            up = await self.query('up{job="funnel"}')
+            at = await self.query('timestamp(up{job="funnel"})')
+            if up and at and up[0][1] == 1 and at[0][1] > wall:
+                return at[0][1]
             await asyncio.sleep(0.5)
         raise ChildFailed(f"prometheus: no scrape of the worker after {wall:.0f}")
 
