@@ -158,7 +158,15 @@ async def run_soak(bootstrap: str, workdir: Path, children: Children, plan: Plan
             yield message
 
     def mark(at_s: float) -> Mark:
-        return Mark(at_s, time.time(), sent[0], delays_in(worker_delays), delays_in(raw_delays))
+        return Mark(
+            at_s,
+            time.time(),
+            sent[0],
+            delays_in(worker_delays),
+            delays_in(raw_delays),
+            worker_cpu_s=cpu_seconds(worker.pid),
+            load_1m=os.getloadavg()[0],
+        )
 
     steady_start = time.monotonic()
     marks.append(mark(0.0))
@@ -225,6 +233,16 @@ async def run_soak(bootstrap: str, workdir: Path, children: Children, plan: Plan
             f"read back {outcome.recounted_events:,} messages, {total:,} were sent"
         )
     return outcome
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid``, None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name, the state is field 3; utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_delays_unsorted(path: Path) -> list[float]:

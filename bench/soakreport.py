@@ -3,7 +3,8 @@
 A block is ``block_s`` seconds of steady traffic (5 minutes in the full soak). Its delays are
 the exact ones the worker (bench/delayworker.py) and the raw client (bench/rawdelay.py)
 appended to their files while the block ran, split where the files stood at the block's end;
-its RSS is the worker's last ``VmRSS`` sample in it.
+its RSS is the worker's last ``VmRSS`` sample in it; its CPU the worker's CPU seconds per
+second over it (from ``/proc/<pid>/stat``), beside the machine's load average at its end.
 
 The criteria (issue 17): RSS growth after the first block at most 5 % (the highest sample
 after the first block against the last sample of the first); every block's worker p99 within
@@ -34,6 +35,8 @@ class Mark:
     produced: int
     worker_delays: int
     raw_delays: int
+    worker_cpu_s: float | None = None  # the worker's user + system CPU seconds so far
+    load_1m: float | None = None  # the machine's 1-minute load average
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Block:
     raw_p99: float | None
     prom_p99: float | None
     rss_mb: float | None
+    worker_cpu: float | None  # cores the worker used on average (CPU seconds per second)
+    load_1m: float | None  # the machine's 1-minute load average at the block's end
 
 
 @dataclass
@@ -142,27 +147,40 @@ def make_blocks(
                 raw_p99=exact_quantile(theirs, 0.99),
                 prom_p99=prom_p99[i] if i < len(prom_p99) else None,
                 rss_mb=inside[-1] if inside else None,
+                worker_cpu=_cores(start, end),
+                load_1m=end.load_1m,
             )
         )
     return blocks
+
+
+def _cores(start: Mark, end: Mark) -> float | None:
+    if start.worker_cpu_s is None or end.worker_cpu_s is None or end.at_s <= start.at_s:
+        return None
+    return (end.worker_cpu_s - start.worker_cpu_s) / (end.at_s - start.at_s)
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f}"
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def table(outcome: Outcome, block_s: float) -> str:
     """The per-block table and one line per criterion, as plain text (Markdown-friendly)."""
     lines = [
         "| block | events | worker p50 ms | worker p99 ms | worker max ms | raw p99 ms "
-        "| Prometheus p99 ms | RSS MiB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Prometheus p99 ms | RSS MiB | worker CPU | load |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for b in outcome.blocks:
         rss = "-" if b.rss_mb is None else f"{b.rss_mb:.0f}"
         lines.append(
             f"| {b.index} | {b.events:,} | {_ms(b.worker_p50)} | {_ms(b.worker_p99)} "
-            f"| {_ms(b.worker_max)} | {_ms(b.raw_p99)} | {_ms(b.prom_p99)} | {rss} |"
+            f"| {_ms(b.worker_max)} | {_ms(b.raw_p99)} | {_ms(b.prom_p99)} | {rss} "
+            f"| {_num(b.worker_cpu)} | {_num(b.load_1m)} |"
         )
     lines.append("")
     for name, c in outcome.criteria(block_s).items():
