@@ -62,7 +62,7 @@ from stream.config.topics import TopicNames
 from stream.generate import OutMessage
 from stream.kafka.broker import EmbeddedBroker
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bench.soak")  # also when run as __main__
 
 # The fill's leads open this long before the traffic's first event time (bench.kafka's
 # traffic spans the week up to a minute ago).

@@ -34,6 +34,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -235,7 +236,26 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if batch:
             self.batch_handler(batch)
             self._ack_offsets(taken)
+            self._mark_inbound(batch)
         return others
+
+    def _mark_inbound(self, batch: list[tuple[Any, list[Any]]]) -> None:
+        """Note when each partition last had records handled, as Faust's monitor does for
+        every event a stream takes in (``Monitor.on_stream_event_in``).
+
+        Faust's livelock check runs every 2.5 s over every assigned partition; once the
+        worker has run for ``stream_processing_timeout`` (5 minutes), a partition whose
+        fetched high watermark is past its position and that has no inbound time is logged
+        as an ERROR, "Stream has not started processing". Without this, a worker under
+        sustained traffic logged that for every partition every 2.5 s from its sixth minute
+        on (the soak, docs/reliability.md).
+        """
+        monitor = self.app.monitor
+        if monitor is None:
+            return
+        inbound, now = monitor.stream_inbound_time, monotonic()
+        for tp, _ in batch:
+            inbound[tp] = now
 
     def _ack_offsets(self, taken: list[tuple[Any, list[int]]]) -> None:
         """Acknowledge handled offsets (ascending, per partition) the way ``Consumer.ack``

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from time import monotonic
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.sensors.monitor import Monitor
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
@@ -207,3 +209,27 @@ async def test_the_fetch_wait_is_the_one_aiokafka_takes_as_an_option() -> None:
     consumer = AIOKafkaConsumer(fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
     await consumer.stop()
+
+
+def test_handled_partitions_get_the_inbound_time_fausts_livelock_check_reads() -> None:
+    """Faust's check logs "Stream has not started processing" for a partition with records
+    fetched past its position and no inbound time (``Monitor.stream_inbound_time``), once the
+    worker has run for ``stream_processing_timeout``; the fast path must set it, as Faust's
+    streams do per event."""
+    book = _bookkeeping()
+    book.app.monitor = Monitor()
+    book._read_offset = defaultdict(lambda: None)
+    book._buffered_partitions = set()
+    book.batch_topics = frozenset({TP[0]})
+    handled: list[Any] = []
+    book.batch_handler = handled.extend
+    book._ack_offsets = lambda taken: BatchConsumer._ack_offsets(book, taken)
+    book._mark_inbound = lambda batch: BatchConsumer._mark_inbound(book, batch)
+    tp, other = TopicPartition(*TP), TopicPartition("funnel.changelog", 0)
+    book._read_offset[tp] = 0
+    before = monotonic()
+    records = {tp: [_Message(tp, 0), _Message(tp, 1)], other: [_Message(other, 0)]}
+    others = BatchConsumer._handle_batch_topics(book, records, None)
+    assert [p for p, _ in handled] == [tp] and [p for p, _ in others] == [other]
+    inbound = book.app.monitor.stream_inbound_time
+    assert set(inbound) == {tp} and before <= inbound[tp] <= monotonic()
