@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="funnel-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log.info("work directory %s; load average %.2f", workdir, os.getloadavg()[0])
+    source = source_version()  # the code measured: read before the run, not after it
     children = Children()
     broker = EmbeddedBroker(log_path=workdir / "broker.log")
     try:
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         children.stop_all()
         broker.stop()
     print(table(outcome, plan.block_s))
-    line = json_line(outcome, plan.block_s, source_version())
+    line = json_line(outcome, plan.block_s, source)
     print(line)
     return 0 if json.loads(line)["passed"] else 1
 
