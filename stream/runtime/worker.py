@@ -29,6 +29,7 @@ import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Event, Rejection, TopicKind, classify
+from schemas.events import epoch_seconds
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
 from stream.config.topics import rerouted_topics
@@ -261,7 +262,7 @@ class Worker:
                     statuses.append(result.reason)
                     continue
                 event: Event = result
-                t = event.occurred_at.timestamp()
+                t = epoch_seconds(event.occurred_at)
                 if funnel.is_late(t):
                     late += 1
                 try:
