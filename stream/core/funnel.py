@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
@@ -149,6 +150,11 @@ class Funnel:
             view = self.view("leads", partition)
             status = self._apply_lead_event(view, event, t)
         return status
+
+    def visit_applier(self, partition: int) -> Callable[[Visit, float], Status]:
+        """``apply(partition, visit, t)`` for the visits of ``partition``, with the partition's
+        view looked up once: the worker takes one per partition per fetch."""
+        return partial(self._apply_visit, self.view("visits", partition))
 
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
         visitor_id, key = event.visitor_id, dedupe_key(event.event_id)
