@@ -32,6 +32,7 @@ from stream.core.leads import (
     lead_status,
     status_effects,
 )
+from stream.core.openleads import OpenLeads
 from stream.core.rules import FunnelRules
 from stream.core.stages import (
     NOT_TRACKED,
@@ -126,7 +127,7 @@ class Funnel:
         return view
 
     def _new_view(self, partition: int) -> PartitionView:
-        return PartitionView(partition, tuple(label for label, _ in self.rules.warn_before))
+        return PartitionView(partition, OpenLeads(self.rules))
 
     def is_late(self, t: float) -> bool:
         """True if ``t`` falls before the oldest retained window."""
@@ -299,8 +300,9 @@ class Funnel:
             return
         view.clock = new
         # Warnings first: a lead whose deadline passes has passed its warnings too.
-        self.effects.warnings.extend(view.pop_warnings(new))
-        self.effects.breaches.extend(view.pop_breached(new))
+        warnings, breaches = view.pop_due(new)
+        self.effects.warnings.extend(warnings)
+        self.effects.breaches.extend(breaches)
         view.pop_stuck(new)
         self._release_due(view)
 

@@ -40,6 +40,7 @@ class IndexedLead:
     lead_id: str
     team: str
     owner: str | None
+    clock_start: float | None = None  # open leads: when the follow-up clock started
 
 
 @dataclass(slots=True)
