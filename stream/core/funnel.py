@@ -33,6 +33,7 @@ from stream.core.leads import (
     status_effects,
 )
 from stream.core.openleads import OpenLeads
+from stream.core.rebuild import LeadLoad
 from stream.core.rules import FunnelRules
 from stream.core.stages import (
     NOT_TRACKED,
@@ -375,17 +376,12 @@ class Funnel:
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
         self.views = {("leads", p): self._new_view(p) for p in wanted_leads}
         self.views.update({("visits", p): self._new_view(p) for p in wanted_visits})
-        # Two passes over the stores, decoding as they go: first the watermarks (the clocks
-        # every status depends on), then the aggregates. Holding every decoded state at once
-        # would double the memory of a worker with a million open leads.
-        # The first pass reads only the clock facts of each state (no full decode).
-        for _, raw in self.leads.items():
-            partition, latest, created, changed = LeadState.clock_facts(raw)
-            if partition in wanted_leads:
-                view = self.views[("leads", partition)]
-                view.watermark = max(view.watermark, latest)
-                view.created_watermark = max(view.created_watermark, created)
-                view.changed_watermark = max(view.changed_watermark, changed)
+        # Each lead state is read once (stream.core.rebuild); visitor states twice, decoding
+        # as they go: first their watermarks, then their windows. Holding every decoded state
+        # at once would double the memory of a worker with a million open leads.
+        leads = LeadLoad(self.rules, {p: self.views[("leads", p)] for p in wanted_leads})
+        leads.read(self.leads.items())
+        # The first pass over visitors reads only the clock facts of each state.
         for _, raw in self.visitors.items():
             partition, latest = VisitorState.clock_facts(raw)
             if partition in wanted_visits:
@@ -401,19 +397,7 @@ class Funnel:
                     if self.clock_mode == "wall"
                     else min(view.created_watermark, view.changed_watermark)
                 )
-        rules = self.rules
-        for lead_id, lead in _states(self.leads.items(), wanted_leads, LeadState.decode):
-            view = self.views[("leads", lead.partition)]
-            clock = view.clock
-            status = lead_status(lead, rules, clock, view.event_clock)
-            view.add_windows(lead_windows(lead, status, rules), 1)
-            view.set_lead(lead_id, None, status, clock)
-            contribution = tracked(lead, rules, status.released)
-            view.set_position(lead_id, None, contribution.position, clock)
-            if len(contribution.entries) > 1:  # due cuts were observed before the restart
-                for cut in contribution.cuts:
-                    if cut + rules.orphan_hold >= view.event_clock:
-                        view.push_cut(lead_id, cut, cut + rules.orphan_hold)
+        leads.finish()
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t, n in visitor.visit_times():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 import struct
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -64,6 +65,7 @@ class OpenLeads:
         "_groups",
         "_ids",
         "_labels",
+        "_loading",
         "_next_gid",
         "_thresholds",
         "at_risk",
@@ -88,6 +90,7 @@ class OpenLeads:
         self._by_team: dict[str, dict[GroupKey, _Group]] = {}
         self._due: list[tuple[float, int, int]] = []  # (instant, group id, threshold)
         self._next_gid = 0
+        self._loading: dict[GroupKey, list[bytes]] | None = None  # see ``begin_load``
 
     def __len__(self) -> int:
         return sum(len(g.entries) for g in self._groups.values())
@@ -96,9 +99,13 @@ class OpenLeads:
 
     def add(self, lead_id: str, lead: OpenLead, clock: float) -> None:
         """Count an open lead (not counted yet) at the view's ``clock``."""
-        group = self._group(_key(lead))
+        entry = _START.pack(lead.clock_start) + lead_id.encode()
+        if self._loading is not None:
+            self._loading.setdefault(group_key(lead), []).append(entry)
+            return
+        group = self._group(group_key(lead))
         start, team = lead.clock_start, lead.team
-        group.entries.add(_START.pack(start) + lead_id.encode())
+        group.entries.add(entry)
         self.awaiting[team] += 1
         passed, due = group.passed, group.due
         deadline = len(self._labels)
@@ -122,7 +129,7 @@ class OpenLeads:
 
     def remove(self, lead_id: str, lead: OpenLead, clock: float) -> None:
         """Stop counting an open lead added with exactly these values."""
-        key = _key(lead)
+        key = group_key(lead)
         group = self._groups[key]
         group.entries.remove(_START.pack(lead.clock_start) + lead_id.encode())
         team = lead.team
@@ -139,6 +146,42 @@ class OpenLeads:
             del mine[key]
             if not mine:
                 del self._by_team[team]
+
+    def begin_load(self) -> None:
+        """Until ``end_load``, ``add`` only collects its leads, neither sorted nor counted: a
+        rebuild adds a million at once, before its clock is known."""
+        assert not self._groups, "a load starts empty"
+        self._loading = {}
+
+    def load(self, key: GroupKey, start: float, lead_id: str) -> None:
+        """``add`` during a load, given the lead's group and clock start."""
+        assert self._loading is not None, "not loading"
+        self._loading.setdefault(key, []).append(_START.pack(start) + lead_id.encode())
+
+    def end_load(self, clock: float) -> None:
+        """Sort and count the leads added since ``begin_load``, at the view's ``clock``: per
+        group and threshold, the leads passed are the first ones (a bisection)."""
+        loading, self._loading = self._loading or {}, None
+        unpack, deadline = _START.unpack_from, len(self._labels)
+        for key, entries in loading.items():
+            entries.sort()
+            group = self._group(key)
+            team, passed = key[0], []
+            for k, instant in enumerate(self._thresholds):
+                n = bisect_left(entries, True, key=lambda raw: not instant(unpack(raw)[0]) < clock)
+                passed.append(n)
+                if n:
+                    group.passed[k] = unpack(entries[n - 1])[0]
+                if n < len(entries):
+                    group.due[k] = instant(unpack(entries[n])[0])
+                    heapq.heappush(self._due, (group.due[k], group.gid, k))
+            self.awaiting[team] += len(entries)
+            if passed[deadline]:
+                self.overdue[team] += passed[deadline]
+            for k, label in enumerate(self._labels):
+                if passed[k] > passed[deadline]:  # past the warning, not yet overdue
+                    self.at_risk[(team, label)] += passed[k] - passed[deadline]
+            group.entries.update(entries)
 
     def advance(self, clock: float) -> tuple[list[tuple[str, str]], list[str]]:
         """The clock moved to ``clock``: (warning team, label) of each lead whose warning it
@@ -256,7 +299,8 @@ class OpenLeads:
         return clock > self._thresholds[self._labels.index(label)](start)
 
 
-def _key(lead: OpenLead) -> GroupKey:
+def group_key(lead: OpenLead) -> GroupKey:
+    """The group of an open lead: its team, owner, breach team and team at each warning."""
     return (lead.team, lead.owner, lead.breach_team, tuple([w[2] for w in lead.warnings]))
 
 

@@ -24,8 +24,11 @@ WindowKey = tuple[str, str, float]  # (stage, window name, window start)
 
 def lead_windows(state: LeadState, status: LeadStatus, rules: FunnelRules) -> tuple[WindowKey, ...]:
     """The windows a released lead counts in: one per stage (its first entry) per window size."""
-    if not status.released:
-        return ()
+    return released_windows(state, rules) if status.released else ()
+
+
+def released_windows(state: LeadState, rules: FunnelRules) -> tuple[WindowKey, ...]:
+    """The windows of a lead once released: one per stage (its first entry) per window size."""
     keys: list[WindowKey] = []
     for stage, times in state.entries.items():
         first = times[0]
