@@ -13,15 +13,15 @@ held depending on that clock: its state is read again then (such leads are few).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+from typing import Any
 
 from stream.core.codec import decode_json
 from stream.core.leads import LeadState, lead_status, open_lead
 from stream.core.openleads import GroupKey, group_key
 from stream.core.rules import FunnelRules
-from stream.core.stages import tracked
-from stream.core.view import PartitionView, lead_windows, released_windows
+from stream.core.stages import Tracked, tracked, tracked_entries
+from stream.core.view import PartitionView, entry_windows, lead_windows, released_windows
 
 
 class LeadLoad:
@@ -37,14 +37,14 @@ class LeadLoad:
 
     def read(self, items: Iterable[tuple[str | bytes, bytes]]) -> None:
         """Read every stored state; those of partitions not rebuilt are skipped."""
-        views, rules, unarrived = self.views, self.rules, self._unarrived
+        views, unarrived = self.views, self._unarrived
         for key, raw in items:
             fields = decode_json(raw)
             view = views.get(fields[0])
             if view is None:
                 continue
             # The clock facts, as LeadState.clock_facts reads them.
-            latest = max((times[-1] for times in fields[4].values()), default=0.0)
+            latest = max([times[-1] for times in fields[4].values()], default=0.0)
             if latest > view.watermark:
                 view.watermark = latest
             if fields[6] > view.created_watermark:
@@ -54,13 +54,32 @@ class LeadLoad:
             lead_id = key.decode() if isinstance(key, bytes) else key
             if fields[1] is None:
                 unarrived.append((lead_id, raw))
-                continue
-            state = LeadState.from_fields(fields)
-            view.add_windows(released_windows(state, rules), 1)
-            start = state.clock_start(rules)
-            if start is not None and state.clock_stop(rules) is None:
-                view.open_leads.load(_open_group(state, rules, start), start, lead_id)
-            self._track(view, lead_id, state)
+            elif len(fields) < 10 or len(fields[3]) != 1 or fields[3][0][1] != fields[8]:
+                # Written before the team was kept, or reassigned: through its state.
+                self._arrived(view, lead_id, LeadState.from_fields(fields))
+            else:
+                self._usual(view, lead_id, fields)
+
+    def _usual(self, view: PartitionView, lead_id: str, fields: list[Any]) -> None:
+        """An arrived lead with one team all along (most leads), read from its JSON fields
+        (``LeadState.encode``) without building its state: ``_arrived``'s result."""
+        rules, entries, team = self.rules, fields[4], fields[8]
+        owners = fields[11] if len(fields) > 11 else ()
+        owner = owners[-1][1] if owners else None
+        view.add_windows(entry_windows(entries, rules), 1)
+        started = entries.get(rules.clock_starts_at)
+        if started and rules.followup_stages.isdisjoint(entries):
+            group = (team, owner, team, (team,) * len(rules.warn_before))
+            view.open_leads.load(group, started[0], lead_id)
+        self._place(view, lead_id, tracked_entries(entries, rules, team, owner))
+
+    def _arrived(self, view: PartitionView, lead_id: str, state: LeadState) -> None:
+        rules = self.rules
+        view.add_windows(released_windows(state, rules), 1)
+        start = state.clock_start(rules)
+        if start is not None and state.clock_stop(rules) is None:
+            view.open_leads.load(_open_group(state, rules, start), start, lead_id)
+        self._place(view, lead_id, tracked(state, rules, True))
 
     def finish(self) -> None:
         """Count what depends on the views' clocks (set by the caller since ``read``)."""
@@ -72,22 +91,21 @@ class LeadLoad:
             view.add_windows(lead_windows(state, status, rules), 1)
             view.set_lead(lead_id, None, status, view.clock)
             if status.released:
-                self._track(view, lead_id, state)
+                self._place(view, lead_id, tracked(state, rules, True))
         self._unarrived = []
         for view in self.views.values():
             view.open_leads.end_load(view.clock)
             view.pop_stuck(view.clock)
             view.pop_cuts(view.event_clock)  # due before the restart: observed then
 
-    def _track(self, view: PartitionView, lead_id: str, state: LeadState) -> None:
+    def _place(self, view: PartitionView, lead_id: str, contribution: Tracked) -> None:
         """The lead's stage, stuck instant (counted in ``finish``) and cuts to observe."""
-        rules = self.rules
-        contribution = tracked(state, rules, True)
-        view.set_position(lead_id, None, contribution.position, -math.inf)
+        if contribution.position is not None:
+            view.place(lead_id, contribution.position)
         if len(contribution.entries) > 1:
             # The event clock read so far is a lower bound: a cut due before it is dropped
             # now, the others once the clock is known.
-            hold, clock = rules.orphan_hold, view.event_clock
+            hold, clock = self.rules.orphan_hold, view.event_clock
             for cut in contribution.cuts:
                 if cut + hold >= clock:
                     view.push_cut(lead_id, cut, cut + hold)

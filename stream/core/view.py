@@ -29,8 +29,13 @@ def lead_windows(state: LeadState, status: LeadStatus, rules: FunnelRules) -> tu
 
 def released_windows(state: LeadState, rules: FunnelRules) -> tuple[WindowKey, ...]:
     """The windows of a lead once released: one per stage (its first entry) per window size."""
+    return entry_windows(state.entries, rules)
+
+
+def entry_windows(entries: dict[str, list[float]], rules: FunnelRules) -> tuple[WindowKey, ...]:
+    """``released_windows`` of a lead with these entries."""
     keys: list[WindowKey] = []
-    for stage, times in state.entries.items():
+    for stage, times in entries.items():
         first = times[0]
         for spec in rules.windows:
             keys.append((stage, spec.name, window_start(spec, first)))
@@ -160,6 +165,17 @@ class PartitionView:
                     if heap is None:
                         heap = self._stuck_heaps[new.stage] = TimeHeap()
                     heap.push(new.stuck_at)
+
+    def place(self, lead_id: str, new: Position) -> None:
+        """``set_position(lead_id, None, new, -inf)``, for a rebuild: a stuck instant goes to
+        its heap whatever the clock (``pop_stuck`` counts those the clock passed)."""
+        self.in_stage[new.stage] += 1
+        if new.stuck_at is not None:
+            self._list_stuck(lead_id, new)
+            heap = self._stuck_heaps.get(new.stage)
+            if heap is None:
+                heap = self._stuck_heaps[new.stage] = TimeHeap()
+            heap.push(new.stuck_at)
 
     def _list_stuck(self, lead_id: str, p: Position) -> None:
         assert p.stuck_at is not None
