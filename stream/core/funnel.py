@@ -25,6 +25,7 @@ from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
 from stream.core.leads import (
+    UNSEEN,
     LeadState,
     apply_lead_created,
     apply_stage_changed,
@@ -211,9 +212,13 @@ class Funnel:
         rules, clock, hold = self.rules, view.clock, view.event_clock
         key = dedupe_key(event.event_id)
         state = self._held_leads.get(event.lead_id)
+        fresh = False
         if state is None:
             raw = self.leads.get(event.lead_id)
-            state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
+            if raw is None:
+                state, fresh = LeadState(view.partition), True
+            else:
+                state = LeadState.decode(raw)
             if raw is not None and key in state.seen:
                 # A replay after a crash finds the state already written locally, but its
                 # changelog record may have been lost with the process: write it again, so
@@ -225,9 +230,13 @@ class Funnel:
         view.watermark = max(view.watermark, t)
         if t > self._watermark:
             self._watermark = t
-        before = lead_status(state, rules, clock, hold)
-        windows_before = lead_windows(state, before, rules)
-        tracked_before = tracked(state, rules, before.released)
+        windows_before: tuple[WindowKey, ...] = ()
+        if fresh:  # a lead seen for the first time (most lead_created): nothing to undo
+            before, tracked_before = UNSEEN, NOT_TRACKED
+        else:
+            before = lead_status(state, rules, clock, hold)
+            windows_before = lead_windows(state, before, rules)
+            tracked_before = tracked(state, rules, before.released)
         if isinstance(event, LeadCreated):
             after = apply_lead_created(
                 state,

@@ -96,14 +96,6 @@ class LeadState:
             owners=[(t, name) for t, name in owners],
         )
 
-    @staticmethod
-    def clock_facts(raw: bytes) -> tuple[int, float, float, float]:
-        """(partition, latest stage entry, ``max_created_at``, ``max_changed_at``) of an encoded
-        state, without building it: the first pass of a rebuild reads a million of them."""
-        fields = decode_json(raw)
-        latest = max((times[-1] for times in fields[4].values()), default=0.0)
-        return fields[0], latest, fields[6], fields[7]
-
     # -- derived facts -------------------------------------------------------------------
 
     def first_entry(self, stage: str) -> float | None:
@@ -233,6 +225,10 @@ class LeadStatus:
     # follow-up, once the clock passed the instant; followed up, if that came after it.
     warned: tuple[tuple[str, str], ...] = ()
     breach_owner: str | None = None  # the rep at the deadline, once the clock has started
+
+
+# The status of a lead with no state yet (``lead_status`` of an empty ``LeadState``).
+UNSEEN = LeadStatus(False, None, False, None, None)
 
 
 def lead_status(

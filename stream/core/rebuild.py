@@ -43,7 +43,7 @@ class LeadLoad:
             view = views.get(fields[0])
             if view is None:
                 continue
-            # The clock facts, as LeadState.clock_facts reads them.
+            # Its clock facts: latest stage entry, latest lead_created and stage_changed.
             latest = max([times[-1] for times in fields[4].values()], default=0.0)
             if latest > view.watermark:
                 view.watermark = latest
