@@ -344,8 +344,8 @@ class Funnel:
         rules = self.rules
         after = tracked(state, rules, released)
         view.set_position(lead_id, before.position, after.position, view.clock)
-        if after.entries == before.entries:
-            return
+        if len(after.entries) < 2 or after.entries == before.entries:
+            return  # one first entry makes no stage time: nothing to observe or schedule
         hold, clock = rules.orphan_hold, view.event_clock
         for cut in after.cuts:
             if cut + hold < clock:
