@@ -1,10 +1,10 @@
 """The leads behind the numbers: open leads listed soonest deadline first.
 
 ``list_leads`` answers ``/leads`` (and ``funnel leads``) for the partitions a ``Funnel`` owns,
-from each partition view's ``OpenLeadIndex``, with the same clock as the gauges, so that the
-leads listed as ``overdue`` or ``at_risk`` are exactly those ``funnel_leads_overdue`` and
-``funnel_leads_at_risk`` count. Only the leads returned are read from the state store (and,
-for ``at_risk``, at most one more per partition and deadline).
+from each partition view's open leads (``OpenLeads``; stuck leads: an ``OpenLeadIndex`` per
+stage), with the same clock as the gauges, so that the leads listed as ``overdue``,
+``at_risk`` or ``stuck`` are exactly those ``funnel_leads_overdue``, ``funnel_leads_at_risk``
+and ``funnel_leads_stuck`` count. Only the leads returned are read from the state store.
 """
 
 from __future__ import annotations
