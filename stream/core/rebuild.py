@@ -43,14 +43,17 @@ class LeadLoad:
             view = views.get(fields[0])
             if view is None:
                 continue
-            # Its clock facts: latest stage entry, latest lead_created and stage_changed.
-            latest = max([times[-1] for times in fields[4].values()], default=0.0)
+            # Its clock facts: its latest lead_created and stage_changed. Each applied event
+            # entered a stage at its time and the latest entries are kept (stream.core.bounds),
+            # so the later of the two is also its latest stage entry.
+            created, changed = fields[6], fields[7]
+            if created > view.created_watermark:
+                view.created_watermark = created
+            if changed > view.changed_watermark:
+                view.changed_watermark = changed
+            latest = created if created > changed else changed
             if latest > view.watermark:
                 view.watermark = latest
-            if fields[6] > view.created_watermark:
-                view.created_watermark = fields[6]
-            if fields[7] > view.changed_watermark:
-                view.changed_watermark = fields[7]
             lead_id = key.decode() if isinstance(key, bytes) else key
             if fields[1] is None:
                 unarrived.append((lead_id, raw))
