@@ -13,9 +13,11 @@ waits until every message is processed, and scrapes again.
   messages (else the phase fails); its quantiles computed as PromQL's
   ``histogram_quantile`` does, interpolated within a bucket (.025 to .05 s, say).
 
-Then the same steady traffic goes to fresh topics read by a plain aiokafka client that only
-decodes (bench/rawdelay.py), measured both ways too: the delay the broker, the producer and
-the machine impose anyway, the floor under the worker's figure.
+Then the same traffic, warm-up included, goes to fresh topics; a plain aiokafka client that
+only decodes (bench/rawdelay.py) reads the steady part from the ends, measured both ways too:
+the delay the broker, the producer and the machine impose anyway, the floor under the
+worker's figure. Both read partitions of the same length, which matters on the embedded
+broker, whose fetch slows as a partition grows (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -231,6 +233,11 @@ async def _raw_client_delay(ctx: Context) -> Results:
     names = TopicNames.from_prefix(RAW_PREFIX)
     await create_topics(ctx.bootstrap, names)
     count = int(ctx.steady_rate * ctx.steady_seconds)
+    # The same history before the steady traffic as the worker's topics hold (its warm-up):
+    # the embedded broker's fetch slows as a partition grows, so a floor measured on shorter
+    # partitions would charge the broker's extra time to the worker.
+    traffic = generated(names, count=ctx.warmup_events + count, seed=ctx.seed + 1)
+    await produce_all(ctx.bootstrap, itertools.islice(traffic, ctx.warmup_events), "raw warm-up")
     delays = ctx.dir("logs") / "raw-delays.f64"
     delays.unlink(missing_ok=True)
     child = raw_delay_child(
@@ -243,7 +250,6 @@ async def _raw_client_delay(ctx: Context) -> Results:
     ctx.children.start(child)
     try:
         await _wait_for_line(child.log_path, "ready", _RAW_READY_TIMEOUT_S, child)
-        traffic = generated(names, count=count, seed=ctx.seed + 1)
         await produce_paced(ctx.bootstrap, traffic, rate=ctx.steady_rate, label="raw client")
         exposition = await _wait_for_line(child.log_path, "", _RAW_DONE_TIMEOUT_S, child, exit=True)
     finally:

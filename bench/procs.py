@@ -131,6 +131,17 @@ class Child:
                 return int(line.split()[1]) / 1024
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU time of the child so far (``/proc/<pid>/stat``), all threads."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except (OSError, ChildFailed):
+            return None
+        # After the command name (in parentheses, may hold spaces): utime and stime are the
+        # 12th and 13th fields, in clock ticks.
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def tail(self, lines: int = 25) -> str:
         """The last lines of the child's log."""
         try:

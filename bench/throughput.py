@@ -170,6 +170,7 @@ async def run_worker(ctx: Context, data: Input) -> Results:
 
     try:
         ready_at = await wait_healthy(child, timeout_s=_READY_TIMEOUT_S)
+        cpu_at_ready = child.cpu_seconds()
         log.info("worker: healthy after %.1f s", ready_at - child.started_at)
         if ctx.profile_path is not None:  # the processing only, not the imports and start-up
             profiler = start_profiler(ctx.children, child.pid, ctx.profile_path, ctx.dir("logs"))
@@ -183,17 +184,24 @@ async def run_worker(ctx: Context, data: Input) -> Results:
         )
         if profiler is not None:
             stop_profiler(profiler, ctx.profile_path)
+        cpu_at_done = child.cpu_seconds()
         final = await child.metrics()
         peak = child.memory_mb("VmHWM")
     finally:
         child.stop()
     total = data.total
+    cpu_us = None
+    if cpu_at_ready is not None and cpu_at_done is not None:
+        cpu_us = round((cpu_at_done - cpu_at_ready) / total * 1e6, 2)
     return {
         "worker_events_per_s": total / (caught.done_at - child.started_at),
         "worker_events_per_s_excl_startup": total / (caught.done_at - ready_at),
         "worker_startup_s": ready_at - child.started_at,
         "worker_seconds": caught.done_at - child.started_at,
         "worker_peak_rss_mb": peak,
+        # CPU time (both threads) per event after /health 200: less sensitive than the rates
+        # to other work on a shared machine
+        "worker_cpu_us_per_event": cpu_us,
         "worker_applied": int(final.value("funnel_events_applied_total")),
         "worker_duplicate": int(final.value("funnel_events_duplicate_total")),
         "worker_rejected": int(final.value("funnel_events_rejected_total")),

@@ -19,7 +19,6 @@ from stream.kafka.security import client_kwargs
 
 log = logging.getLogger(__name__)
 
-BROKER_WAIT_S = 10.0
 MIN_FREE_BYTES = 64 * 1024 * 1024
 # Names the app id whose state a state directory holds. Faust keeps the tables at
 # <data dir>/v1/tables/<table>-<partition>.db, without the app id, and each partition's
@@ -39,7 +38,7 @@ async def create_all_topics(settings: Settings) -> dict[str, str]:
     )
     wanted.update({name: settings.partitions for name in internal})
     kwargs = client_kwargs(settings.kafka)
-    await wait_for_broker(settings.bootstrap_servers, BROKER_WAIT_S, **kwargs)
+    await wait_for_broker(settings.bootstrap_servers, settings.kafka.connect_timeout, **kwargs)
     report = await ensure_topics(settings.bootstrap_servers, wanted, client_kwargs=kwargs)
     for name, state in report.items():
         if state not in ("created", "exists"):

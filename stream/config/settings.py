@@ -195,7 +195,8 @@ class NorthStarSettings(BaseModel):
 
 
 class KafkaSettings(BaseModel):
-    """``[kafka]``: security; ``sasl_password`` comes from the variable ``sasl_password_env``."""
+    """``[kafka]``: security and the start-up wait; ``sasl_password`` comes from the variable
+    ``sasl_password_env``."""
 
     model_config = FROZEN
 
@@ -207,6 +208,9 @@ class KafkaSettings(BaseModel):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    # How long a command waits for the brokers to answer at its start before it fails
+    # with one line naming them.
+    connect_timeout: PositiveSeconds = parse_duration("10s")
 
 
 class Settings(BaseModel):

@@ -19,8 +19,8 @@ these allow are measured in tests/stream/core/test_bounds.py against Kafka's def
 
 from __future__ import annotations
 
-import base64
 import hashlib
+from binascii import b2a_base64
 
 from stream.core.leads import LeadState
 
@@ -41,8 +41,16 @@ def dedupe_key(event_id: str) -> str:
     2**-64 per pair: a state of 2,000 ids takes a new visit for a duplicate about once in
     9 * 10**15 visits.
     """
-    digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return base64.urlsafe_b64encode(digest)[:11].decode("ascii")
+    try:
+        raw = event_id.encode()  # the usual case: the same bytes, without the error handler
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape
+        raw = event_id.encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(raw, digest_size=8).digest()
+    # base64.urlsafe_b64encode without its two Python wrappers
+    return b2a_base64(digest, newline=False)[:11].translate(_URLSAFE).decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def bound_lead(state: LeadState) -> int:

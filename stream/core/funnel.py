@@ -19,12 +19,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
 from stream.core.leads import (
+    UNSEEN,
     LeadState,
     apply_lead_created,
     apply_stage_changed,
@@ -32,6 +34,8 @@ from stream.core.leads import (
     lead_status,
     status_effects,
 )
+from stream.core.openleads import OpenLeads
+from stream.core.rebuild import LeadLoad
 from stream.core.rules import FunnelRules
 from stream.core.stages import (
     NOT_TRACKED,
@@ -126,7 +130,7 @@ class Funnel:
         return view
 
     def _new_view(self, partition: int) -> PartitionView:
-        return PartitionView(partition, tuple(label for label, _ in self.rules.warn_before))
+        return PartitionView(partition, OpenLeads(self.rules))
 
     def is_late(self, t: float) -> bool:
         """True if ``t`` falls before the oldest retained window."""
@@ -149,6 +153,11 @@ class Funnel:
             view = self.view("leads", partition)
             status = self._apply_lead_event(view, event, t)
         return status
+
+    def visit_applier(self, partition: int) -> Callable[[Visit, float], Status]:
+        """``apply(partition, visit, t)`` for the visits of ``partition``, with the partition's
+        view looked up once: the worker takes one per partition per fetch."""
+        return partial(self._apply_visit, self.view("visits", partition))
 
     def _apply_visit(self, view: PartitionView, event: Visit, t: float) -> Status:
         visitor_id, key = event.visitor_id, dedupe_key(event.event_id)
@@ -209,9 +218,13 @@ class Funnel:
         rules, clock, hold = self.rules, view.clock, view.event_clock
         key = dedupe_key(event.event_id)
         state = self._held_leads.get(event.lead_id)
+        fresh = False
         if state is None:
             raw = self.leads.get(event.lead_id)
-            state = LeadState.decode(raw) if raw is not None else LeadState(view.partition)
+            if raw is None:
+                state, fresh = LeadState(view.partition), True
+            else:
+                state = LeadState.decode(raw)
             if raw is not None and key in state.seen:
                 # A replay after a crash finds the state already written locally, but its
                 # changelog record may have been lost with the process: write it again, so
@@ -223,9 +236,13 @@ class Funnel:
         view.watermark = max(view.watermark, t)
         if t > self._watermark:
             self._watermark = t
-        before = lead_status(state, rules, clock, hold)
-        windows_before = lead_windows(state, before, rules)
-        tracked_before = tracked(state, rules, before.released)
+        windows_before: tuple[WindowKey, ...] = ()
+        if fresh:  # a lead seen for the first time (most lead_created): nothing to undo
+            before, tracked_before = UNSEEN, NOT_TRACKED
+        else:
+            before = lead_status(state, rules, clock, hold)
+            windows_before = lead_windows(state, before, rules)
+            tracked_before = tracked(state, rules, before.released)
         if isinstance(event, LeadCreated):
             after = apply_lead_created(
                 state,
@@ -299,8 +316,9 @@ class Funnel:
             return
         view.clock = new
         # Warnings first: a lead whose deadline passes has passed its warnings too.
-        self.effects.warnings.extend(view.pop_warnings(new))
-        self.effects.breaches.extend(view.pop_breached(new))
+        warnings, breaches = view.pop_due(new)
+        self.effects.warnings.extend(warnings)
+        self.effects.breaches.extend(breaches)
         view.pop_stuck(new)
         self._release_due(view)
 
@@ -332,8 +350,8 @@ class Funnel:
         rules = self.rules
         after = tracked(state, rules, released)
         view.set_position(lead_id, before.position, after.position, view.clock)
-        if after.entries == before.entries:
-            return
+        if len(after.entries) < 2 or after.entries == before.entries:
+            return  # one first entry makes no stage time: nothing to observe or schedule
         hold, clock = rules.orphan_hold, view.event_clock
         for cut in after.cuts:
             if cut + hold < clock:
@@ -373,17 +391,12 @@ class Funnel:
         wanted_leads, wanted_visits = set(lead_partitions), set(visit_partitions)
         self.views = {("leads", p): self._new_view(p) for p in wanted_leads}
         self.views.update({("visits", p): self._new_view(p) for p in wanted_visits})
-        # Two passes over the stores, decoding as they go: first the watermarks (the clocks
-        # every status depends on), then the aggregates. Holding every decoded state at once
-        # would double the memory of a worker with a million open leads.
-        # The first pass reads only the clock facts of each state (no full decode).
-        for _, raw in self.leads.items():
-            partition, latest, created, changed = LeadState.clock_facts(raw)
-            if partition in wanted_leads:
-                view = self.views[("leads", partition)]
-                view.watermark = max(view.watermark, latest)
-                view.created_watermark = max(view.created_watermark, created)
-                view.changed_watermark = max(view.changed_watermark, changed)
+        # Each lead state is read once (stream.core.rebuild); visitor states twice, decoding
+        # as they go: first their watermarks, then their windows. Holding every decoded state
+        # at once would double the memory of a worker with a million open leads.
+        leads = LeadLoad(self.rules, {p: self.views[("leads", p)] for p in wanted_leads})
+        leads.read(self.leads.items())
+        # The first pass over visitors reads only the clock facts of each state.
         for _, raw in self.visitors.items():
             partition, latest = VisitorState.clock_facts(raw)
             if partition in wanted_visits:
@@ -399,19 +412,7 @@ class Funnel:
                     if self.clock_mode == "wall"
                     else min(view.created_watermark, view.changed_watermark)
                 )
-        rules = self.rules
-        for lead_id, lead in _states(self.leads.items(), wanted_leads, LeadState.decode):
-            view = self.views[("leads", lead.partition)]
-            clock = view.clock
-            status = lead_status(lead, rules, clock, view.event_clock)
-            view.add_windows(lead_windows(lead, status, rules), 1)
-            view.set_lead(lead_id, None, status, clock)
-            contribution = tracked(lead, rules, status.released)
-            view.set_position(lead_id, None, contribution.position, clock)
-            if len(contribution.entries) > 1:  # due cuts were observed before the restart
-                for cut in contribution.cuts:
-                    if cut + rules.orphan_hold >= view.event_clock:
-                        view.push_cut(lead_id, cut, cut + rules.orphan_hold)
+        leads.finish()
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t, n in visitor.visit_times():

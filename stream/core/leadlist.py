@@ -1,10 +1,10 @@
 """The leads behind the numbers: open leads listed soonest deadline first.
 
 ``list_leads`` answers ``/leads`` (and ``funnel leads``) for the partitions a ``Funnel`` owns,
-from each partition view's ``OpenLeadIndex``, with the same clock as the gauges, so that the
-leads listed as ``overdue`` or ``at_risk`` are exactly those ``funnel_leads_overdue`` and
-``funnel_leads_at_risk`` count. Only the leads returned are read from the state store (and,
-for ``at_risk``, at most one more per partition and deadline).
+from each partition view's open leads (``OpenLeads``; stuck leads: an ``OpenLeadIndex`` per
+stage), with the same clock as the gauges, so that the leads listed as ``overdue``,
+``at_risk`` or ``stuck`` are exactly those ``funnel_leads_overdue``, ``funnel_leads_at_risk``
+and ``funnel_leads_stuck`` count. Only the leads returned are read from the state store.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from stream.core.funnel import Funnel
-from stream.core.leads import LeadState, lead_status
+from stream.core.leads import LeadState
 from stream.core.openindex import IndexedLead
 from stream.core.stages import position
 from stream.core.view import PartitionView
@@ -96,7 +96,7 @@ def list_leads(
         elif label is None:
             continue
         else:
-            found = _at_risk(funnel, view, team, owner, label)
+            found = _at_risk(view, team, owner, label)
         streams.append(_with_view(found, view))
     rows: list[LeadRow] = []
     for _, lead, view in heapq.merge(*streams, key=lambda item: item[0]):
@@ -132,23 +132,20 @@ def _overdue(
 
 
 def _at_risk(
-    funnel: Funnel, view: PartitionView, team: str | None, owner: str | None, label: str
+    view: PartitionView, team: str | None, owner: str | None, label: str
 ) -> Iterator[tuple[bytes, IndexedLead]]:
     """Leads not yet overdue whose warning ``label`` the clock has passed.
 
     A lead's warning instant and deadline both grow with its clock start, so in deadline
     order the leads at risk come first: the walk stops at the first lead past a lead that is
-    not at risk with a later deadline. Each candidate's warning is read from its state.
+    not at risk with a later deadline. Each candidate's warning is computed from its start.
     """
-    clock, stop_after = view.clock, None
-    for key, lead in view.open_leads.from_deadline(view.clock, team, owner):
+    clock, stop_after, index = view.clock, None, view.open_leads
+    for key, lead in index.from_deadline(view.clock, team, owner):
         if stop_after is not None and lead.deadline > stop_after:
             return
-        state = _state(funnel, lead.lead_id)
-        opened = None if state is None else lead_status(state, funnel.rules, clock).open
-        if opened is not None and any(
-            name == label and clock > at for name, at, _ in opened.warnings
-        ):
+        assert lead.clock_start is not None
+        if index.warning_passed(label, lead.clock_start, clock):
             yield key, lead
         else:
             stop_after = lead.deadline

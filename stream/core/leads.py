@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_right, insort
 from dataclasses import dataclass, field
+from typing import Any
 
 from stream.core.codec import decode_json, encode_json
 from stream.core.effects import Effects, FollowUp
@@ -68,7 +69,12 @@ class LeadState:
     def decode(cls, raw: bytes) -> LeadState:
         """Inverse of ``encode`` (also reads states written before ``team`` was kept, and
         before the ids in ``seen`` were digests, ``stream.core.bounds.dedupe_key``)."""
-        p, created, source, teams, entries, seen, max_created, max_changed, *rest = decode_json(raw)
+        return cls.from_fields(decode_json(raw))
+
+    @classmethod
+    def from_fields(cls, fields: list[Any]) -> LeadState:
+        """The state of ``encode``'s fields, as JSON gives them back."""
+        p, created, source, teams, entries, seen, max_created, max_changed, *rest = fields
         team = rest[0] if rest else next((n for t, n in teams if t == created), None)
         if len(rest) < 2:
             from stream.core.bounds import dedupe_key  # bounds imports this module
@@ -89,14 +95,6 @@ class LeadState:
             campaign=campaign,
             owners=[(t, name) for t, name in owners],
         )
-
-    @staticmethod
-    def clock_facts(raw: bytes) -> tuple[int, float, float, float]:
-        """(partition, latest stage entry, ``max_created_at``, ``max_changed_at``) of an encoded
-        state, without building it: the first pass of a rebuild reads a million of them."""
-        fields = decode_json(raw)
-        latest = max((times[-1] for times in fields[4].values()), default=0.0)
-        return fields[0], latest, fields[6], fields[7]
 
     # -- derived facts -------------------------------------------------------------------
 
@@ -229,6 +227,10 @@ class LeadStatus:
     breach_owner: str | None = None  # the rep at the deadline, once the clock has started
 
 
+# The status of a lead with no state yet (``lead_status`` of an empty ``LeadState``).
+UNSEEN = LeadStatus(False, None, False, None, None)
+
+
 def lead_status(
     state: LeadState, rules: FunnelRules, clock: float, hold_clock: float | None = None
 ) -> LeadStatus:
@@ -255,19 +257,14 @@ def lead_status(
     breach_at = rules.deadline(start)
     breach_team = state.team_at(breach_at)
     breach_owner = state.owner_at(breach_at)
-    labels = rules.warn_before
-    times = rules.warning_times(start)
     if stop is None:
-        warnings = tuple(
-            [(label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)]
-        )
-        opened = OpenLead(
-            state.current_team, start, breach_at, breach_team, warnings, state.current_owner
-        )
-        warned = tuple((label, team) for label, at, team in warnings if clock > at)
+        opened = _opened(state, rules, start, breach_at, breach_team)
+        warned = tuple((label, team) for label, at, team in opened.warnings if clock > at)
         return LeadStatus(
             True, None, clock > breach_at, opened, None, breach_team, warned, breach_owner
         )
+    labels = rules.warn_before
+    times = rules.warning_times(start)
     wall = max(0.0, stop - start)
     business = None if rules.calendar is None else rules.calendar.business_seconds(start, stop)
     within = rules.sla_latency(wall, business) <= rules.followup_within
@@ -281,6 +278,27 @@ def lead_status(
     )
     return LeadStatus(
         True, followup, stop > breach_at, None, None, breach_team, warned, breach_owner
+    )
+
+
+def open_lead(state: LeadState, rules: FunnelRules) -> OpenLead | None:
+    """The open clock of a lead that arrived (``lead_status(...).open``, whatever the clock)."""
+    start = state.clock_start(rules)
+    if start is None or state.clock_stop(rules) is not None:
+        return None
+    breach_at = rules.deadline(start)
+    return _opened(state, rules, start, breach_at, state.team_at(breach_at))
+
+
+def _opened(
+    state: LeadState, rules: FunnelRules, start: float, breach_at: float, breach_team: str
+) -> OpenLead:
+    labels, times = rules.warn_before, rules.warning_times(start)
+    warnings = tuple(
+        [(label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)]
+    )
+    return OpenLead(
+        state.current_team, start, breach_at, breach_team, warnings, state.current_owner
     )
 
 

@@ -1,12 +1,13 @@
-"""Which open leads a partition holds, ordered by deadline: the leads behind the gauges.
+"""Leads ordered by a deadline, per team and owner: the stuck leads behind the gauges.
 
-The gauges need counts only (``TimeHeap``); the lead list (``/leads``, ``funnel leads``)
-needs the ids of the leads soonest due, filtered by team and owner, for a million open
-leads, in a few milliseconds and without reading the state store. So each partition view also
-keeps, per (team, owner) of the open leads, a sorted list of one compact ``bytes`` entry per
-lead: its deadline as a big-endian IEEE 754 double (8 bytes, which sort as the positive
-numbers they encode), then its id in UTF-8. A lead costs one small bytes object and a pointer
-(about 70 bytes with a 20-character id); the rest of a listed lead is read from its state.
+The gauges need counts only (``TimeHeap``); the list of stuck leads (``/leads?status=stuck``,
+``funnel leads``) needs the ids of the leads soonest stuck, filtered by team and owner, in a
+few milliseconds and without reading the state store. So each partition view keeps, per stage
+with a limit and per (team, owner), a sorted list of one compact ``bytes`` entry per lead: its
+deadline (when it gets stuck) as a big-endian IEEE 754 double (8 bytes, which sort as the
+positive numbers they encode), then its id in UTF-8. A lead costs one small bytes object and a
+pointer (about 70 bytes with a 20-character id); the rest of a listed lead is read from its
+state. Open leads are kept alike, by clock start (``stream.core.openleads``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class IndexedLead:
     lead_id: str
     team: str
     owner: str | None
+    clock_start: float | None = None  # open leads: when the follow-up clock started
 
 
 @dataclass(slots=True)

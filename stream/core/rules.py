@@ -72,12 +72,15 @@ class FunnelRules:
         """For each of ``warn_before`` (in order), the instant a lead whose clock started at
         ``clock_start`` has that much SLA time left (business time when a calendar is set):
         it is *at risk* after it. Never before the clock start; the grace does not count."""
-        within, calendar = self.followup_within, self.calendar
-        if calendar is None:
-            return tuple(clock_start + max(0.0, within - before) for _, before in self.warn_before)
-        return tuple(
-            calendar.add_business_seconds(clock_start, max(0.0, within - before))
-            for _, before in self.warn_before
+        return tuple(self.warning_time(clock_start, before) for _, before in self.warn_before)
+
+    def warning_time(self, clock_start: float, before: float) -> float:
+        """The instant a lead whose clock started at ``clock_start`` has ``before`` seconds of
+        SLA time left (``warning_times``, for one of ``warn_before``)."""
+        if self.calendar is None:
+            return clock_start + max(0.0, self.followup_within - before)
+        return self.calendar.add_business_seconds(
+            clock_start, max(0.0, self.followup_within - before)
         )
 
     def stuck_at(self, stage: str, entered_at: float) -> float | None:

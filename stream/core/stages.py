@@ -137,7 +137,13 @@ def tracked(state: LeadState, rules: FunnelRules, released: bool) -> Tracked:
     On every lead event, twice: one pass over the stages gives the cuts and the position."""
     if not released:
         return NOT_TRACKED
-    entries = state.entries
+    return tracked_entries(state.entries, rules, state.current_team, state.current_owner)
+
+
+def tracked_entries(
+    entries: dict[str, list[float]], rules: FunnelRules, team: str, owner: str | None
+) -> Tracked:
+    """``tracked`` of a released lead with these entries, current team and owner."""
     firsts: list[tuple[str, float]] = []
     furthest: str | None = None
     for stage in rules.stages:
@@ -151,11 +157,5 @@ def tracked(state: LeadState, rules: FunnelRules, released: bool) -> Tracked:
     dq = entries.get(DISQUALIFIED)
     where = None
     if not dq or dq[-1] < entered:
-        where = Position(
-            furthest,
-            entered,
-            rules.stuck_at(furthest, entered),
-            state.current_team,
-            state.current_owner,
-        )
+        where = Position(furthest, entered, rules.stuck_at(furthest, entered), team, owner)
     return Tracked(where, tuple(firsts))

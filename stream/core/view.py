@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from stream.core.leads import LeadState, LeadStatus, OpenLead
 from stream.core.openindex import OpenLeadIndex
+from stream.core.openleads import OpenLeads
 from stream.core.rules import FunnelRules
 from stream.core.stages import Position
 from stream.core.timeheap import TimeHeap
@@ -23,10 +24,18 @@ WindowKey = tuple[str, str, float]  # (stage, window name, window start)
 
 def lead_windows(state: LeadState, status: LeadStatus, rules: FunnelRules) -> tuple[WindowKey, ...]:
     """The windows a released lead counts in: one per stage (its first entry) per window size."""
-    if not status.released:
-        return ()
+    return released_windows(state, rules) if status.released else ()
+
+
+def released_windows(state: LeadState, rules: FunnelRules) -> tuple[WindowKey, ...]:
+    """The windows of a lead once released: one per stage (its first entry) per window size."""
+    return entry_windows(state.entries, rules)
+
+
+def entry_windows(entries: dict[str, list[float]], rules: FunnelRules) -> tuple[WindowKey, ...]:
+    """``released_windows`` of a lead with these entries."""
     keys: list[WindowKey] = []
-    for stage, times in state.entries.items():
+    for stage, times in entries.items():
         first = times[0]
         for spec in rules.windows:
             keys.append((stage, spec.name, window_start(spec, first)))
@@ -37,18 +46,15 @@ def lead_windows(state: LeadState, status: LeadStatus, rules: FunnelRules) -> tu
 class PartitionView:
     """Aggregates over the states of one input partition.
 
-    Open leads are kept as counts and times only (no lead ids): per team, how many are
-    open and overdue and a heap of their clock starts; per (team, breach team), a heap of
-    the deadlines still to pass; per (team, warning team, warning), a heap of the instants
-    they become at risk, and per (team, warning) how many are at risk and not yet overdue.
-    The caller passes a lead's previous status along with the new one, so a change is
-    applied by value (see ``TimeHeap``). Held leads are few (stage changes waiting for their
-    lead) and are kept by id, to be released when their hold ends. ``open_leads`` lists the
-    open leads by deadline, per team and owner, for the lead list (``OpenLeadIndex``).
+    Open leads are kept in ``open_leads`` (``OpenLeads``): one compact entry per lead, by
+    clock start, with the counts per team the gauges show (awaiting, overdue, at risk per
+    warning). The caller passes a lead's previous status along with the new one, so a change
+    is applied by value. Held leads are few (stage changes waiting for their lead) and are
+    kept by id, to be released when their hold ends.
     """
 
     partition: int
-    warn_labels: tuple[str, ...] = ()  # the rules' warn_before labels
+    open_leads: OpenLeads
     watermark: float = 0.0  # highest occurred_at applied
     # The clock deadlines and orphan holds are judged by. In event mode it is the lower of
     # the two topics' watermarks (lead_created, stage_changed) of this partition: a lead and
@@ -59,15 +65,6 @@ class PartitionView:
     changed_watermark: float = 0.0
     window_counts: Counter[WindowKey] = field(default_factory=Counter)
     held: dict[str, float] = field(default_factory=dict)  # lead_id -> release time
-    awaiting: Counter[str] = field(default_factory=Counter)  # team -> open leads
-    overdue: Counter[str] = field(default_factory=Counter)  # team -> open leads past breach_at
-    # (team, warn_before label) -> open leads past that warning, not yet past breach_at
-    at_risk: Counter[tuple[str, str]] = field(default_factory=Counter)
-    # (team, breach team) -> deadlines of the open leads not yet overdue
-    _deadlines: dict[tuple[str, str], TimeHeap] = field(default_factory=dict)
-    _starts: dict[str, TimeHeap] = field(default_factory=dict)  # team -> open clock starts
-    # (team, warning team, label) -> warning instants of the open leads not yet at risk
-    _warnings: dict[tuple[str, str, str], TimeHeap] = field(default_factory=dict)
     _held_heap: list[tuple[float, str]] = field(default_factory=list)
     in_stage: Counter[str] = field(default_factory=Counter)  # stage -> leads there now
     stuck: Counter[str] = field(default_factory=Counter)  # stage -> of those, stuck
@@ -77,12 +74,26 @@ class PartitionView:
     # stage times to observe: (due, lead id, cut), and the (lead id, cut) pairs in it
     _cut_heap: list[tuple[float, str, float]] = field(default_factory=list)
     _cuts: set[tuple[str, float]] = field(default_factory=set)
-    open_leads: OpenLeadIndex = field(default_factory=OpenLeadIndex)
 
     @property
     def event_clock(self) -> float:
         """The partition's event clock: the lower of its two topics' watermarks."""
         return min(self.created_watermark, self.changed_watermark)
+
+    @property
+    def awaiting(self) -> Counter[str]:
+        """Team -> open leads."""
+        return self.open_leads.awaiting
+
+    @property
+    def overdue(self) -> Counter[str]:
+        """Team -> open leads past their deadline."""
+        return self.open_leads.overdue
+
+    @property
+    def at_risk(self) -> Counter[tuple[str, str]]:
+        """(team, warn_before label) -> open leads past that warning, not yet overdue."""
+        return self.open_leads.at_risk
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -111,92 +122,20 @@ class PartitionView:
         new = status.open
         if old != new:
             if old is not None:
-                self._close(old, clock)
+                self.open_leads.remove(lead_id, old, clock)
             if new is not None:
-                self._open(new, clock)
-            self._reindex(lead_id, old, new)
+                self.open_leads.add(lead_id, new, clock)
         if status.held_until is None:
-            self.held.pop(lead_id, None)
+            if self.held:
+                self.held.pop(lead_id, None)
         elif self.held.get(lead_id) != status.held_until:
             self.held[lead_id] = status.held_until
             heapq.heappush(self._held_heap, (status.held_until, lead_id))
 
-    def _reindex(self, lead_id: str, old: OpenLead | None, new: OpenLead | None) -> None:
-        if (
-            old is not None
-            and new is not None
-            and (old.team, old.owner, old.breach_at) == (new.team, new.owner, new.breach_at)
-        ):
-            return
-        if old is not None:
-            self.open_leads.remove(old.team, old.owner, old.breach_at, lead_id)
-        if new is not None:
-            self.open_leads.add(new.team, new.owner, new.breach_at, lead_id)
-
-    def _open(self, lead: OpenLead, clock: float) -> None:
-        team = lead.team
-        self.awaiting[team] += 1
-        if clock > lead.breach_at:
-            self.overdue[team] += 1
-        else:
-            key = (team, lead.breach_team)
-            deadlines = self._deadlines.get(key)
-            if deadlines is None:
-                deadlines = self._deadlines[key] = TimeHeap()
-            deadlines.push(lead.breach_at)
-            for label, at, warn_team in lead.warnings:
-                if clock > at:
-                    self.at_risk[(team, label)] += 1
-                else:
-                    wkey = (team, warn_team, label)
-                    instants = self._warnings.get(wkey)
-                    if instants is None:
-                        instants = self._warnings[wkey] = TimeHeap()
-                    instants.push(at)
-        starts = self._starts.get(team)
-        if starts is None:
-            starts = self._starts[team] = TimeHeap()
-        starts.push(lead.clock_start)
-
-    def _close(self, lead: OpenLead, clock: float) -> None:
-        team = lead.team
-        self.awaiting[team] -= 1
-        if clock > lead.breach_at:
-            self.overdue[team] -= 1
-        else:
-            self._deadlines[(team, lead.breach_team)].remove(lead.breach_at)
-            for label, at, warn_team in lead.warnings:
-                if clock > at:
-                    self.at_risk[(team, label)] -= 1
-                else:
-                    self._warnings[(team, warn_team, label)].remove(at)
-        self._starts[team].remove(lead.clock_start)
-
-    def pop_warnings(self, clock: float) -> list[tuple[str, str]]:
+    def pop_due(self, clock: float) -> tuple[list[tuple[str, str]], list[str]]:
         """(warning team, label) of each open lead whose warning instant the clock has now
-        passed (each once); those leads count as at risk from now on."""
-        found: list[tuple[str, str]] = []
-        for (team, warn_team, label), instants in self._warnings.items():
-            passed = instants.pop_below(clock)
-            if passed:
-                self.at_risk[(team, label)] += len(passed)
-                found.extend([(warn_team, label)] * len(passed))
-        return found
-
-    def pop_breached(self, clock: float) -> list[str]:
-        """The breach team of each open lead whose deadline the clock has now passed (each
-        once); those leads count as overdue from now on."""
-        found: list[str] = []
-        for (team, breach_team), deadlines in self._deadlines.items():
-            passed = deadlines.pop_below(clock)
-            if passed:
-                self.overdue[team] += len(passed)
-                found.extend([breach_team] * len(passed))
-                # Every warning comes before the deadline (``pop_warnings`` ran first), so
-                # each of these leads was at risk for every warning: it is overdue now.
-                for label in self.warn_labels:
-                    self.at_risk[(team, label)] -= len(passed)
-        return found
+        passed, and the breach team of each whose deadline it passed (each once)."""
+        return self.open_leads.advance(clock)
 
     # -- where leads are, and their stage times still to observe ------------------------------
 
@@ -226,6 +165,17 @@ class PartitionView:
                     if heap is None:
                         heap = self._stuck_heaps[new.stage] = TimeHeap()
                     heap.push(new.stuck_at)
+
+    def place(self, lead_id: str, new: Position) -> None:
+        """``set_position(lead_id, None, new, -inf)``, for a rebuild: a stuck instant goes to
+        its heap whatever the clock (``pop_stuck`` counts those the clock passed)."""
+        self.in_stage[new.stage] += 1
+        if new.stuck_at is not None:
+            self._list_stuck(lead_id, new)
+            heap = self._stuck_heaps.get(new.stage)
+            if heap is None:
+                heap = self._stuck_heaps[new.stage] = TimeHeap()
+            heap.push(new.stuck_at)
 
     def _list_stuck(self, lead_id: str, p: Position) -> None:
         assert p.stuck_at is not None
@@ -274,5 +224,4 @@ class PartitionView:
 
     def oldest_open(self, team: str) -> float | None:
         """Clock start of the team's oldest open lead in this partition."""
-        starts = self._starts.get(team)
-        return None if starts is None else starts.min()
+        return self.open_leads.oldest_start(team)

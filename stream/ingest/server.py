@@ -351,7 +351,7 @@ async def serve(settings: Settings, port: int, ready: Callable[[str], None] | No
 
     kwargs = client_kwargs(settings.kafka)
     names = settings.topics
-    await wait_for_broker(settings.bootstrap_servers, 10.0, **kwargs)
+    await wait_for_broker(settings.bootstrap_servers, settings.kafka.connect_timeout, **kwargs)
     await ensure_topics(
         settings.bootstrap_servers,
         dict.fromkeys(names.inputs, settings.partitions),

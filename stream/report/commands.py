@@ -42,7 +42,7 @@ from stream.report.render_json import (
     report_dict,
 )
 from stream.report.render_md import render_markdown
-from stream.report.source import BROKER_WAIT_S, read_facts
+from stream.report.source import read_facts
 
 __all__ = ["PlanOutcome", "make_plan", "plan_output", "report_output", "write_output"]
 
@@ -66,7 +66,13 @@ def _measure(settings: Settings, days: float, needed: bool, now: float | None) -
     why there are none."""
     try:
         facts: Facts = read_facts(
-            settings, now=now, broker_wait=BROKER_WAIT_S if needed else OPTIONAL_BROKER_WAIT_S
+            settings,
+            now=now,
+            broker_wait=(
+                settings.kafka.connect_timeout
+                if needed
+                else min(OPTIONAL_BROKER_WAIT_S, settings.kafka.connect_timeout)
+            ),
         )
     except BrokerUnavailable as exc:
         if needed:
@@ -304,7 +310,7 @@ def report_output(
 ) -> str:
     """What ``funnel report`` writes: the period's report as Markdown, HTML or JSON."""
     period = parse_period(start, end, settings.funnel.time_zone)
-    facts = read_facts(settings, now=now)
+    facts = read_facts(settings, now=now, broker_wait=settings.kafka.connect_timeout)
     report = build_report(
         facts,
         settings,

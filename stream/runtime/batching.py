@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 import rocksdict
@@ -140,16 +142,16 @@ class WriteBackStore:
             if not pending:
                 continue
             self._check_sizes(pending)
-            records = [(key.encode(), value, _NO_HEADERS) for key, value in pending.items()]
+            keys = [key.encode() for key in pending]
+            values = list(pending.values())
             if isinstance(store, RocksDBStore):
                 batch = rocksdict.WriteBatch(raw_mode=True)
-                put = batch.put
-                for k, v, _ in records:
-                    put(k, v)
+                # One put per key, looped in C (map drained by a deque that keeps nothing).
+                deque(map(batch.put, keys, values), maxlen=0)
                 partition_db(store, partition).write(batch)
             else:
                 store.data.update(pending)
-            self._changelog.send(partition, records)
+            self._changelog.send(partition, zip(keys, values, repeat(_NO_HEADERS)))
         self._pending.clear()
         self._pending_here = {}
 

@@ -22,13 +22,15 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import Event, Rejection, TopicKind, classify
+from schemas.events import epoch_seconds
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
 from stream.config.topics import rerouted_topics
@@ -250,6 +252,13 @@ class Worker:
                     self.reroutes.send(topic, away)
                     outcomes[(topic, REROUTED)] += sum(map(len, away.values()))
             lead_store.partition = visitor_store.partition = partition
+            # Visits go straight to the partition's view (Funnel.visit_applier); classify
+            # gives only visits for a visits topic.
+            apply: Callable[[Any, float], str] = (
+                funnel.visit_applier(partition)
+                if kind == "visits"
+                else partial(funnel.apply, partition)
+            )
             statuses: list[str] = []
             late = 0
             forgotten = funnel.forgotten_ids
@@ -261,11 +270,11 @@ class Worker:
                     statuses.append(result.reason)
                     continue
                 event: Event = result
-                t = event.occurred_at.timestamp()
+                t = epoch_seconds(event.occurred_at)
                 if funnel.is_late(t):
                     late += 1
                 try:
-                    status: str = funnel.apply(partition, event, t)
+                    status: str = apply(event, t)
                 except Exception:
                     # A bug, not bad input: dead-letter it, loudly, so nothing is lost.
                     log.exception(

@@ -42,6 +42,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 
+from stream.runtime.seam import fetch
+
 # The broker URL scheme of this transport (the entry point's name in pyproject.toml).
 SCHEME = "funnel"
 # Called with the new records of one fetch: (TopicPartition, records in offset order) pairs.
@@ -84,6 +86,9 @@ def attach(app: Any, hooks: WorkerHooks) -> None:
             "(is the funnel package installed, with its entry points?)"
         )
     transport.hooks = hooks
+    # The batch topics' records as light named tuples (stream.runtime.seam.fetch).
+    fetch.use_for(hooks.batch_topics)
+    fetch.install()
 
 
 class FunnelConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,16 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: 
 @pytest.mark.parametrize("command", ["topics", "worker", "ingest"])
 def test_unreachable_broker_is_one_line(command: str, tmp_path: Path) -> None:
     port = free_port()
-    result = funnel(
-        command, env={"FUNNEL_BROKER": f"127.0.0.1:{port}", "FUNNEL_DATA_DIR": str(tmp_path)}
-    )
+    env = {
+        "FUNNEL_BROKER": f"127.0.0.1:{port}",
+        "FUNNEL_DATA_DIR": str(tmp_path),
+        "FUNNEL_KAFKA_CONNECT_TIMEOUT": "1s",
+    }
+    started = time.monotonic()
+    result = funnel(command, env=env)
     assert_one_line_failure(result, f"127.0.0.1:{port}")
+    # It gave up after the configured second, not the default ten.
+    assert time.monotonic() - started < 8
 
 
 @pytest.mark.parametrize("command", ["topics", "worker", "generate", "demo", "ingest"])

@@ -3,6 +3,8 @@ bounds give up is exactly what docs/semantics.md says."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections import Counter
 
 import pytest
@@ -179,3 +181,17 @@ def test_states_written_before_the_ids_were_digested_are_read() -> None:
     funnel = Funnel(FunnelRules(), {"x": old_lead}, {"v": old_visitor}, "event")
     assert funnel.apply(3, lead("l1", "x", T0)) == "duplicate"
     assert funnel.apply(3, visit("e2", "v", T0 + 5)) == "duplicate"
+
+
+def _reference_dedupe_key(event_id: str) -> str:
+    digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return base64.urlsafe_b64encode(digest)[:11].decode("ascii")
+
+
+@given(
+    st.text(max_size=130)
+    | st.builds(lambda a, b: f"{a}\ud800{b}", st.text(max_size=60), st.text(max_size=60))
+)
+def test_dedupe_key_is_the_urlsafe_base64_of_the_blake2b_digest(event_id: str) -> None:
+    """The stored form of an id never changes: states written before must still match."""
+    assert dedupe_key(event_id) == _reference_dedupe_key(event_id)

@@ -245,6 +245,25 @@ class TestStages:
         assert entries(f) == {("visit", "social"): 2}
         assert f.window_entries()[("visit", "1h", "current")] == 2
 
+    def test_a_visit_applier_applies_as_apply_does(self) -> None:
+        """``visit_applier(partition)`` (the worker's way) gives the statuses, states and
+        aggregates ``apply(partition, ...)`` gives."""
+        visits = [
+            visit("v1", "x", T0),
+            visit("v2", "x", T0 + MINUTE),
+            visit("v1", "x", T0),
+            visit("v3", "y", T0 + DAY),
+            visit("v4", "x", T0 - HOUR, "email"),
+        ]
+        f, _, by_apply = funnel()
+        g, _, by_applier = funnel()
+        apply = g.visit_applier(3)
+        for event in visits:
+            assert apply(event, event.occurred_epoch) == f.apply(3, event)
+        assert by_applier == by_apply
+        assert entries(g) == entries(f)
+        assert g.window_entries() == f.window_entries()
+
 
 class TestDuplicates:
     def test_a_lead_sent_twice_is_applied_once(self) -> None:

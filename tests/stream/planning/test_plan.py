@@ -270,7 +270,12 @@ def test_missing_rate_and_no_broker_is_a_one_line_error(tmp_path: Path) -> None:
     config.write_text(WORKED.replace("mql = 0.35\n", "").replace("sql = 0.5\n", ""))
     port = free_port()
     line = one_line_error(
-        funnel("plan", "--config", str(config), env={"FUNNEL_BROKER": f"127.0.0.1:{port}"})
+        funnel(
+            "plan",
+            "--config",
+            str(config),
+            env={"FUNNEL_BROKER": f"127.0.0.1:{port}", "FUNNEL_KAFKA_CONNECT_TIMEOUT": "1s"},
+        )
     )
     assert "north_star.conversion.mql, north_star.conversion.sql" in line
     assert f"cannot reach Kafka at 127.0.0.1:{port}" in line

@@ -197,7 +197,7 @@ def test_an_unreachable_broker_is_one_line() -> None:
         "2026-11-01",
         "--to",
         "2026-12-01",
-        env={"FUNNEL_BROKER": f"127.0.0.1:{port}"},
+        env={"FUNNEL_BROKER": f"127.0.0.1:{port}", "FUNNEL_KAFKA_CONNECT_TIMEOUT": "1s"},
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("funnel ")]

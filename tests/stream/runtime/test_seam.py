@@ -1,5 +1,5 @@
-"""The runtime seam's producer, RocksDB and table parts against the libraries' own methods
-(stream/runtime/seam/producer.py, rocksdb.py; stream/runtime/faustparts.py)."""
+"""The runtime seam's producer, fetch, RocksDB and table parts against the libraries' own
+methods (stream/runtime/seam/producer.py, fetch.py, rocksdb.py; stream/runtime/faustparts.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer, TopicPartition
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
 from faust.tables.base import Collection
 from faust.tables.manager import TableManager
 
 from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+from stream.runtime.seam import fetch
 from stream.runtime.seam.producer import Record, append_records
 from stream.runtime.seam.rocksdb import (
     RocksDBStore,
@@ -136,3 +141,91 @@ async def test_the_table_manager_starts_as_fausts_without_its_pause() -> None:
     await PromptTableManager.on_start(_manager(ours))
     assert fausts == ["sleep 1.0", *ours]
     assert ours == ["channels", "recovery"]
+
+
+def _record_batches(offsets: list[int], per_batch: int) -> bytes:
+    """Record batches holding ``offsets`` (ascending), ``per_batch`` records each; some
+    records without a key or value, some with headers."""
+    buffer = bytearray()
+    for start in range(0, len(offsets), per_batch):
+        chunk = offsets[start : start + per_batch]
+        builder = DefaultRecordBatchBuilder(
+            magic=2,
+            compression_type=0,
+            is_transactional=0,
+            producer_id=-1,
+            producer_epoch=-1,
+            base_sequence=-1,
+            batch_size=1 << 20,
+        )
+        for offset in chunk:
+            builder.append(
+                offset - chunk[0],
+                timestamp=TIMESTAMP_MS + offset,
+                key=None if offset % 7 == 0 else f"v-{offset}".encode(),
+                value=None if offset % 11 == 0 else b'{"type":"visit"}' * (offset % 4),
+                headers=[("h", str(offset).encode())] if offset % 3 == 0 else [],
+            )
+        raw = builder.build()
+        raw[0:8] = chunk[0].to_bytes(8, "big", signed=True)  # the batch's base offset
+        buffer += raw
+    return bytes(buffer)
+
+
+_CONSUMER_RECORD_FIELDS = (
+    "topic",
+    "partition",
+    "offset",
+    "timestamp",
+    "timestamp_type",
+    "key",
+    "value",
+    "checksum",
+    "serialized_key_size",
+    "serialized_value_size",
+    "headers",
+)
+
+
+@pytest.mark.parametrize("max_records", [None, 1, 5, 17])
+@pytest.mark.parametrize("fetch_offset", [0, 3, 7])  # within the first batch, as fetched
+def test_fetched_records_are_aiokafkas_records(max_records: int | None, fetch_offset: int) -> None:
+    """``FunnelPartitionRecords`` yields the records aiokafka's ``PartitionRecords`` yields,
+    field by field, and leaves the fetch position where it does, also when ``getall`` stops
+    after ``max_records`` and is called again."""
+    offsets = [o for o in range(60) if o % 13 != 5]  # holes, as compaction leaves
+    data = _record_batches(offsets, per_batch=9)
+    tp = TopicPartition("funnel.visits", 3)
+    fetch.use_for([tp.topic])
+
+    def drain(records_class: Any) -> tuple[list[Any], list[int]]:
+        records = records_class(tp, MemoryRecords(data), [], fetch_offset, None, None, True, 0)
+        assignment = SimpleNamespace(active=True, state_value=lambda _: state)
+        state = SimpleNamespace(paused=False, position=fetch_offset)
+        state.consumed_to = lambda offset: setattr(state, "position", offset)
+        result = aiokafka_fetcher.FetchResult(
+            tp, assignment=assignment, partition_records=records, backoff=0
+        )
+        got: list[Any] = []
+        positions: list[int] = []
+        while result.has_more():
+            got += result.getall(max_records)
+            positions.append(state.position)
+        return got, positions
+
+    expected, expected_positions = drain(aiokafka_fetcher.PartitionRecords)
+    fetched, positions = drain(fetch.FunnelPartitionRecords)
+    assert positions == expected_positions
+    assert [r.offset for r in expected] == [o for o in offsets if o >= fetch_offset]
+    assert len(fetched) == len(expected)
+    for mine, theirs in zip(fetched, expected, strict=True):
+        assert isinstance(mine, fetch.FetchedRecord)
+        for field in _CONSUMER_RECORD_FIELDS:
+            assert getattr(mine, field) == getattr(theirs, field), field
+
+
+def test_other_topics_keep_aiokafkas_consumer_records() -> None:
+    tp = TopicPartition("funnel.lead_states-changelog", 0)
+    data = _record_batches(list(range(5)), per_batch=5)
+    records = fetch.FunnelPartitionRecords(tp, MemoryRecords(data), [], 0, None, None, True, 0)
+    assert all(isinstance(r, ConsumerRecord) for r in records)

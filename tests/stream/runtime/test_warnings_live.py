@@ -1,8 +1,8 @@
 """Warnings before the deadline on the wall clock, through a real worker: at the instant.
 
-A 2 h SLA warning 1 h before the deadline. Lead A's deadline is 1 h 20 s away, so it is at
-risk 20 s from now; lead B's deadline is 40 s away, so it is at risk on arrival and overdue
-40 s from now. The worker's timer moves the wall clock once a second.
+A 2 h SLA warning 1 h before the deadline. Lead A's deadline is 1 h 12 s away, so it is at
+risk 12 s from now; lead B's deadline is 24 s away, so it is at risk on arrival and overdue
+24 s from now. The worker's timer moves the wall clock once a second.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ async def test_at_risk_and_overdue_within_seconds_of_the_instant(
     try:
         worker.wait_ready()
         now = time.time()
-        a_at_risk, b_overdue = now + 20, now + 40
+        a_at_risk, b_overdue = now + 12, now + 24
         await produce(
             broker,
             [
