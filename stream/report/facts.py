@@ -19,6 +19,7 @@ from schemas import Rejection, TopicKind, Visit, classify
 from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
+from stream.core.record import record_lead_event
 from stream.core.rules import FunnelRules
 from stream.core.stages import first_entries, pairs_until, whole_way
 from stream.planning.plan import Measured
@@ -83,9 +84,10 @@ class Collector:
 
     ``now`` is the wall clock: it judges future timestamps, and in ``wall`` mode it is the
     clock deadlines are judged by. In ``event`` mode each lead partition's event clock is
-    used, exactly as in the worker. Leads go through the worker's ``Funnel``; visits only
-    through its duplicate detection (``RecentVisits``): a report needs no window counts, and
-    holds no visitor past the duplicate horizon.
+    used, exactly as in the worker. Lead events change their states and partition clocks as
+    in the worker's ``Funnel`` (``record_lead_event``: no gauges, no effects); visits go only
+    through its duplicate detection (``RecentVisits``), which holds no visitor past the
+    duplicate horizon.
     """
 
     def __init__(self, rules: FunnelRules, *, clock_mode: ClockMode, now: float) -> None:
@@ -111,8 +113,7 @@ class Collector:
             if self.visits.add(partition, event.visitor_id, event.event_id, t):
                 facts.entries.add(self.rules.visit_stage, event.source, t)
             return
-        self.funnel.apply(partition, event, t)
-        self.funnel.effects.clear()
+        record_lead_event(self.funnel, partition, event, t)
 
     def finish(self) -> Facts:
         """The facts once every message is applied: the clock moved to ``now`` (wall
@@ -123,7 +124,8 @@ class Collector:
         if self.clock_mode == "wall":
             facts.as_of = self.now
         else:
-            facts.as_of = max(funnel.watermark, self.visits.watermark)
+            latest = max((view.watermark for view in funnel.views.values()), default=0.0)
+            facts.as_of = max(latest, self.visits.watermark)
         for _, raw in funnel.leads.items():
             _lead_facts(LeadState.decode(raw), funnel, facts)
         facts.entries.seal()
