@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from stream.config.settings import KafkaSettings
 from stream.kafka.admin import unavailable
@@ -87,8 +87,6 @@ def _scan_partition(
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        continue
                     raise unavailable(servers, f"reading {topic}: {error.str()}")
                 offset = message.offset()
                 if offset >= end:

@@ -67,9 +67,7 @@ class Entries:
     def count(self, stage: str, start: float, end: float) -> int:
         """Entries into ``stage`` in ``[start, end)``."""
         self.seal()
-        return sum(
-            times.count(start, end) for (s, _), times in self._times.items() if s == stage
-        )
+        return sum(times.count(start, end) for (s, _), times in self._times.items() if s == stage)
 
     def by_source(self, stage: str, start: float, end: float) -> Iterator[tuple[str, int]]:
         """(source, entries into ``stage`` in ``[start, end)``) for sources with any, in the

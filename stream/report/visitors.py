@@ -143,5 +143,6 @@ class RecentVisits:
 
 def _holds(state: _State, key: int) -> bool:
     if isinstance(state, bytes):
-        return _SINGLE.unpack(state)[0] == key
+        held: int = _SINGLE.unpack(state)[0]
+        return held == key
     return key in state.visits
