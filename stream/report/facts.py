@@ -94,7 +94,8 @@ class Collector:
         self.rules = rules
         self.clock_mode = clock_mode
         self.now = now
-        self.funnel = Funnel(rules, {}, {}, clock_mode, now=lambda: now)
+        self._leads: dict[str, bytes] = {}
+        self.funnel = Funnel(rules, self._leads, {}, clock_mode, now=lambda: now)
         self.visits = RecentVisits(rules.dedupe_horizon)
         self.facts = Facts(whole_way=whole_way(rules))
         self._stages = frozenset(rules.all_stages)
@@ -126,8 +127,11 @@ class Collector:
         else:
             latest = max((view.watermark for view in funnel.views.values()), default=0.0)
             facts.as_of = max(latest, self.visits.watermark)
-        for _, raw in funnel.leads.items():
-            _lead_facts(LeadState.decode(raw), funnel, facts)
+        self.visits = RecentVisits(self.rules.dedupe_horizon)  # read: its memory is free
+        # Each lead's state is let go once its facts are taken, in the order of the store.
+        leads = self._leads
+        for lead_id in list(leads):
+            _lead_facts(LeadState.decode(leads.pop(lead_id)), funnel, facts)
         facts.entries.seal()
         return facts
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
+from bisect import bisect_left
 
 from stream.core.bounds import MAX_VISIT_IDS
 
@@ -28,7 +30,8 @@ __all__ = ["GENERATIONS", "RecentVisits"]
 
 GENERATIONS = 8  # generations per horizon: a visitor is held at most 1/8 of it too long
 
-_SINGLE = struct.Struct("<qd")  # (hash of the event id, time): a visitor with one visit kept
+_SINGLE = struct.Struct("<qd")  # (hash of the event id, time) of one visit kept
+PACKED_MOST = 32  # a visitor with at most this many visits kept is held as packed records
 
 
 class _Visits:
@@ -58,15 +61,124 @@ class _Visits:
 _State = bytes | _Visits
 
 
-class _Partition:
-    """The visitor states of one partition, by generation, and its watermark."""
+class _Closed:
+    """A generation no visitor is added to any more, compact: its one-visit visitors as a
+    sorted ``array`` of visitor hashes and their packed (id hash, time) records, 24 bytes
+    each; the others (few) in a dict. A visitor taken out (it visited again) is marked with
+    a NaN time."""
 
-    __slots__ = ("generations", "newest", "watermark")
+    __slots__ = ("data", "many", "start", "vkeys")
+
+    def __init__(self, start: float, held: dict[int, _State]) -> None:
+        self.start = start
+        singles = sorted((v, s) for v, s in held.items() if _one(s))
+        self.vkeys = array("q", [v for v, _ in singles])
+        self.data = bytearray(b"".join(s for _, s in singles))
+        self.many = {v: s for v, s in held.items() if not _one(s)}
+
+    def __len__(self) -> int:
+        return len(self.vkeys) + len(self.many)
+
+    def find(self, vkey: int) -> tuple[_State, int] | None:
+        """The visitor's state and where it is (-1: in ``many``), None if not here."""
+        state = self.many.get(vkey)
+        if state is not None:
+            return state, -1
+        vkeys = self.vkeys
+        i = bisect_left(vkeys, vkey)
+        if i == len(vkeys) or vkeys[i] != vkey:
+            return None
+        packed = bytes(self.data[16 * i : 16 * i + 16])
+        if math.isnan(_SINGLE.unpack(packed)[1]):
+            return None  # taken out
+        return packed, i
+
+    def take_out(self, vkey: int, where: int) -> None:
+        if where < 0:
+            del self.many[vkey]
+        else:
+            _SINGLE.pack_into(self.data, 16 * where, 0, math.nan)
+
+
+class _Bloom:
+    """Visitor hashes possibly in a partition's closed generations: most visits are a new
+    visitor's, and this answers "not held" for nearly all of them at once."""
+
+    __slots__ = ("bits", "size")
+
+    def __init__(self, capacity: int) -> None:
+        self.size = max(1024, 16 * capacity)  # bits: about 1.4 % false positives at capacity
+        self.bits = bytearray(self.size // 8 + 1)
+
+    def add(self, vkey: int) -> None:
+        h, size, bits = vkey & _MASK, self.size, self.bits
+        a, b = h % size, (h >> 32) % size
+        bits[a >> 3] |= 1 << (a & 7)
+        bits[b >> 3] |= 1 << (b & 7)
+
+    def __contains__(self, vkey: int) -> bool:
+        h, size, bits = vkey & _MASK, self.size, self.bits
+        a, b = h % size, (h >> 32) % size
+        return bool(bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7)))
+
+
+_MASK = (1 << 64) - 1
+
+
+class _Partition:
+    """The visitor states of one partition: the open generation (a dict), the closed ones
+    (compact, oldest first) behind a Bloom filter, and its watermark."""
+
+    __slots__ = ("added", "bloom", "closed", "newest", "open", "watermark")
 
     def __init__(self) -> None:
         self.watermark = 0.0
-        self.newest = -math.inf  # the index of the newest generation
-        self.generations: list[tuple[float, dict[int, _State]]] = []
+        self.newest = 0.0  # the start of the open generation
+        self.open: dict[int, _State] = {}
+        self.closed: list[_Closed] = []
+        self.bloom = _Bloom(0)
+        self.added = 0  # visitors added to the Bloom filter since it was built
+
+    def held(self) -> int:
+        return len(self.open) + sum(len(c) for c in self.closed)
+
+    def find(self, vkey: int) -> tuple[_State, _Closed | None, int] | None:
+        state = self.open.get(vkey)
+        if state is not None:
+            return state, None, 0
+        if vkey not in self.bloom:
+            return None
+        for closed in reversed(self.closed):
+            found = closed.find(vkey)
+            if found is not None:
+                return found[0], closed, found[1]
+        return None
+
+    def close(self, start: float, horizon_start: float, span: float) -> None:
+        """Close the open generation, open one at ``start``, and drop the closed generations
+        wholly before ``horizon_start`` (a generation that opened at s holds times before
+        s + span)."""
+        if self.open:
+            closed = _Closed(self.newest, self.open)
+            self.closed.append(closed)
+            for vkey in (*closed.vkeys, *closed.many):
+                self.bloom.add(vkey)
+            self.added += len(closed)
+        self.closed = [c for c in self.closed if c.start + span >= horizon_start]
+        live = sum(len(c) for c in self.closed)
+        if self.added > 2 * live + 1024:  # mostly dropped visitors: build it again
+            self.bloom = _Bloom(2 * live)
+            for closed in self.closed:
+                for vkey in (*closed.vkeys, *closed.many):
+                    self.bloom.add(vkey)
+            self.added = live
+        elif self.added > self.bloom.size // 16:  # full: build it again, larger
+            self.bloom = _Bloom(2 * self.added)
+            for closed in self.closed:
+                for vkey in (*closed.vkeys, *closed.many):
+                    self.bloom.add(vkey)
+        self.open = {}
+        self.newest = start
 
 
 class RecentVisits:
@@ -83,7 +195,7 @@ class RecentVisits:
     @property
     def held(self) -> int:
         """Visitor states held now."""
-        return sum(len(g) for p in self._partitions.values() for _, g in p.generations)
+        return sum(p.held() for p in self._partitions.values())
 
     @property
     def watermark(self) -> float:
@@ -96,53 +208,47 @@ class RecentVisits:
         if part is None:
             part = self._partitions[partition] = _Partition()
         vkey, key = hash(visitor_id), hash(event_id)
+        found = part.find(vkey)
         state: _State | None = None
-        generations = part.generations
-        for i in range(len(generations) - 1, -1, -1):
-            held = generations[i][1]
-            state = held.get(vkey)
-            if state is not None:
-                if _holds(state, key):
-                    return False
-                del held[vkey]  # moved to the newest generation below
-                break
+        if found is not None:
+            state, closed, where = found
+            if _holds(state, key):
+                return False
+            if closed is None:
+                del part.open[vkey]
+            else:
+                closed.take_out(vkey, where)
         if t > part.watermark:
             part.watermark = t
             if t >= part.newest + self._span:
-                self._new_generation(part, t)
-        if not part.generations:  # times before 1970: nothing moved the watermark yet
-            part.generations.append((part.newest, {}))
-        newest = part.generations[-1][1]
+                self.held_most = max(self.held_most, self.held)
+                span = self._span
+                part.close(math.floor(t / span) * span, t - self.horizon, span)
         horizon_start = part.watermark - self.horizon
         if state is None:
             if t >= horizon_start:
-                newest[vkey] = _SINGLE.pack(key, t)
+                part.open[vkey] = _SINGLE.pack(key, t)
             return True
         if isinstance(state, bytes):
-            first, at = _SINGLE.unpack(state)
-            state = _Visits({first: at})
+            state = _Visits(dict(_SINGLE.iter_unpack(state)))
         state.add(key, t, horizon_start, self.max_ids)
         kept = state.visits
-        if len(kept) == 1:
-            newest[vkey] = _SINGLE.pack(*next(iter(kept.items())))
-        elif kept:
-            newest[vkey] = state
+        if len(kept) <= PACKED_MOST:
+            if kept:
+                part.open[vkey] = b"".join([_SINGLE.pack(k, at) for k, at in kept.items()])
+        else:
+            part.open[vkey] = state
         return True
 
-    def _new_generation(self, part: _Partition, watermark: float) -> None:
-        """Start the generation of ``watermark``; drop those wholly past the horizon."""
-        span = self._span
-        part.newest = math.floor(watermark / span) * span
-        self.held_most = max(self.held_most, self.held)
-        # A generation started at s holds times before s + span: all forgettable once
-        # s + span is before the horizon's start.
-        horizon_start = watermark - self.horizon
-        part.generations = [(s, g) for s, g in part.generations if s + span >= horizon_start]
-        part.generations.append((part.newest, {}))
+
+def _one(state: _State) -> bool:
+    return isinstance(state, bytes) and len(state) == _SINGLE.size
 
 
 def _holds(state: _State, key: int) -> bool:
     if isinstance(state, bytes):
-        held: int = _SINGLE.unpack(state)[0]
-        return held == key
+        if len(state) == _SINGLE.size:
+            held: int = _SINGLE.unpack(state)[0]
+            return held == key
+        return any(k == key for k, _ in _SINGLE.iter_unpack(state))
     return key in state.visits
