@@ -29,7 +29,8 @@ _READER = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
     "fetch.wait.max.ms": 10,  # a partition's last records come at once, not after 500 ms
-    "queued.max.messages.kbytes": 32768,  # read ahead at most 32 MB
+    "queued.max.messages.kbytes": 8192,  # read ahead at most 8 MB
+    "fetch.max.bytes": 4 * 1024 * 1024,
     "log_level": 3,
 }
 
