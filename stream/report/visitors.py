@@ -4,13 +4,16 @@
 table). A report reads a month of visits at once, so ``RecentVisits`` decides the same thing,
 "applied" or "duplicate", from a compact copy of the part of those states that can still
 decide something, and drops a visitor once every visit it holds is older than the duplicate
-horizon of its partition (the argument is in docs/reports.md, "Memory").
+horizon of its partition (the argument is in docs/reports.md, "Memory and speed").
 
-Per partition, the states are kept in *generations*: one dict per ``1/GENERATIONS`` of the
-horizon of partition event time (the watermark when a state last changed). Every time a
-state holds is at most the watermark when it changed, so a whole generation can be dropped
-once the end of its span is more than the horizon behind the watermark. A visitor with one
-visit kept (most of them) is stored as 16 packed bytes; one with more as a ``_Visits``.
+Per partition, the states are kept in *generations*, one per ``1/GENERATIONS`` of the
+horizon of partition event time (the watermark when a state last changed). Every time a state
+holds is at most the watermark when it changed, so a whole generation can be dropped once the
+end of its span is more than the horizon behind the watermark. The open generation is a dict;
+a closed one (no state is added to it any more) keeps its visitors with one visit, most of
+them, as sorted arrays (24 bytes each), behind one Bloom filter per partition that answers
+"not held" at once for nearly every new visitor. A visitor's visits are packed records of
+(id hash, time), a ``_Visits`` past ``PACKED_MOST`` of them (a bot).
 
 Visitors and event ids are kept as their 64-bit hashes (``hash``): two visits of one visitor
 are taken for the same when their ids' hashes are equal, which (like the worker's 64-bit
@@ -71,10 +74,12 @@ class _Closed:
 
     def __init__(self, start: float, held: dict[int, _State]) -> None:
         self.start = start
-        singles = sorted((v, s) for v, s in held.items() if _one(s))
+        singles = sorted(
+            (v, s) for v, s in held.items() if isinstance(s, bytes) and len(s) == _SINGLE.size
+        )
         self.vkeys = array("q", [v for v, _ in singles])
         self.data = bytearray(b"".join(s for _, s in singles))
-        self.many = {v: s for v, s in held.items() if not _one(s)}
+        self.many = {v: s for v, s in held.items() if not _one(s)}  # bytes of 2+, or _Visits
 
     def __len__(self) -> int:
         return len(self.vkeys) + len(self.many)
