@@ -121,11 +121,6 @@ class _Bloom:
         bits[a >> 3] |= 1 << (a & 7)
         bits[b >> 3] |= 1 << (b & 7)
 
-    def __contains__(self, vkey: int) -> bool:
-        h, size, bits = vkey & _MASK, self.size, self.bits
-        a, b = h % size, (h >> 32) % size
-        return bool(bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7)))
-
 
 _MASK = (1 << 64) - 1
 
@@ -147,11 +142,15 @@ class _Partition:
     def held(self) -> int:
         return len(self.open) + sum(len(c) for c in self.closed)
 
-    def find(self, vkey: int) -> tuple[_State, _Closed | None, int] | None:
-        state = self.open.get(vkey)
-        if state is not None:
-            return state, None, 0
-        if vkey not in self.bloom:
+    def find_closed(self, vkey: int) -> tuple[_State, _Closed, int] | None:
+        """The visitor's state in a closed generation, the generation and where in it."""
+        bloom = self.bloom  # most visitors are new: answered here, without a method call
+        h, size, bits = vkey & _MASK, bloom.size, bloom.bits
+        a = h % size
+        if not bits[a >> 3] & (1 << (a & 7)):
+            return None
+        b = (h >> 32) % size
+        if not bits[b >> 3] & (1 << (b & 7)):
             return None
         for closed in reversed(self.closed):
             found = closed.find(vkey)
@@ -213,16 +212,16 @@ class RecentVisits:
         if part is None:
             part = self._partitions[partition] = _Partition()
         vkey, key = hash(visitor_id), hash(event_id)
-        found = part.find(vkey)
-        state: _State | None = None
-        if found is not None:
+        state = part.open.get(vkey)
+        if state is not None:
+            if _holds(state, key):
+                return False
+            del part.open[vkey]
+        elif part.closed and (found := part.find_closed(vkey)) is not None:
             state, closed, where = found
             if _holds(state, key):
                 return False
-            if closed is None:
-                del part.open[vkey]
-            else:
-                closed.take_out(vkey, where)
+            closed.take_out(vkey, where)
         if t > part.watermark:
             part.watermark = t
             if t >= part.newest + self._span:
