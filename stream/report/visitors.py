@@ -10,9 +10,9 @@ Per partition, the states are kept in *generations*, one per ``1/GENERATIONS`` o
 horizon of partition event time (the watermark when a state last changed). Every time a state
 holds is at most the watermark when it changed, so a whole generation can be dropped once the
 end of its span is more than the horizon behind the watermark. The open generation is a dict;
-a closed one (no state is added to it any more) keeps its visitors with one visit, most of
-them, as sorted arrays (24 bytes each), behind one Bloom filter per partition that answers
-"not held" at once for nearly every new visitor. A visitor's visits are packed records of
+a closed one (no state is added to it any more) keeps its visitors in sorted arrays (32 bytes
+for a visitor with one visit, most of them), behind one Bloom filter per partition that
+answers "not held" at once for nearly every new visitor. A visitor's visits are packed records of
 (id hash, time), a ``_Visits`` past ``PACKED_MOST`` of them (a bot).
 
 Visitors and event ids are kept as their 64-bit hashes (``hash``): two visits of one visitor
@@ -22,6 +22,7 @@ digests, docs/semantics.md) happens with probability 2**-64 per pair.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from array import array
@@ -31,7 +32,7 @@ from stream.core.bounds import MAX_VISIT_IDS
 
 __all__ = ["GENERATIONS", "RecentVisits"]
 
-GENERATIONS = 8  # generations per horizon: a visitor is held at most 1/8 of it too long
+GENERATIONS = 16  # generations per horizon: a visitor is held at most 1/16 of it too long
 
 _SINGLE = struct.Struct("<qd")  # (hash of the event id, time) of one visit kept
 PACKED_MOST = 32  # a visitor with at most this many visits kept is held as packed records
@@ -65,27 +66,27 @@ _State = bytes | _Visits
 
 
 class _Closed:
-    """A generation no visitor is added to any more, compact: its one-visit visitors as a
-    sorted ``array`` of visitor hashes and their packed (id hash, time) records, 24 bytes
-    each; the others (few) in a dict. A visitor taken out (it visited again) is marked with
-    a NaN time."""
+    """A generation no visitor is added to any more, compact: its visitors' packed records
+    end to end in one ``bytearray``, found by a sorted ``array`` of visitor hashes and one of
+    where each visitor's records end (16 bytes a visit, 16 more a visitor); bots (``_Visits``)
+    in a dict. A visitor taken out (it visited again) is marked with a NaN time."""
 
-    __slots__ = ("data", "many", "start", "vkeys")
+    __slots__ = ("data", "ends", "many", "start", "vkeys")
 
     def __init__(self, start: float, held: dict[int, _State]) -> None:
         self.start = start
-        singles = sorted(
-            (v, s) for v, s in held.items() if isinstance(s, bytes) and len(s) == _SINGLE.size
-        )
-        self.vkeys = array("q", [v for v, _ in singles])
-        self.data = bytearray(b"".join(s for _, s in singles))
-        self.many = {v: s for v, s in held.items() if not _one(s)}  # bytes of 2+, or _Visits
+        packed = sorted((v, s) for v, s in held.items() if isinstance(s, bytes))
+        self.vkeys = array("q", [v for v, _ in packed])
+        self.ends = array("q", itertools.accumulate(len(s) for _, s in packed))
+        self.data = bytearray(b"".join(s for _, s in packed))
+        self.many = {v: s for v, s in held.items() if isinstance(s, _Visits)}
 
     def __len__(self) -> int:
         return len(self.vkeys) + len(self.many)
 
     def find(self, vkey: int) -> tuple[_State, int] | None:
-        """The visitor's state and where it is (-1: in ``many``), None if not here."""
+        """The visitor's state and where its records start (-1: in ``many``), None if not
+        here."""
         state = self.many.get(vkey)
         if state is not None:
             return state, -1
@@ -93,16 +94,17 @@ class _Closed:
         i = bisect_left(vkeys, vkey)
         if i == len(vkeys) or vkeys[i] != vkey:
             return None
-        packed = bytes(self.data[16 * i : 16 * i + 16])
-        if math.isnan(_SINGLE.unpack(packed)[1]):
+        start = self.ends[i - 1] if i else 0
+        packed = bytes(self.data[start : self.ends[i]])
+        if math.isnan(_SINGLE.unpack_from(packed)[1]):
             return None  # taken out
-        return packed, i
+        return packed, start
 
     def take_out(self, vkey: int, where: int) -> None:
         if where < 0:
             del self.many[vkey]
         else:
-            _SINGLE.pack_into(self.data, 16 * where, 0, math.nan)
+            _SINGLE.pack_into(self.data, where, 0, math.nan)
 
 
 class _Bloom:
@@ -243,10 +245,6 @@ class RecentVisits:
         else:
             part.open[vkey] = state
         return True
-
-
-def _one(state: _State) -> bool:
-    return isinstance(state, bytes) and len(state) == _SINGLE.size
 
 
 def _holds(state: _State, key: int) -> bool:

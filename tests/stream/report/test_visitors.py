@@ -51,8 +51,9 @@ def test_a_month_of_visits_holds_about_a_horizon_of_visitors() -> None:
     visitors = len({v.visitor_id for _, v in visits})
     per_day = visitors / 30
     assert visitors > 30_000
-    # One horizon and one generation of a day's visitors, with room for the busier days.
-    assert recent.held_most <= 1.5 * per_day * (1 + 1 / GENERATIONS)
+    # One horizon and one generation of a day's visitors, with room for the busier days
+    # (held without dropping, they would reach all 30 days' visitors).
+    assert recent.held_most <= 2 * per_day * (1 + 1 / GENERATIONS)
     assert recent.held_most > 0.5 * per_day
     assert recent.held <= recent.held_most
 
