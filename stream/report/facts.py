@@ -10,6 +10,8 @@ first known; these are the facts as they stand once every message is read (docs/
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -97,6 +99,7 @@ class Collector:
         self._leads: dict[str, bytes] = {}
         self.funnel = Funnel(rules, self._leads, {}, clock_mode, now=lambda: now)
         self.visits = RecentVisits(rules.dedupe_horizon)
+        self._visits_watermark = 0.0  # of the visits read before ``read_all("visits")``
         self.facts = Facts(whole_way=whole_way(rules))
         self._stages = frozenset(rules.all_stages)
 
@@ -116,6 +119,14 @@ class Collector:
             return
         record_lead_event(self.funnel, partition, event, t)
 
+    def read_all(self, kind: TopicKind) -> None:
+        """Every message of ``kind`` has been added: once the visits are read, the visitors
+        held for their duplicate detection are let go (only its clock is kept)."""
+        if kind == "visits":
+            self._visits_watermark = max(self._visits_watermark, self.visits.watermark)
+            self.visits = RecentVisits(self.rules.dedupe_horizon)
+            _return_free_memory()
+
     def finish(self) -> Facts:
         """The facts once every message is applied: the clock moved to ``now`` (wall
         mode), and every lead's first entries and follow-up outcome."""
@@ -126,7 +137,7 @@ class Collector:
             facts.as_of = self.now
         else:
             latest = max((view.watermark for view in funnel.views.values()), default=0.0)
-            facts.as_of = max(latest, self.visits.watermark)
+            facts.as_of = max(latest, self._visits_watermark, self.visits.watermark)
         self.visits = RecentVisits(self.rules.dedupe_horizon)  # read: its memory is free
         # Each lead's state is let go once its facts are taken, in the order of the store.
         leads = self._leads
@@ -174,3 +185,13 @@ def _lead_facts(state: LeadState, funnel: Funnel, facts: Facts) -> None:
             breach_owner=status.breach_owner,
         )
     )
+
+
+def _return_free_memory() -> None:
+    """Hand the memory just freed back to the system (glibc keeps freed heap memory for the
+    process otherwise, and the lead states, allocated elsewhere by Python, would add to it)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass

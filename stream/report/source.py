@@ -59,5 +59,6 @@ def read_facts(
                 # Applied where the worker applies it: its key's home partition.
                 home = partition if key is None else home_partition(key, partitions)
                 add(kind, home, key, value)
+        collector.read_all(kind)
         log.debug("read topic=%s messages=%d", topic, read)
     return collector.finish()
