@@ -1,7 +1,8 @@
 """The facts of a recount, with their times: what a period report and a measurement need.
 
-``collect`` drives the same core as the worker and ``stream.report.recount`` (``classify``, then
-``Funnel.apply`` on in-memory stores, in partition order) and then reads the final lead
+``Collector`` (and ``collect``, over a list) drives the same core as the worker
+(``classify``, then the worker's state changes: ``record_lead_event`` for leads, the duplicate
+detection of ``RecentVisits`` for visits, in partition order) and then reads the final lead
 states: every first entry into a stage with its time and source, each lead's first entries
 into the funnel-order stages (for the time between stages and the cohorts), and every lead's
 follow-up outcome at the funnel's clock. The worker's counters record facts as they were
