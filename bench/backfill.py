@@ -131,5 +131,5 @@ async def run_report(ctx: Context) -> Results:
         # On a shared machine the wall time includes waiting for a core: the CPU time
         # says what the report itself costs.
         "report_cpu_seconds": cpu_s,
-        "report_events_per_cpu_s": sent / cpu_s if cpu_s > 0 else None,
+        "report_cpu_events_per_s": sent / cpu_s if cpu_s > 0 else None,
     }

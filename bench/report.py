@@ -275,7 +275,7 @@ def table(results: Mapping[str, Any]) -> str:
             f"≥ {TARGET_REPORT_EVENTS_PER_S:,} /s",
             _mark(ok["report_events_per_s"]),
         ),
-        ("  the same, per CPU second", _rate(n(results, "report_events_per_cpu_s")), "", ""),
+        ("  the same, per CPU second", _rate(n(results, "report_cpu_events_per_s")), "", ""),
         (
             "  peak RSS",
             _mb(n(results, "report_peak_rss_mb")),
