@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 
+from bench.backfill import run_report
 from bench.context import Context, Results
 from bench.ingest import run_ingest
 from bench.latency import run_latency
@@ -35,7 +36,17 @@ from stream.kafka.broker import EmbeddedBroker
 
 log = logging.getLogger("bench")
 
-PHASES = ("raw", "naive", "worker", "worker2", "reroute", "latency", "restart", "ingest")
+PHASES = (
+    "raw",
+    "naive",
+    "worker",
+    "worker2",
+    "reroute",
+    "latency",
+    "restart",
+    "ingest",
+    "report",
+)
 _THROUGHPUT = ("raw", "naive", "worker")
 
 
@@ -127,6 +138,8 @@ async def _run(ctx: Context, phases: list[str], results: Results, errors: dict[s
             await attempt(name, functools.partial(run_latency, ctx))
         elif name == "ingest":
             await attempt(name, functools.partial(run_ingest, ctx))
+        elif name == "report":
+            await attempt(name, functools.partial(run_report, ctx))
         else:
             await attempt(name, functools.partial(run_memory_and_restart, ctx))
 

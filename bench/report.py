@@ -30,6 +30,8 @@ TARGET_RESTART_S = 15
 TARGET_WORKER2_OVER_WORKER = 1.5
 TARGET_LEADS_P99_S = 0.2
 TARGET_INGEST_EVENTS_PER_S = 20_000
+TARGET_REPORT_EVENTS_PER_S = 150_000
+TARGET_REPORT_RSS_MB = 400
 
 
 def _number(results: Mapping[str, Any], key: str) -> float | None:
@@ -49,6 +51,8 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
     added = _number(results, "p99_exact_added_by_worker_s_at_5k")
     leads = _number(results, "leads_p99_request_s_1m_open")
     ingest = _number(results, "ingest_events_per_s")
+    report = _number(results, "report_events_per_s")
+    report_rss = _number(results, "report_peak_rss_mb")
     return {
         "worker_events_per_s": None if worker is None else worker >= TARGET_WORKER_EVENTS_PER_S,
         "worker_vs_naive": (
@@ -62,6 +66,8 @@ def verdicts(results: Mapping[str, Any]) -> dict[str, bool | None]:
         "restart_to_processing_s": None if restart is None else restart <= TARGET_RESTART_S,
         "leads_p99_request_s_1m_open": None if leads is None else leads <= TARGET_LEADS_P99_S,
         "ingest_events_per_s": None if ingest is None else ingest >= TARGET_INGEST_EVENTS_PER_S,
+        "report_events_per_s": None if report is None else report >= TARGET_REPORT_EVENTS_PER_S,
+        "report_peak_rss_mb": None if report_rss is None else report_rss <= TARGET_REPORT_RSS_MB,
     }
 
 
@@ -266,6 +272,21 @@ def table(results: Mapping[str, Any]) -> str:
             "",
         ),
         ("  p50", _seconds(n(results, "ingest_p50_request_s_at_1k")), "", ""),
+        (
+            f"funnel report, {report_events:,} events of 30 days, from spawn"
+            if isinstance(report_events := results.get("report_events"), int)
+            else "funnel report, a month of events, from spawn",
+            _rate(n(results, "report_events_per_s")),
+            f"≥ {TARGET_REPORT_EVENTS_PER_S:,} /s",
+            _mark(ok["report_events_per_s"]),
+        ),
+        ("  the same, per CPU second", _rate(n(results, "report_cpu_events_per_s")), "", ""),
+        (
+            "  peak RSS",
+            _mb(n(results, "report_peak_rss_mb")),
+            f"≤ {TARGET_REPORT_RSS_MB} MB",
+            _mark(ok["report_peak_rss_mb"]),
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

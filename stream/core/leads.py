@@ -339,6 +339,28 @@ def apply_lead_created(
     """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status.
 
     The earliest ``lead_created`` gives the lead its source, team, campaign and owner."""
+    record_lead_created(
+        state, event_id, t, source, team, rules, before.released, effects, campaign, owner
+    )
+    after = lead_status(state, rules, clock, hold_clock)
+    status_effects(before, after, state, effects)
+    return after
+
+
+def record_lead_created(
+    state: LeadState,
+    event_id: str,
+    t: float,
+    source: str,
+    team: str,
+    rules: FunnelRules,
+    released: bool,
+    effects: Effects,
+    campaign: str | None,
+    owner: str | None,
+) -> None:
+    """What a new ``lead_created`` changes in ``state`` (the clock plays no part); entries
+    are counted in ``effects`` if the lead was ``released``."""
     state.seen[event_id] = t
     state.max_created_at = max(state.max_created_at, t)
     if state.created_at is None or t < state.created_at:
@@ -358,10 +380,7 @@ def apply_lead_created(
         insort(state.teams, (t, team))
         if owner is not None:
             insort(state.owners, (t, owner))
-    enter_stage(state, rules.lead_stage, t, before.released, effects)
-    after = lead_status(state, rules, clock, hold_clock)
-    status_effects(before, after, state, effects)
-    return after
+    enter_stage(state, rules.lead_stage, t, released, effects)
 
 
 def apply_stage_changed(
@@ -381,16 +400,30 @@ def apply_stage_changed(
     """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status.
 
     Its ``team`` and ``owner``, when given, hold from its ``occurred_at`` on."""
+    record_stage_changed(state, event_id, t, to_stage, team, before.released, effects, owner)
+    after = lead_status(state, rules, clock, hold_clock)
+    status_effects(before, after, state, effects)
+    return after
+
+
+def record_stage_changed(
+    state: LeadState,
+    event_id: str,
+    t: float,
+    to_stage: str,
+    team: str | None,
+    released: bool,
+    effects: Effects,
+    owner: str | None,
+) -> None:
+    """What a new ``stage_changed`` changes in ``state`` (as ``record_lead_created``)."""
     state.seen[event_id] = t
     state.max_changed_at = max(state.max_changed_at, t)
     if team is not None:
         insort(state.teams, (t, team))
     if owner is not None:
         insort(state.owners, (t, owner))
-    enter_stage(state, to_stage, t, before.released, effects)
-    after = lead_status(state, rules, clock, hold_clock)
-    status_effects(before, after, state, effects)
-    return after
+    enter_stage(state, to_stage, t, released, effects)
 
 
 def forget_old_ids(state: LeadState, horizon_start: float) -> None:

@@ -82,8 +82,9 @@ def _measure(settings: Settings, days: float, needed: bool, now: float | None) -
     # first entry the topics still hold, so that a short history is not read as a slow one.
     end = math.nextafter(facts.as_of, math.inf)
     start = end - days * 86400.0
-    if facts.entries:
-        start = max(start, facts.entries[0].at)
+    earliest = facts.entries.earliest()
+    if earliest is not None:
+        start = max(start, earliest)
     stages = settings.funnel.stages
     measured = facts.measure(stages, start, end)
     if measured.empty:

@@ -1,7 +1,8 @@
 """The facts of a recount, with their times: what a period report and a measurement need.
 
-``collect`` drives the same core as the worker and ``stream.report.recount`` (``classify``, then
-``Funnel.apply`` on in-memory stores, in partition order) and then reads the final lead
+``Collector`` (and ``collect``, over a list) drives the same core as the worker
+(``classify``, then the worker's state changes: ``record_lead_event`` for leads, the duplicate
+detection of ``RecentVisits`` for visits, in partition order) and then reads the final lead
 states: every first entry into a stage with its time and source, each lead's first entries
 into the funnel-order stages (for the time between stages and the cohorts), and every lead's
 follow-up outcome at the funnel's clock. The worker's counters record facts as they were
@@ -10,33 +11,29 @@ first known; these are the facts as they stand once every message is read (docs/
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from schemas import Rejection, Visit, classify
+from schemas import Rejection, TopicKind, Visit, classify
 from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
+from stream.core.record import record_lead_event
 from stream.core.rules import FunnelRules
 from stream.core.stages import first_entries, pairs_until, whole_way
 from stream.planning.plan import Measured
+from stream.report.entries import Entries
 from stream.report.recount import InputMessage
+from stream.report.visitors import RecentVisits
 
-__all__ = ["Entry", "Facts", "Journey", "LeadOutcome", "collect"]
+__all__ = ["Collector", "Facts", "Journey", "LeadOutcome", "collect"]
 
 # A lead's first entries into the funnel-order stages, in funnel order (``first_entries``).
 Journey = Sequence[tuple[str, float]]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A first entry into a stage (every distinct visit, for the visit stage)."""
-
-    stage: str
-    source: str
-    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +56,7 @@ class LeadOutcome:
 class Facts:
     """Everything a report or a measurement reads, from one pass over the topics."""
 
-    entries: list[Entry] = field(default_factory=list)
+    entries: Entries = field(default_factory=Entries)  # first entries per (stage, source)
     leads: list[LeadOutcome] = field(default_factory=list)
     journeys: list[Journey] = field(default_factory=list)  # every released lead's
     whole_way: tuple[str, str] = ("lead", "customer")  # the rules' ``whole_way``
@@ -69,10 +66,7 @@ class Facts:
 
     def measure(self, stages: Iterable[str], start: float, end: float) -> Measured:
         """First entries per stage with their time in ``[start, end)``."""
-        counts = dict.fromkeys(stages, 0)
-        for entry in self.entries:
-            if entry.stage in counts and start <= entry.at < end:
-                counts[entry.stage] += 1
+        counts = {stage: self.entries.count(stage, start, end) for stage in stages}
         return Measured(counts, (end - start) / 86400.0, start, end)
 
     def stage_times(self, start: float, end: float) -> dict[tuple[str, str], list[float]]:
@@ -88,37 +82,81 @@ class Facts:
         return dict(out)
 
 
-def collect(
-    messages: Iterable[InputMessage], rules: FunnelRules, *, clock_mode: ClockMode, now: float
-) -> Facts:
-    """Apply ``messages`` in the order given, as a worker would, and gather the facts.
+class Collector:
+    """Applies messages one at a time, as a worker would, and gathers the facts at the end.
 
     ``now`` is the wall clock: it judges future timestamps, and in ``wall`` mode it is the
     clock deadlines are judged by. In ``event`` mode each lead partition's event clock is
-    used, exactly as in the worker.
+    used, exactly as in the worker. Lead events change their states and partition clocks as
+    in the worker's ``Funnel`` (``record_lead_event``: no gauges, no effects); visits go only
+    through its duplicate detection (``RecentVisits``), which holds no visitor past the
+    duplicate horizon.
     """
-    leads: dict[str, bytes] = {}
-    visitors: dict[str, bytes] = {}
-    funnel = Funnel(rules, leads, visitors, clock_mode, now=lambda: now)
-    facts = Facts(whole_way=whole_way(rules))
-    stages = frozenset(rules.all_stages)
-    for msg in messages:
+
+    def __init__(self, rules: FunnelRules, *, clock_mode: ClockMode, now: float) -> None:
+        self.rules = rules
+        self.clock_mode = clock_mode
+        self.now = now
+        self._leads: dict[str, bytes] = {}
+        self.funnel = Funnel(rules, self._leads, {}, clock_mode, now=lambda: now)
+        self.visits = RecentVisits(rules.dedupe_horizon)
+        self._visits_watermark = 0.0  # of the visits read before ``read_all("visits")``
+        self.facts = Facts(whole_way=whole_way(rules))
+        self._stages = frozenset(rules.all_stages)
+
+    def add(self, kind: TopicKind, partition: int, key: bytes | None, value: bytes | None) -> None:
+        """Classify and apply one message read from a ``kind`` topic, on ``partition`` (its
+        key's home partition)."""
+        facts = self.facts
         facts.messages += 1
-        event = classify(msg.kind, msg.key, msg.value, stages=stages, now=now)
+        event = classify(kind, key, value, stages=self._stages, now=self.now)
         if isinstance(event, Rejection):
             facts.rejected += 1
-            continue
-        status = funnel.apply(msg.partition, event)
-        if status == "applied" and isinstance(event, Visit):
-            facts.entries.append(Entry(rules.visit_stage, event.source, event.occurred_epoch))
+            return
+        t = event.occurred_at.timestamp()
+        if isinstance(event, Visit):
+            if self.visits.add(partition, event.visitor_id, event.event_id, t):
+                facts.entries.add(self.rules.visit_stage, event.source, t)
+            return
+        record_lead_event(self.funnel, partition, event, t)
+
+    def read_all(self, kind: TopicKind) -> None:
+        """Every message of ``kind`` has been added: once the visits are read, the visitors
+        held for their duplicate detection are let go (only its clock is kept)."""
+        if kind == "visits":
+            self._visits_watermark = max(self._visits_watermark, self.visits.watermark)
+            self.visits = RecentVisits(self.rules.dedupe_horizon)
+            _return_free_memory()
+
+    def finish(self) -> Facts:
+        """The facts once every message is applied: the clock moved to ``now`` (wall
+        mode), and every lead's first entries and follow-up outcome."""
+        funnel, facts = self.funnel, self.facts
+        funnel.advance(self.now)
         funnel.effects.clear()
-    funnel.advance(now)
-    funnel.effects.clear()
-    facts.as_of = now if clock_mode == "wall" else funnel.watermark
-    for _, raw in funnel.leads.items():
-        _lead_facts(LeadState.decode(raw), funnel, facts)
-    facts.entries.sort(key=lambda entry: entry.at)
-    return facts
+        if self.clock_mode == "wall":
+            facts.as_of = self.now
+        else:
+            latest = max((view.watermark for view in funnel.views.values()), default=0.0)
+            facts.as_of = max(latest, self._visits_watermark, self.visits.watermark)
+        self.visits = RecentVisits(self.rules.dedupe_horizon)  # read: its memory is free
+        # Each lead's state is let go once its facts are taken, in the order of the store.
+        leads = self._leads
+        for lead_id in list(leads):
+            _lead_facts(LeadState.decode(leads.pop(lead_id)), funnel, facts)
+        facts.entries.seal()
+        return facts
+
+
+def collect(
+    messages: Iterable[InputMessage], rules: FunnelRules, *, clock_mode: ClockMode, now: float
+) -> Facts:
+    """Apply ``messages`` in the order given, as a worker would, and gather the facts
+    (``Collector``)."""
+    collector = Collector(rules, clock_mode=clock_mode, now=now)
+    for msg in messages:
+        collector.add(msg.kind, msg.partition, msg.key, msg.value)
+    return collector.finish()
 
 
 def _lead_facts(state: LeadState, funnel: Funnel, facts: Facts) -> None:
@@ -129,7 +167,7 @@ def _lead_facts(state: LeadState, funnel: Funnel, facts: Facts) -> None:
         return
     source = state.source if state.source is not None else UNKNOWN_SOURCE
     for stage, times in state.entries.items():
-        facts.entries.append(Entry(stage, source, times[0]))
+        facts.entries.add(stage, source, times[0])
     facts.journeys.append(tuple(first_entries(state, rules)))
     start = state.clock_start(rules)
     if start is None:
@@ -148,3 +186,13 @@ def _lead_facts(state: LeadState, funnel: Funnel, facts: Facts) -> None:
             breach_owner=status.breach_owner,
         )
     )
+
+
+def _return_free_memory() -> None:
+    """Hand the memory just freed back to the system (glibc keeps freed heap memory for the
+    process otherwise, and the lead states, allocated elsewhere by Python, would add to it)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass

@@ -438,9 +438,11 @@ def _stage_rows(
 ) -> tuple[list[StageRow], list[StageRow], list[str]]:
     allowed = _bounded(settings.labels.source, UNKNOWN_SOURCE)
     counts: dict[str, Counter[str]] = {s: Counter() for s in settings.funnel.all_stages}
-    for entry in facts.entries:
-        if entry.stage in counts and period.start <= entry.at < period.end:
-            counts[entry.stage][_label(entry.source, allowed)] += 1
+    for stage, counter in counts.items():
+        # Sources in the order of their first entry in the period, as a pass over the
+        # entries in time order would meet them.
+        for source, n in facts.entries.by_source(stage, period.start, period.end):
+            counter[_label(source, allowed)] += n
     stages = settings.funnel.stages
     totals = {stage: sum(c.values()) for stage, c in counts.items()}
     funnel = [
@@ -522,11 +524,10 @@ def _commitments(settings: Settings, facts: Facts, period: Period) -> list[Commi
     for stage in COMMITTED_STAGES:
         if stage not in settings.funnel.stages:
             continue
-        times = [e.at for e in facts.entries if e.stage == stage]
         months = [
             (
                 label,
-                sum(start <= t < end for t in times),
+                facts.entries.count(stage, start, end),
                 per_month[stage] * (end - start) / length,
             )
             for label, start, end, length in spans

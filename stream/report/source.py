@@ -1,54 +1,64 @@
-"""Reading the input topics back for a report or a measurement (the only I/O of the package)."""
+"""Reading the input topics back for a report or a measurement (the only I/O of the package).
+
+The records are applied as they arrive (``Collector``), per topic in partition and offset
+order, each on its key's home partition: nothing holds the topics in memory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
 
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
-from stream.kafka.admin import wait_for_broker
-from stream.kafka.offsets import read_topic
+from stream.kafka.admin import bootstrap_list, wait_for_broker
+from stream.kafka.offsets import topic_end_offsets
+from stream.kafka.partitioner import home_partition
+from stream.kafka.scan import librdkafka_config, scan_topic
 from stream.kafka.security import client_kwargs
-from stream.report.facts import Facts, collect
-from stream.report.recount import InputMessage
+from stream.report.facts import Collector, Facts
 
 log = logging.getLogger(__name__)
 
 BROKER_WAIT_S = 10.0
-READ_TIMEOUT_S = 600.0  # reading every input topic from the beginning, at most
+OFFSETS_TIMEOUT_S = 60.0  # asking for the end offsets of one topic, at most
 
 
-async def read_inputs(
-    settings: Settings, *, broker_wait: float = BROKER_WAIT_S
-) -> list[InputMessage]:
-    """Every message of the three input topics, per topic in partition and offset order.
+async def _end_offsets(settings: Settings, broker_wait: float) -> dict[str, dict[int, int]]:
+    """Each input topic's end offsets (the read stops there), once Kafka answers.
 
     Raises ``BrokerUnavailable`` (one line naming the servers) if Kafka does not answer
     within ``broker_wait`` seconds.
     """
-    kinds = settings.topics.kinds
     kwargs = client_kwargs(settings.kafka)
     await wait_for_broker(settings.bootstrap_servers, broker_wait, **kwargs)
-    out: list[InputMessage] = []
-    for topic, kind in kinds.items():
-        records: list[Any] = await read_topic(
-            settings.bootstrap_servers, topic, timeout=READ_TIMEOUT_S, client_kwargs=kwargs
+    return {
+        topic: await topic_end_offsets(
+            settings.bootstrap_servers, topic, timeout=OFFSETS_TIMEOUT_S, client_kwargs=kwargs
         )
-        partitions = settings.partitions
-        out.extend(
-            InputMessage.at_home(kind, r.partition, r.key, r.value, partitions) for r in records
-        )
-        log.debug("read topic=%s messages=%d", topic, len(records))
-    return out
+        for topic in settings.topics.kinds
+    }
 
 
 def read_facts(
     settings: Settings, *, now: float | None = None, broker_wait: float = BROKER_WAIT_S
 ) -> Facts:
     """Read the input topics and recount them with the configured rules and clock."""
-    messages = asyncio.run(read_inputs(settings, broker_wait=broker_wait))
+    ends = asyncio.run(_end_offsets(settings, broker_wait))
     wall = time.time() if now is None else now
-    return collect(messages, rules_from_settings(settings), clock_mode=settings.clock, now=wall)
+    collector = Collector(rules_from_settings(settings), clock_mode=settings.clock, now=wall)
+    add, partitions = collector.add, settings.partitions
+    servers = bootstrap_list(settings.bootstrap_servers)
+    config = librdkafka_config(settings.kafka)
+    for topic, kind in settings.topics.kinds.items():
+        read = 0
+        for partition, records in scan_topic(servers, topic, ends[topic], config=config):
+            read += len(records)
+            for key, value in records:
+                # Applied where the worker applies it: its key's home partition.
+                home = partition if key is None else home_partition(key, partitions)
+                add(kind, home, key, value)
+        collector.read_all(kind)
+        log.debug("read topic=%s messages=%d", topic, read)
+    return collector.finish()

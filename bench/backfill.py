@@ -1,0 +1,135 @@
+"""``funnel report`` over a busy month: its events/s and peak RSS (the ``report`` phase).
+
+``REPORT_EVENTS`` generated events (the generator's realistic mix: visits, leads and their
+stage changes, with its re-sent copies, late and malformed messages) over a 30-day backfill
+are produced to the topics of prefix ``bench-report.`` with librdkafka (Kafka's murmur2
+partitioner: every record on its key's home partition). Then ``funnel report --format json``
+runs as a child over that month; its wall time from spawn to exit (start-up, reading every
+message, the report) and its peak RSS (``getrusage`` of that child, from ``wait4``) are the
+figures. The report must count every message it read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from confluent_kafka import Producer
+
+from bench.context import Context, Results
+from bench.kafka import create_topics, end_offsets
+from bench.procs import Child, ChildFailed, _clean_env
+from stream.config.topics import TopicNames
+from stream.generate import OutMessage, generate_messages
+
+log = logging.getLogger(__name__)
+
+PREFIX = "bench-report."
+REPORT_EVENTS = 10_000_000
+QUICK_EVENTS = 200_000  # --quick
+DAYS = 30
+_END = datetime(2026, 11, 1, tzinfo=UTC)  # the month ends here: every event is in the past
+_PRODUCER = {
+    "partitioner": "murmur2_random",  # Kafka's default partitioner for keyed records
+    "linger.ms": 50,
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "acks": 1,
+    "enable.idempotence": False,
+}
+
+
+def _produce(bootstrap: str, messages: Iterable[OutMessage]) -> int:
+    """Send every message with librdkafka; the count sent (end offsets check delivery)."""
+    producer = Producer({"bootstrap.servers": bootstrap, **_PRODUCER})
+    sent = 0
+    for m in messages:
+        while True:
+            try:
+                producer.produce(m.topic, m.value, m.key)
+                break
+            except BufferError:  # the local queue is full: let librdkafka send some
+                producer.poll(0.05)
+        sent += 1
+        if sent % 100_000 == 0:
+            producer.poll(0)
+            if sent % 1_000_000 == 0:
+                log.info("report: produced %s", f"{sent:,}")
+    if producer.flush(120) > 0:
+        raise ChildFailed("messages still unsent two minutes after the last was produced")
+    return sent
+
+
+def _report_child(ctx: Context, output: str) -> Child:
+    start = (_END.timestamp() - DAYS * 86400) // 86400 * 86400
+    first = datetime.fromtimestamp(start, UTC).date().isoformat()
+    command = [sys.executable, "-m", "stream.cli", "report", "--from", first]
+    command += ["--to", _END.date().isoformat(), "--format", "json", "--output", output]
+    env = _clean_env(
+        {"FUNNEL_BROKER": ctx.bootstrap, "FUNNEL_TOPIC_PREFIX": PREFIX, "FUNNEL_PARTITIONS": "8"}
+    )
+    return Child("funnel report", command, ctx.dir("logs") / "report.log", env)
+
+
+def _wait(pid: int) -> tuple[int, float, float]:
+    """The exit status, peak RSS (MB) and CPU seconds of child ``pid``, once it exits."""
+    _, status, usage = os.wait4(pid, 0)
+    cpu = usage.ru_utime + usage.ru_stime
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, cpu  # KiB on Linux
+
+
+async def run_report(ctx: Context) -> Results:
+    """The ``report`` phase: produce a month, then time ``funnel report`` over it."""
+    names = TopicNames.from_prefix(PREFIX)
+    await create_topics(ctx.bootstrap, names)
+    count = QUICK_EVENTS if ctx.events <= 50_000 else REPORT_EVENTS
+    end = _END.timestamp()
+    messages = generate_messages(
+        seed=ctx.seed, start=end - DAYS * 86400, end=end, count=count, topics=names
+    )
+    started = time.monotonic()
+    sent = await asyncio.to_thread(_produce, ctx.bootstrap, messages)
+    log.info("report: produced %s in %.0f s", f"{sent:,}", time.monotonic() - started)
+    stored = sum((await end_offsets(ctx.bootstrap, names.inputs)).values())
+    if stored != sent:
+        raise ChildFailed(f"produced {sent:,} messages but the topics hold {stored:,}")
+    output = str(ctx.dir("report") / "report.json")
+    child = ctx.children.start(_report_child(ctx, output))
+    try:
+        code, peak_mb, cpu_s = await asyncio.to_thread(_wait, child.pid)
+    finally:
+        child.stop()
+    seconds = time.monotonic() - child.started_at
+    if code != 0:
+        raise ChildFailed(f"funnel report exited with status {code} (see {child.log_path})")
+    with open(output, encoding="utf-8") as file:
+        report = json.load(file)
+    counted = report["entries"]["visit"] + report["rejected_messages"]
+    if not 0 < counted <= sent:
+        raise ChildFailed(f"the report counts {counted:,} visits and rejections of {sent:,}")
+    rate = sent / seconds
+    log.info(
+        "report: %s events in %.1f s (%.0f /s; %.1f CPU s), peak RSS %.0f MB",
+        f"{sent:,}",
+        seconds,
+        rate,
+        cpu_s,
+        peak_mb,
+    )
+    return {
+        "report_events": sent,
+        "report_seconds": seconds,
+        "report_events_per_s": rate,
+        "report_peak_rss_mb": peak_mb,
+        # On a shared machine the wall time includes waiting for a core: the CPU time
+        # says what the report itself costs.
+        "report_cpu_seconds": cpu_s,
+        "report_cpu_events_per_s": sent / cpu_s if cpu_s > 0 else None,
+    }
