@@ -311,7 +311,7 @@ def report_output(
 ) -> str:
     """What ``funnel report`` writes: the period's report as Markdown, HTML or JSON."""
     period = parse_period(start, end, settings.funnel.time_zone)
-    facts = read_facts(settings, now=now, broker_wait=settings.kafka.connect_timeout)
+    facts = read_facts(settings, now=now)
     report = build_report(
         facts,
         settings,

@@ -21,7 +21,6 @@ from stream.report.facts import Collector, Facts
 
 log = logging.getLogger(__name__)
 
-BROKER_WAIT_S = 10.0
 OFFSETS_TIMEOUT_S = 60.0  # asking for the end offsets of one topic, at most
 
 
@@ -42,10 +41,14 @@ async def _end_offsets(settings: Settings, broker_wait: float) -> dict[str, dict
 
 
 def read_facts(
-    settings: Settings, *, now: float | None = None, broker_wait: float = BROKER_WAIT_S
+    settings: Settings, *, now: float | None = None, broker_wait: float | None = None
 ) -> Facts:
-    """Read the input topics and recount them with the configured rules and clock."""
-    ends = asyncio.run(_end_offsets(settings, broker_wait))
+    """Read the input topics and recount them with the configured rules and clock.
+
+    Waits ``broker_wait`` seconds for Kafka to answer (``kafka.connect_timeout`` if None).
+    """
+    wait = settings.kafka.connect_timeout if broker_wait is None else broker_wait
+    ends = asyncio.run(_end_offsets(settings, wait))
     wall = time.time() if now is None else now
     collector = Collector(rules_from_settings(settings), clock_mode=settings.clock, now=wall)
     add, partitions = collector.add, settings.partitions
