@@ -6,7 +6,9 @@ are produced to the topics of prefix ``bench-report.`` with librdkafka (Kafka's 
 partitioner: every record on its key's home partition). Then ``funnel report --format json``
 runs as a child over that month; its wall time from spawn to exit (start-up, reading every
 message, the report) and its peak RSS (``getrusage`` of that child, from ``wait4``) are the
-figures. The report must count every message it read.
+figures. The report must count every message it read. Then the same topics are read once more
+by the report's own reader (``stream.kafka.scan.scan_topic``, librdkafka) doing nothing with
+the records: the most the broker lets the report reach.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from datetime import UTC, datetime
 from confluent_kafka import Producer
 
 from bench.context import Context, Results
-from bench.kafka import create_topics, end_offsets
+from bench.kafka import Offsets, create_topics, end_offsets
 from bench.procs import Child, ChildFailed, _clean_env
 from stream.config.topics import TopicNames
 from stream.generate import OutMessage, generate_messages
+from stream.kafka.scan import scan_topic
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,16 @@ def _produce(bootstrap: str, messages: Iterable[OutMessage]) -> int:
     return sent
 
 
+def _read_only(bootstrap: str, ends: Offsets) -> int:
+    """Read every record before ``ends`` as the report does, and only count them."""
+    read = 0
+    for topic in sorted({topic for topic, _ in ends}):
+        partitions = {p: end for (t, p), end in ends.items() if t == topic}
+        for _, records in scan_topic([bootstrap], topic, partitions):
+            read += len(records)
+    return read
+
+
 def _report_child(ctx: Context, output: str) -> Child:
     start = (_END.timestamp() - DAYS * 86400) // 86400 * 86400
     first = datetime.fromtimestamp(start, UTC).date().isoformat()
@@ -97,7 +110,8 @@ async def run_report(ctx: Context) -> Results:
     started = time.monotonic()
     sent = await asyncio.to_thread(_produce, ctx.bootstrap, messages)
     log.info("report: produced %s in %.0f s", f"{sent:,}", time.monotonic() - started)
-    stored = sum((await end_offsets(ctx.bootstrap, names.inputs)).values())
+    ends = await end_offsets(ctx.bootstrap, names.inputs)
+    stored = sum(ends.values())
     if stored != sent:
         raise ChildFailed(f"produced {sent:,} messages but the topics hold {stored:,}")
     output = str(ctx.dir("report") / "report.json")
@@ -115,6 +129,12 @@ async def run_report(ctx: Context) -> Results:
     if not 0 < counted <= sent:
         raise ChildFailed(f"the report counts {counted:,} visits and rejections of {sent:,}")
     rate = sent / seconds
+    started = time.monotonic()
+    read = await asyncio.to_thread(_read_only, ctx.bootstrap, ends)
+    read_seconds = time.monotonic() - started
+    if read != sent:
+        raise ChildFailed(f"the plain read got {read:,} of {sent:,} messages")
+    log.info("report: a plain read of the same topics took %.1f s", read_seconds)
     log.info(
         "report: %s events in %.1f s (%.0f /s; %.1f CPU s), peak RSS %.0f MB",
         f"{sent:,}",
@@ -132,4 +152,6 @@ async def run_report(ctx: Context) -> Results:
         # says what the report itself costs.
         "report_cpu_seconds": cpu_s,
         "report_cpu_events_per_s": sent / cpu_s if cpu_s > 0 else None,
+        # The broker's ceiling: the report's reader alone, records read and dropped.
+        "report_read_only_events_per_s": sent / read_seconds,
     }

@@ -297,6 +297,12 @@ def table(results: Mapping[str, Any]) -> str:
         ),
         ("  the same, per CPU second", _rate(n(results, "report_cpu_events_per_s")), "", ""),
         (
+            "  its reader alone, records dropped (the ceiling)",
+            _rate(n(results, "report_read_only_events_per_s")),
+            "reference",
+            "",
+        ),
+        (
             "  peak RSS",
             _mb(n(results, "report_peak_rss_mb")),
             f"≤ {TARGET_REPORT_RSS_MB} MB",
