@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench.backfill import run_report
-from bench.context import Context, Results
+from bench.context import Context, Results, source_version
 from bench.ingest import run_ingest
 from bench.latency import run_latency
 from bench.procs import Children
@@ -144,29 +143,6 @@ async def _run(ctx: Context, phases: list[str], results: Results, errors: dict[s
             await attempt(name, functools.partial(run_memory_and_restart, ctx))
 
 
-def _source_version() -> str | None:
-    """The commit the worker's code is at, ``+dirty`` when ``stream/`` or ``schemas/`` differ."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "stream", "schemas"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        return None
-    return f"{head}+dirty" if head and dirty else head or None
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -215,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     elif errors:
         log.info("kept %s for the logs", workdir)
     print(table(results))
-    print(json_line(results, errors, source=_source_version()))
+    print(json_line(results, errors, source=source_version()))
     return code
 
 

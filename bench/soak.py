@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench.__main__ import _source_version as source_version
+from bench.context import source_version
 from bench.kafka import (
     PARTITIONS,
     create_topics,
