@@ -351,16 +351,16 @@ class Funnel:
         after = tracked(state, rules, released)
         view.set_position(lead_id, before.position, after.position, view.clock)
         if len(after.entries) < 2 or after.entries == before.entries:
-            return  # one first entry makes no stage time: nothing to observe or schedule
+            # One first entry makes no stage time: nothing to observe or schedule (a million
+            # open leads cost no memory here); its cuts are scheduled with its second.
+            return
         hold, clock = rules.orphan_hold, view.event_clock
         for cut in after.cuts:
             if cut + hold < clock:
                 # Due already (observed, if at all, with the entries known then): observe what
                 # the change adds there, as for any entry read later than the allowance.
                 self.effects.stage_times.extend(added_at_cut(before, after, cut, whole_way(rules)))
-            elif len(after.entries) > 1:
-                # A lead with one first entry has no step yet: nothing scheduled (a million
-                # open leads cost no memory here); its cuts are scheduled with its second.
+            else:
                 view.push_cut(lead_id, cut, cut + hold)
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
