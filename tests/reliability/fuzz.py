@@ -51,6 +51,12 @@ TIMES = (
     "1795000000",
     "",
 )
+# A lead's events share one event-id space across the two lead topics, which a worker reads
+# in any interleaving. The contract recognises a duplicate only within the duplicate horizon
+# (docs/semantics.md): a lead event dated 2,000 years back has its id forgotten as soon as it
+# is applied, so whether its twin on the other topic counts again would depend on which of
+# the two came first. Lead events keep to timestamps within the horizon of one another.
+LEAD_TIMES = tuple(t for t in TIMES if not t.startswith("0001-"))
 
 json_scalar = (
     st.none()
@@ -78,7 +84,7 @@ def near_valid(draw: st.DrawFn, names: TopicNames) -> Message:
     body: dict[str, Any] = {
         "event_id": draw(st.sampled_from(["e1", "e2", "e3", "e4"]) | st.text(max_size=12)),
         "type": type_,
-        "occurred_at": draw(st.sampled_from(TIMES)),
+        "occurred_at": draw(st.sampled_from(TIMES if type_ == "visit" else LEAD_TIMES)),
         "source": draw(st.sampled_from(["direct", "organic"]) | st.sampled_from(EDGE_STRINGS)),
     }
     body["visitor_id" if type_ == "visit" else "lead_id"] = ident
@@ -151,7 +157,8 @@ def oversized(draw: st.DrawFn, names: TopicNames) -> Message:
 
 
 def corpus(strategy: st.SearchStrategy[Message], count: int) -> list[Message]:
-    """``count`` examples of ``strategy``, the same on every run."""
+    """``count`` examples of ``strategy``, the same on every run of the same tests (Hypothesis
+    also draws constants from the modules loaded, so another selection of tests draws others)."""
     out: list[Message] = []
 
     @settings(

@@ -85,7 +85,8 @@ async def test_fuzzed_input_is_counted_and_dead_lettered_exactly(
 
     # A lead's events share one event_id space across both lead topics, which are read in
     # any interleaving: when a lead_created and a stage_changed carry the same id, which of
-    # the two is the duplicate depends on that order, but one of them is applied.
+    # the two is the duplicate depends on that order, but one of them is applied (their
+    # times are within the duplicate horizon of each other: fuzz.LEAD_TIMES).
     assert applied["visits"] == 0
     assert applied["leads"] + applied["transitions"] == 0
 
