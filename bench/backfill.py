@@ -5,10 +5,10 @@ stage changes, with its re-sent copies, late and malformed messages) over a 30-d
 are produced to the topics of prefix ``bench-report.`` with librdkafka (Kafka's murmur2
 partitioner: every record on its key's home partition). Then ``funnel report --format json``
 runs as a child over that month; its wall time from spawn to exit (start-up, reading every
-message, the report) and its peak RSS (``getrusage`` of that child, from ``wait4``) are the
+message, the report) and its peak memory (RSS summed over its processes, sampled) are the
 figures. The report must count every message it read. Then the same topics are read once more
-by the report's own reader (``stream.kafka.scan.scan_topic``, librdkafka) doing nothing with
-the records: the most the broker lets the report reach.
+by the report's own reader (``stream.kafka.scan.scan_topic``, librdkafka, in as many processes
+as the report) doing nothing with the records: the most the broker lets the report reach.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -26,10 +28,11 @@ from confluent_kafka import Producer
 
 from bench.context import Context, Results
 from bench.kafka import Offsets, create_topics, end_offsets
-from bench.procs import Child, ChildFailed, _clean_env
+from bench.procs import Child, ChildFailed, _clean_env, tree_memory_peaks
 from stream.config.topics import TopicNames
 from stream.generate import OutMessage, generate_messages
 from stream.kafka.scan import scan_topic
+from stream.report.source import home_ranges
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +74,24 @@ def _produce(bootstrap: str, messages: Iterable[OutMessage]) -> int:
 
 
 def _read_only(bootstrap: str, ends: Offsets) -> int:
-    """Read every record before ``ends`` as the report does, and only count them."""
+    """Read every record before ``ends`` as the report does (one process per range of
+    partitions, ``stream.report.source.home_ranges``), and only count them."""
+    topics = sorted({topic for topic, _ in ends})
+    partitions = 1 + max(partition for _, partition in ends)
+    ranges = home_ranges(partitions, len(os.sched_getaffinity(0)))
+    context = multiprocessing.get_context("fork")
+    with context.Pool(len(ranges)) as pool:
+        counts = pool.starmap(
+            _count_records,
+            [(bootstrap, topics, ends, homes.start, homes.stop) for homes in ranges],
+        )
+    return sum(counts)
+
+
+def _count_records(bootstrap: str, topics: list[str], ends: Offsets, start: int, stop: int) -> int:
     read = 0
-    for topic in sorted({topic for topic, _ in ends}):
-        partitions = {p: end for (t, p), end in ends.items() if t == topic}
+    for topic in topics:
+        partitions = {p: end for (t, p), end in ends.items() if t == topic and start <= p < stop}
         for _, records in scan_topic([bootstrap], topic, partitions):
             read += len(records)
     return read
@@ -116,10 +133,14 @@ async def run_report(ctx: Context) -> Results:
         raise ChildFailed(f"produced {sent:,} messages but the topics hold {stored:,}")
     output = str(ctx.dir("report") / "report.json")
     child = ctx.children.start(_report_child(ctx, output))
+    exited = threading.Event()
+    sampler = asyncio.create_task(asyncio.to_thread(tree_memory_peaks, child.pid, exited.is_set))
     try:
-        code, peak_mb, cpu_s = await asyncio.to_thread(_wait, child.pid)
+        code, largest_mb, cpu_s = await asyncio.to_thread(_wait, child.pid)
     finally:
+        exited.set()
         child.stop()
+    peak_mb, peak_pss_mb = await sampler
     seconds = time.monotonic() - child.started_at
     if code != 0:
         raise ChildFailed(f"funnel report exited with status {code} (see {child.log_path})")
@@ -147,7 +168,11 @@ async def run_report(ctx: Context) -> Results:
         "report_events": sent,
         "report_seconds": seconds,
         "report_events_per_s": rate,
+        # Summed over the report's processes (it reads in one per CPU), sampled every 50 ms;
+        # the PSS counts the pages they share once, the largest single process from wait4.
         "report_peak_rss_mb": peak_mb,
+        "report_peak_pss_mb": peak_pss_mb,
+        "report_largest_process_rss_mb": largest_mb,
         # On a shared machine the wall time includes waiting for a core: the CPU time
         # says what the report itself costs.
         "report_cpu_seconds": cpu_s,

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +170,49 @@ class Children:
             except (OSError, subprocess.SubprocessError) as exc:
                 log.warning("could not stop name=%s: %s", child.name, exc)
         self._children.clear()
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (``/proc/<pid>/task/<tid>/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as file:
+                    todo.extend(int(child) for child in file.read().split())
+    return found
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of ``pid`` in KiB, (0, 0) once it is gone."""
+    rss = pss = 0
+    with suppress(OSError), open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as file:
+        for line in file:
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, pss
+
+
+def tree_memory_peaks(
+    pid: int, done: Callable[[], bool], every_s: float = 0.05
+) -> tuple[float, float]:
+    """The peak over time of the summed RSS and of the summed PSS (MB) of ``pid`` and its
+    descendants, sampled every ``every_s`` until ``done()``.
+
+    A report reading in several processes counts each one: the sum of their RSS counts a
+    page they share once per process (at most what they use), their PSS shares it out.
+    """
+    peak_rss = peak_pss = 0
+    while not done():
+        sizes = [_memory_kb(p) for p in _descendants(pid)]
+        peak_rss = max(peak_rss, sum(rss for rss, _ in sizes))
+        peak_pss = max(peak_pss, sum(pss for _, pss in sizes))
+        time.sleep(every_s)
+    return peak_rss / 1024, peak_pss / 1024
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:

@@ -303,11 +303,12 @@ def table(results: Mapping[str, Any]) -> str:
             "",
         ),
         (
-            "  peak RSS",
+            "  peak RSS, summed over its processes",
             _mb(n(results, "report_peak_rss_mb")),
             f"≤ {TARGET_REPORT_RSS_MB} MB",
             _mark(ok["report_peak_rss_mb"]),
         ),
+        ("  peak PSS, summed (shared pages once)", _mb(n(results, "report_peak_pss_mb")), "", ""),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

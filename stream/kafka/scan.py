@@ -17,11 +17,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from stream.config.settings import KafkaSettings
 from stream.kafka.admin import unavailable
 
-__all__ = ["Record", "librdkafka_config", "scan_topic"]
+__all__ = ["READ_AHEAD_KB", "Record", "librdkafka_config", "scan_topic"]
 
 Record = tuple[bytes | None, bytes | None]  # key, value
 
 BATCH = 10_000  # records asked of librdkafka at a time
+READ_AHEAD_KB = 32 * 1024  # fetched and not yet handed over, at most (librdkafka's queue)
 STALL_S = 60.0  # no record for this long from an unfinished partition: the broker is gone
 _POLL_S = 0.05
 _READER = {
@@ -34,7 +35,7 @@ _READER = {
     # month's topics and 16 MB 162,000 /s (5,000,000 records, the same broker and records).
     "max.partition.fetch.bytes": 16 * 1024 * 1024,
     "fetch.max.bytes": 32 * 1024 * 1024,
-    "queued.max.messages.kbytes": 32 * 1024,  # read ahead at most 32 MB
+    "queued.max.messages.kbytes": READ_AHEAD_KB,
     "log_level": 3,
 }
 

@@ -41,7 +41,8 @@ class _Times:
 
 
 class Entries:
-    """First entries: ``add`` them in any order, then count them (which sorts the new ones)."""
+    """First entries: ``add`` (or ``merge``) them in any order, then count them (which sorts
+    the new ones)."""
 
     def __init__(self) -> None:
         self._times: dict[tuple[str, str], _Times] = {}  # in the order first added
@@ -71,17 +72,36 @@ class Entries:
 
     def by_source(self, stage: str, start: float, end: float) -> Iterator[tuple[str, int]]:
         """(source, entries into ``stage`` in ``[start, end)``) for sources with any, in the
-        order of their earliest entry in the period (ties: the order first added)."""
+        order of their earliest entry in the period (ties: by source), whatever the order
+        the entries were added in."""
         self.seal()
         found = []
-        for order, ((s, source), times) in enumerate(self._times.items()):
+        for (s, source), times in self._times.items():
             if s != stage:
                 continue
             first = times.first(start, end)
             if first is not None:
-                found.append((first, order, source, times.count(start, end)))
+                found.append((first, source, times.count(start, end)))
         found.sort()
-        return ((source, n) for _, _, source, n in found)
+        return ((source, n) for _, source, n in found)
+
+    def merge(self, other: Entries) -> None:
+        """Add every entry of ``other`` (the entries of other partitions)."""
+        for stage, source, chunks in other.sorted_parts():
+            self.add_sorted(stage, source, chunks)
+
+    def sorted_parts(self) -> Iterator[tuple[str, str, list[array[float]]]]:
+        """(stage, source, sorted chunks of times) of every (stage, source), sealed."""
+        self.seal()
+        for (stage, source), times in self._times.items():
+            yield stage, source, times.chunks
+
+    def add_sorted(self, stage: str, source: str, chunks: list[array[float]]) -> None:
+        """Add sorted chunks of entry times of (``stage``, ``source``) (``sorted_parts``)."""
+        times = self._times.get((stage, source))
+        if times is None:
+            times = self._times[(stage, source)] = _Times()
+        times.chunks.extend(chunks)
 
     def earliest(self) -> float | None:
         """The earliest entry of all, None if there is none."""

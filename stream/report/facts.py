@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from schemas import Rejection, TopicKind, Visit, classify
+from schemas.events import epoch_seconds
 from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
@@ -30,7 +31,7 @@ from stream.report.entries import Entries
 from stream.report.recount import InputMessage
 from stream.report.visitors import RecentVisits
 
-__all__ = ["Collector", "Facts", "Journey", "LeadOutcome", "collect"]
+__all__ = ["Collector", "Facts", "Journey", "LeadOutcome", "PartialFacts", "collect", "merge"]
 
 # A lead's first entries into the funnel-order stages, in funnel order (``first_entries``).
 Journey = Sequence[tuple[str, float]]
@@ -82,6 +83,43 @@ class Facts:
         return dict(out)
 
 
+@dataclass(frozen=True, slots=True)
+class PartialFacts:
+    """The facts of some of the partitions, as ``merge`` puts them together with the others'.
+
+    ``facts.leads[:leads_split]`` (and ``facts.journeys[:journeys_split]``) are of the leads
+    first seen on the leads topic, the rest of those first seen on the transitions topic.
+    """
+
+    facts: Facts
+    leads_split: int
+    journeys_split: int
+
+
+def merge(parts: Sequence[PartialFacts]) -> Facts:
+    """The facts of every partition, from the facts of disjoint sets of home partitions
+    given in partition order: the same facts, in the same order, as one pass over them all
+    (which reads the leads topic and then the transitions topic, each partition by partition).
+    """
+    first, *rest = parts
+    facts = first.facts
+    if not rest:
+        return facts
+    leads = [*(p.facts.leads[: p.leads_split] for p in parts)]
+    leads += [p.facts.leads[p.leads_split :] for p in parts]
+    journeys = [*(p.facts.journeys[: p.journeys_split] for p in parts)]
+    journeys += [p.facts.journeys[p.journeys_split :] for p in parts]
+    facts.leads = [outcome for chunk in leads for outcome in chunk]
+    facts.journeys = [journey for chunk in journeys for journey in chunk]
+    for part in rest:
+        facts.entries.merge(part.facts.entries)
+        facts.as_of = max(facts.as_of, part.facts.as_of)
+        facts.messages += part.facts.messages
+        facts.rejected += part.facts.rejected
+    facts.entries.seal()
+    return facts
+
+
 class Collector:
     """Applies messages one at a time, as a worker would, and gathers the facts at the end.
 
@@ -101,6 +139,7 @@ class Collector:
         self.funnel = Funnel(rules, self._leads, {}, clock_mode, now=lambda: now)
         self.visits = RecentVisits(rules.dedupe_horizon)
         self._visits_watermark = 0.0  # of the visits read before ``read_all("visits")``
+        self._leads_before_transitions: int | None = None  # leads held at read_all("leads")
         self.facts = Facts(whole_way=whole_way(rules))
         self._stages = frozenset(rules.all_stages)
 
@@ -113,7 +152,7 @@ class Collector:
         if isinstance(event, Rejection):
             facts.rejected += 1
             return
-        t = event.occurred_at.timestamp()
+        t = epoch_seconds(event.occurred_at)
         if isinstance(event, Visit):
             if self.visits.add(partition, event.visitor_id, event.event_id, t):
                 facts.entries.add(self.rules.visit_stage, event.source, t)
@@ -127,10 +166,16 @@ class Collector:
             self._visits_watermark = max(self._visits_watermark, self.visits.watermark)
             self.visits = RecentVisits(self.rules.dedupe_horizon)
             _return_free_memory()
+        elif kind == "leads":
+            self._leads_before_transitions = len(self._leads)
 
     def finish(self) -> Facts:
         """The facts once every message is applied: the clock moved to ``now`` (wall
         mode), and every lead's first entries and follow-up outcome."""
+        return self.finish_part().facts
+
+    def finish_part(self) -> PartialFacts:
+        """``finish()``, with where the leads first seen on the transitions topic start."""
         funnel, facts = self.funnel, self.facts
         funnel.advance(self.now)
         funnel.effects.clear()
@@ -142,10 +187,18 @@ class Collector:
         self.visits = RecentVisits(self.rules.dedupe_horizon)  # read: its memory is free
         # Each lead's state is let go once its facts are taken, in the order of the store.
         leads = self._leads
-        for lead_id in list(leads):
+        split = self._leads_before_transitions
+        if split is None:  # not read topic by topic: as if every lead came from the leads topic
+            split = len(leads)
+        splits: tuple[int, int] | None = None
+        for i, lead_id in enumerate(list(leads)):
+            if i == split:
+                splits = (len(facts.leads), len(facts.journeys))
             _lead_facts(LeadState.decode(leads.pop(lead_id)), funnel, facts)
+        if splits is None:  # no lead first seen on the transitions topic
+            splits = (len(facts.leads), len(facts.journeys))
         facts.entries.seal()
-        return facts
+        return PartialFacts(facts, *splits)
 
 
 def collect(

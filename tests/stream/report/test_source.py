@@ -1,0 +1,139 @@
+"""A report read in several processes gives the facts of one pass (stream/report/source.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.config.topics import TopicNames
+from stream.core.funnel import ClockMode
+from stream.core.rules import FunnelRules
+from stream.kafka.partitioner import home_partition
+from stream.report.facts import Collector, Facts, PartialFacts, merge
+from stream.report.source import home_ranges
+from tests.harness import produce
+from tests.reliability.support import (
+    END,
+    START,
+    Message,
+    at,
+    change,
+    closing_events,
+    key_at_home,
+    traffic,
+)
+from tests.stream.report.test_report import report_json
+
+PARTITIONS = 8
+DAY = 86400.0
+
+
+def test_home_ranges_split_the_partitions_in_order() -> None:
+    assert home_ranges(8, 2) == [range(0, 4), range(4, 8)]
+    assert home_ranges(8, 3) == [range(0, 2), range(2, 5), range(5, 8)]
+    assert home_ranges(2, 8) == [range(0, 1), range(1, 2)]
+    assert home_ranges(8, 1) == [range(0, 8)]
+
+
+def _by_partition(messages: list[Message], names: TopicNames) -> dict[tuple[str, int], list[Any]]:
+    """Each topic's records per partition, stored where Kafka's default partitioner puts them."""
+    out: dict[tuple[str, int], list[Any]] = {}
+    for topic, key, value, partition in messages:
+        p = partition if key is None else home_partition(key, PARTITIONS)
+        out.setdefault((names.kinds[topic], p if p is not None else 0), []).append((key, value))
+    return out
+
+
+def _read(
+    stored: dict[tuple[str, int], list[Any]], homes: range, clock: ClockMode, now: float
+) -> PartialFacts:
+    """What one report process does with the partitions of ``homes``, without Kafka."""
+    collector = Collector(FunnelRules(), clock_mode=clock, now=now)
+    for kind in ("visits", "leads", "transitions"):
+        for partition in homes:
+            for key, value in stored.get((kind, partition), []):
+                collector.add(kind, partition, key, value)
+        collector.read_all(kind)
+    return collector.finish_part()
+
+
+def _seen(facts: Facts) -> dict[str, Any]:
+    """Everything a report reads of the facts, per day and over the whole data."""
+    days = [START - DAY + i * DAY for i in range(6)]
+    stages = ("visit", *FunnelRules().all_stages)
+    return {
+        "entries": [
+            [(stage, list(facts.entries.by_source(stage, day, day + DAY))) for stage in stages]
+            for day in days
+        ],
+        "earliest": facts.entries.earliest(),
+        "leads": facts.leads,
+        "journeys": facts.journeys,
+        "as_of": facts.as_of,
+        "messages": facts.messages,
+        "rejected": facts.rejected,
+    }
+
+
+@pytest.mark.parametrize("clock", ["event", "wall"])
+def test_the_facts_of_partition_ranges_merge_into_those_of_one_pass(clock: ClockMode) -> None:
+    names = TopicNames.from_prefix("t.")
+    # The generator's noise (copies, late and out-of-order deliveries, malformed messages),
+    # and on every partition leads known only from their stage changes: the facts of leads
+    # first seen on the transitions topic come after all the others in one pass.
+    orphans = [
+        change(names, f"o{p}-{stage}", key_at_home(f"orphan-{p}", p), stage, START + 600 * p)
+        for p in range(PARTITIONS)
+        for stage in ("lead", "mql")
+    ]
+    messages = traffic(names, 20_000, seed=5) + orphans + closing_events(names)
+    stored = _by_partition(messages, names)
+    now = END + DAY
+    whole = _read(stored, range(PARTITIONS), clock, now)
+    parts = [_read(stored, homes, clock, now) for homes in home_ranges(PARTITIONS, 3)]
+    # Leads first seen on the transitions topic exist in each part: the order is tested.
+    assert all(part.journeys_split < len(part.facts.journeys) for part in parts)
+    assert all(part.leads_split < len(part.facts.leads) for part in parts)
+    assert whole.facts.entries.count("visit", START, END) > 10_000
+    assert _seen(merge(parts)) == _seen(whole.facts)
+
+
+async def test_a_report_read_in_processes_equals_one_read_in_one(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    names = TopicNames.from_prefix(topic_prefix)
+    await produce(broker, traffic(names, 6_000, seed=29) + closing_events(names))
+    env = {"FUNNEL_BROKER": broker, "FUNNEL_TOPIC_PREFIX": topic_prefix, "FUNNEL_CLOCK": "event"}
+    configs = {}
+    for n in (1, 2, 3):
+        configs[n] = tmp_path / f"processes-{n}.toml"
+        configs[n].write_text(f"[report]\nprocesses = {n}\n", encoding="utf-8")
+
+    def reports() -> dict[int, dict[str, Any]]:
+        out = {}
+        for n, path in configs.items():
+            report = report_json({**env, "FUNNEL_CONFIG": str(path)}, "2026-11-01", "2026-12-01")
+            report.pop("generated_at", None)
+            out[n] = report
+        return out
+
+    before = reports()
+    assert before[2] == before[1] and before[3] == before[1]
+    assert before[1]["entries"]["visit"] > 1000
+    # A visit stored on a partition of another process's range than its home's: the read
+    # starts again in one process, and the visit is counted like any other.
+    key = key_at_home("away-visitor", 0)
+    away = (names.visits, key.encode(), _visit(key), PARTITIONS - 1)
+    await produce(broker, [away])
+    after = reports()
+    assert after[2] == after[1] and after[3] == after[1]
+    assert after[1]["entries"]["visit"] == before[1]["entries"]["visit"] + 1
+
+
+def _visit(visitor_id: str) -> bytes:
+    return (
+        f'{{"event_id": "away-1", "type": "visit", "occurred_at": "{at(START + 60)}", '
+        f'"visitor_id": "{visitor_id}", "source": "organic"}}'
+    ).encode()
