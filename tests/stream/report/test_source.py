@@ -107,7 +107,7 @@ async def test_a_report_read_in_processes_equals_one_read_in_one(
     await produce(broker, traffic(names, 6_000, seed=29) + closing_events(names))
     env = {"FUNNEL_BROKER": broker, "FUNNEL_TOPIC_PREFIX": topic_prefix, "FUNNEL_CLOCK": "event"}
     configs = {}
-    for n in (1, 2, 3):
+    for n in (1, 2):
         configs[n] = tmp_path / f"processes-{n}.toml"
         configs[n].write_text(f"[report]\nprocesses = {n}\n", encoding="utf-8")
 
@@ -120,7 +120,7 @@ async def test_a_report_read_in_processes_equals_one_read_in_one(
         return out
 
     before = reports()
-    assert before[2] == before[1] and before[3] == before[1]
+    assert before[2] == before[1]
     assert before[1]["entries"]["visit"] > 1000
     # A visit stored on a partition of another process's range than its home's: the read
     # starts again in one process, and the visit is counted like any other.
@@ -128,7 +128,7 @@ async def test_a_report_read_in_processes_equals_one_read_in_one(
     away = (names.visits, key.encode(), _visit(key), PARTITIONS - 1)
     await produce(broker, [away])
     after = reports()
-    assert after[2] == after[1] and after[3] == after[1]
+    assert after[2] == after[1]
     assert after[1]["entries"]["visit"] == before[1]["entries"]["visit"] + 1
 
 
