@@ -72,7 +72,9 @@ def read_facts(
     ends = asyncio.run(_end_offsets(settings, wait_s))
     wall = time.time() if now is None else now
     ranges = home_ranges(settings.partitions, report_processes(settings))
-    if len(ranges) > 1:
+    # A topic grown past ``partitions`` has partitions no range owns: one process reads all.
+    grown = any(p >= settings.partitions for partitions in ends.values() for p in partitions)
+    if len(ranges) > 1 and not grown:
         facts = _read_in_processes(settings, ends, wall, ranges)
         if facts is not None:
             return facts

@@ -10,6 +10,7 @@ import pytest
 from stream.config.topics import TopicNames
 from stream.core.funnel import ClockMode
 from stream.core.rules import FunnelRules
+from stream.kafka.admin import ensure_topics
 from stream.kafka.partitioner import home_partition
 from stream.report.facts import Collector, Facts, PartialFacts, merge
 from stream.report.source import home_ranges
@@ -137,3 +138,19 @@ def _visit(visitor_id: str) -> bytes:
         f'{{"event_id": "away-1", "type": "visit", "occurred_at": "{at(START + 60)}", '
         f'"visitor_id": "{visitor_id}", "source": "organic"}}'
     ).encode()
+
+
+async def test_partitions_beyond_the_configured_count_are_read_too(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Topics with more partitions than ``partitions`` (grown by hand): a record stored on a
+    partition no range owns is still read, as in one process."""
+    names = TopicNames.from_prefix(topic_prefix)
+    await ensure_topics(broker, {topic: PARTITIONS + 4 for topic in names.inputs})
+    key = key_at_home("grown-visitor", 0)
+    await produce(broker, [(names.visits, key.encode(), _visit(key), PARTITIONS + 2)])
+    env = {"FUNNEL_BROKER": broker, "FUNNEL_TOPIC_PREFIX": topic_prefix, "FUNNEL_CLOCK": "event"}
+    config = tmp_path / "processes-2.toml"
+    config.write_text("[report]\nprocesses = 2\n", encoding="utf-8")
+    report = report_json({**env, "FUNNEL_CONFIG": str(config)}, "2026-11-01", "2026-12-01")
+    assert report["entries"]["visit"] == 1
