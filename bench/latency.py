@@ -3,7 +3,8 @@
 A worker (prefix ``bench-lat.``, run through bench/delayworker.py, which also writes every
 record's delay to a file) first catches up with a warm-up of generated traffic. Then the
 harness scrapes ``/metrics``, notes how many delays the file holds, produces the
-continuation of the same traffic at a steady rate (sampling the worker's lag every second),
+continuation of the same traffic at a steady rate (a process of its own samples the worker's
+lag every second),
 waits until every message is processed, and scrapes again.
 
 - **Exact**: the delays the file gained, one per steady message (else the phase fails);
@@ -27,8 +28,10 @@ import asyncio
 import itertools
 import logging
 import math
+import multiprocessing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
@@ -103,20 +106,19 @@ def exact_figures(ordered: Sequence[float], prefix: str, suffix: str) -> Results
     }
 
 
-async def _sample_lag(
-    bootstrap: str, names: TopicNames, lags: list[int], stop: asyncio.Event
-) -> None:
-    """Every second until ``stop``, how far the worker's committed offsets trail the ends.
+async def _sample_lag(bootstrap: str, names: TopicNames, lags_path: str, stop: Any) -> None:
+    """Every second until ``stop`` (a process event) is set, how far the worker's committed
+    offsets trail the ends, appended to ``lags_path`` one line each.
 
     Offsets are committed once a second, so up to a second's worth of messages is in this
-    figure even for a worker that keeps up. The two clients are made once: a client made
-    per sample bootstraps with the metadata of every topic on the broker, work that ran in
-    this process between the producer's sends (record timestamps are set at ``send``) and
-    made the worker's measured delay worse in full runs, where the broker holds the earlier
-    phases' topics. The end offsets are the broker's ListOffsets answers, which on the
-    embedded broker can fall short of the end by part of a record batch: the figure is
-    approximate. (Cancelling alone did not always stop the loop: a cancellation that lands
-    inside aiokafka's admin client can be swallowed there.)
+    figure even for a worker that keeps up. This runs in a process of its own
+    (``_lag_sampler``): in the producer's process its requests and their answers ran between
+    the producer's sends (record timestamps are set at ``send``) and delayed records already
+    stamped, during the worker's steady traffic and not the raw client's (docs/performance.md,
+    "Where it stands"). The two clients are made once: a client made per sample bootstraps
+    with the metadata of every topic on the broker. The end offsets are the broker's
+    ListOffsets answers, which on the embedded broker can fall short of the end by part of a
+    record batch: the figure is approximate.
     """
     tps = [TopicPartition(topic, p) for topic in names.inputs for p in range(PARTITIONS)]
     ends_client = AIOKafkaConsumer(bootstrap_servers=[bootstrap], group_id=None)
@@ -124,20 +126,34 @@ async def _sample_lag(
     await ends_client.start()
     await admin.start()
     try:
-        while not stop.is_set():
-            ends = await ends_client.end_offsets(tps)
-            committed = await admin.list_consumer_group_offsets(_APP, partitions=tps)
-            lag = sum(
-                max(0, end - max(0, committed[tp].offset if tp in committed else 0))
-                for tp, end in ends.items()
-            )
-            lags.append(lag)
-            if len(lags) % 5 == 0:
-                log.info("steady traffic: worker lag %s messages", f"{lag:,}")
-            await asyncio.sleep(1.0)
+        with open(lags_path, "a", encoding="ascii") as out:
+            while not stop.is_set():
+                ends = await ends_client.end_offsets(tps)
+                committed = await admin.list_consumer_group_offsets(_APP, partitions=tps)
+                lag = sum(
+                    max(0, end - max(0, committed[tp].offset if tp in committed else 0))
+                    for tp, end in ends.items()
+                )
+                out.write(f"{lag}\n")
+                out.flush()
+                await asyncio.sleep(1.0)
     finally:
         await ends_client.stop()
         await admin.close()
+
+
+async def _first_line(path: Path, sampler: Any, timeout_s: float = 60.0) -> None:
+    """Wait until the lag sampler has written its first sample."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (path.exists() and path.read_text(encoding="ascii").strip()):
+        if not sampler.is_alive() or asyncio.get_running_loop().time() > deadline:
+            raise ChildFailed("the lag sampler did not start")
+        await asyncio.sleep(0.1)
+
+
+def _lag_sampler(bootstrap: str, prefix: str, lags_path: str, stop: Any) -> None:
+    """The lag sampler's process (``_sample_lag``)."""
+    asyncio.run(_sample_lag(bootstrap, TopicNames.from_prefix(prefix), lags_path, stop))
 
 
 async def run_latency(ctx: Context) -> Results:
@@ -178,16 +194,28 @@ async def run_latency(ctx: Context) -> Results:
         await catch_up("latency warm-up")
         before = await child.metrics()
         warm_up_delays = delays_in(delays)
-        lags: list[int] = []
-        stop_sampling = asyncio.Event()
-        sampler = asyncio.create_task(_sample_lag(ctx.bootstrap, names, lags, stop_sampling))
+        lags_path = ctx.dir("logs") / "worker-lag.txt"
+        context = multiprocessing.get_context("spawn")
+        stop_sampling = context.Event()
+        sampler = context.Process(
+            target=_lag_sampler,
+            args=(ctx.bootstrap, PREFIX, str(lags_path), stop_sampling),
+            daemon=True,
+        )
+        sampler.start()
         try:
+            # Its start-up (an interpreter, its imports) is over before the traffic starts.
+            await _first_line(lags_path, sampler)
             paced = await produce_paced(
                 ctx.bootstrap, traffic, rate=ctx.steady_rate, label="steady traffic"
             )
         finally:
             stop_sampling.set()
-            sampler.cancel()
+            await asyncio.to_thread(sampler.join, 10.0)
+            if sampler.is_alive():
+                sampler.kill()
+        lags = [int(line) for line in lags_path.read_text(encoding="ascii").split()][1:]
+        log.info("steady traffic: worker lag at most %s messages", max(lags, default=None))
         log.info(
             "steady traffic: %s messages in %.1f s (%.0f/s)", paced.sent, paced.seconds, paced.rate
         )
