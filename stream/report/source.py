@@ -79,7 +79,7 @@ def read_facts(
         if facts is not None:
             return facts
         log.info("records stored away from their home partition: reading in one process")
-    return _read(settings, ends, wall, range(settings.partitions), strict=False).finish()
+    return _read(settings, ends, wall, None).finish()
 
 
 def report_processes(settings: Settings) -> int:
@@ -94,27 +94,30 @@ def home_ranges(partitions: int, processes: int) -> list[range]:
     return [range(bounds[i], bounds[i + 1]) for i in range(n)]
 
 
-def _read(settings: Settings, ends: Ends, wall: float, homes: range, *, strict: bool) -> Collector:
-    """A collector with every record stored on a partition of ``homes`` applied.
+def _read(settings: Settings, ends: Ends, wall: float, homes: range | None) -> Collector:
+    """A collector with every record of the partitions of ``homes`` applied (None: every
+    partition, in one process).
 
-    With ``strict``, a record whose home is outside ``homes`` raises ``_AwayFromHome``.
+    A record read from ``homes`` whose home partition is outside it raises ``_AwayFromHome``.
     """
     collector = Collector(rules_from_settings(settings), clock_mode=settings.clock, now=wall)
     add, partitions = collector.add, settings.partitions
     servers = bootstrap_list(settings.bootstrap_servers)
     # The processes share the read-ahead a single reader has.
-    read_ahead = READ_AHEAD_KB * len(homes) // settings.partitions
-    config = {**librdkafka_config(settings.kafka), "queued.max.messages.kbytes": read_ahead}
-    first, stop = homes.start, homes.stop
+    share = 1.0 if homes is None else len(homes) / partitions
+    config = {
+        **librdkafka_config(settings.kafka),
+        "queued.max.messages.kbytes": int(READ_AHEAD_KB * share),
+    }
     for topic, kind in settings.topics.kinds.items():
-        mine = {p: end for p, end in ends[topic].items() if first <= p < stop or not strict}
+        mine = {p: end for p, end in ends[topic].items() if homes is None or p in homes}
         read = 0
         for partition, records in scan_topic(servers, topic, mine, config=config):
             read += len(records)
             for key, value in records:
                 # Applied where the worker applies it: its key's home partition.
                 home = partition if key is None else home_partition(key, partitions)
-                if strict and not first <= home < stop:
+                if homes is not None and home not in homes:
                     raise _AwayFromHome
                 add(kind, home, key, value)
         collector.read_all(kind)
@@ -140,7 +143,7 @@ def _read_in_processes(
             send.close()
             children.append((child, receive))
         try:
-            parts = [_read(settings, ends, wall, ranges[0], strict=True).finish_part()]
+            parts = [_read(settings, ends, wall, ranges[0]).finish_part()]
         except _AwayFromHome:
             return None
         for _, receive in children:
@@ -204,7 +207,7 @@ def _child(
 ) -> None:  # fmt: skip
     """A report process: the facts of the records of ``homes``, sent to the parent."""
     try:
-        part = _read(settings, dict(ends), wall, homes, strict=True).finish_part()
+        part = _read(settings, dict(ends), wall, homes).finish_part()
     except _AwayFromHome:
         send.send(("away", None))
         return
