@@ -180,7 +180,7 @@ class ReportSettings(BaseModel):
     owner_names: Path | None = None
     # Cohorts: the share of a cohort's leads that reached each stage within this long.
     conversion_window: PositiveSeconds = parse_duration("90d")
-    # Processes reading the topics, each a range of partitions (None: one per CPU).
+    # Processes reading the visits, each a range of partitions (None: one per CPU).
     processes: Annotated[int, whole_number(1)] | None = None
 
 

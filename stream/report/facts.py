@@ -31,7 +31,7 @@ from stream.report.entries import Entries
 from stream.report.recount import InputMessage
 from stream.report.visitors import RecentVisits
 
-__all__ = ["Collector", "Facts", "Journey", "LeadOutcome", "PartialFacts", "collect", "merge"]
+__all__ = ["Collector", "Facts", "Journey", "LeadOutcome", "VisitFacts", "collect"]
 
 # A lead's first entries into the funnel-order stages, in funnel order (``first_entries``).
 Journey = Sequence[tuple[str, float]]
@@ -84,40 +84,14 @@ class Facts:
 
 
 @dataclass(frozen=True, slots=True)
-class PartialFacts:
-    """The facts of some of the partitions, as ``merge`` puts them together with the others'.
+class VisitFacts:
+    """What the visits of some partitions add to the facts (``Collector.visit_facts``): their
+    first entries, the latest time applied, and the messages read and rejected."""
 
-    ``facts.leads[:leads_split]`` (and ``facts.journeys[:journeys_split]``) are of the leads
-    first seen on the leads topic, the rest of those first seen on the transitions topic.
-    """
-
-    facts: Facts
-    leads_split: int
-    journeys_split: int
-
-
-def merge(parts: Sequence[PartialFacts]) -> Facts:
-    """The facts of every partition, from the facts of disjoint sets of home partitions
-    given in partition order: the same facts, in the same order, as one pass over them all
-    (which reads the leads topic and then the transitions topic, each partition by partition).
-    """
-    first, *rest = parts
-    facts = first.facts
-    if not rest:
-        return facts
-    leads = [*(p.facts.leads[: p.leads_split] for p in parts)]
-    leads += [p.facts.leads[p.leads_split :] for p in parts]
-    journeys = [*(p.facts.journeys[: p.journeys_split] for p in parts)]
-    journeys += [p.facts.journeys[p.journeys_split :] for p in parts]
-    facts.leads = [outcome for chunk in leads for outcome in chunk]
-    facts.journeys = [journey for chunk in journeys for journey in chunk]
-    for part in rest:
-        facts.entries.merge(part.facts.entries)
-        facts.as_of = max(facts.as_of, part.facts.as_of)
-        facts.messages += part.facts.messages
-        facts.rejected += part.facts.rejected
-    facts.entries.seal()
-    return facts
+    entries: Entries
+    watermark: float
+    messages: int
+    rejected: int
 
 
 class Collector:
@@ -139,7 +113,6 @@ class Collector:
         self.funnel = Funnel(rules, self._leads, {}, clock_mode, now=lambda: now)
         self.visits = RecentVisits(rules.dedupe_horizon)
         self._visits_watermark = 0.0  # of the visits read before ``read_all("visits")``
-        self._leads_before_transitions: int | None = None  # leads held at read_all("leads")
         self.facts = Facts(whole_way=whole_way(rules))
         self._stages = frozenset(rules.all_stages)
 
@@ -166,16 +139,26 @@ class Collector:
             self._visits_watermark = max(self._visits_watermark, self.visits.watermark)
             self.visits = RecentVisits(self.rules.dedupe_horizon)
             _return_free_memory()
-        elif kind == "leads":
-            self._leads_before_transitions = len(self._leads)
+
+    def visit_facts(self) -> VisitFacts:
+        """What the visits read so far add to the facts (once ``read_all("visits")``), for
+        ``add_visit_facts`` of a collector that read the visits of other partitions."""
+        facts = self.facts
+        return VisitFacts(facts.entries, self._visits_watermark, facts.messages, facts.rejected)
+
+    def add_visit_facts(self, visits: VisitFacts) -> None:
+        """Count the visits of other partitions (``visit_facts`` of another collector) as if
+        they were read here: a visit changes nothing but its partition's duplicate detection,
+        the first entries and the clock's watermark."""
+        facts = self.facts
+        facts.entries.merge(visits.entries)
+        facts.messages += visits.messages
+        facts.rejected += visits.rejected
+        self._visits_watermark = max(self._visits_watermark, visits.watermark)
 
     def finish(self) -> Facts:
         """The facts once every message is applied: the clock moved to ``now`` (wall
         mode), and every lead's first entries and follow-up outcome."""
-        return self.finish_part().facts
-
-    def finish_part(self) -> PartialFacts:
-        """``finish()``, with where the leads first seen on the transitions topic start."""
         funnel, facts = self.funnel, self.facts
         funnel.advance(self.now)
         funnel.effects.clear()
@@ -187,18 +170,10 @@ class Collector:
         self.visits = RecentVisits(self.rules.dedupe_horizon)  # read: its memory is free
         # Each lead's state is let go once its facts are taken, in the order of the store.
         leads = self._leads
-        split = self._leads_before_transitions
-        if split is None:  # not read topic by topic: as if every lead came from the leads topic
-            split = len(leads)
-        splits: tuple[int, int] | None = None
-        for i, lead_id in enumerate(list(leads)):
-            if i == split:
-                splits = (len(facts.leads), len(facts.journeys))
+        for lead_id in list(leads):
             _lead_facts(LeadState.decode(leads.pop(lead_id)), funnel, facts)
-        if splits is None:  # no lead first seen on the transitions topic
-            splits = (len(facts.leads), len(facts.journeys))
         facts.entries.seal()
-        return PartialFacts(facts, *splits)
+        return facts
 
 
 def collect(

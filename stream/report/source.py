@@ -3,14 +3,16 @@
 The records are applied as they arrive (``Collector``), per topic in partition and offset
 order, each on its key's home partition: nothing holds the topics in memory.
 
-A report reads its partitions in several processes at once (``[report] processes``, by
-default one per CPU; this one reads the first range): each reads every topic's records of a
-contiguous range of partitions and gathers their facts, which ``merge`` puts back in the
-order one pass gives. What a record changes belongs to its key's home partition only (the
-states, the duplicate horizon, the event clock), so a process owning whole home partitions
-decides exactly what one pass does. A record stored away from its home partition (a producer
-with another partitioner) would belong to another process: the read then starts again in
-one process.
+A report reads the visits topic in several processes at once (``[report] processes``, by
+default one per CPU; this one reads the first range): each reads the visits of a contiguous
+range of home partitions and sends back what they add to the facts (``VisitFacts``: first
+entries, the latest time, the messages). Meanwhile this process, once its own visits are
+read, reads the leads and transitions topics whole, as one pass does. A visit changes nothing
+but its home partition's duplicate detection, the entries and the clock's watermark, so a
+process owning whole home partitions decides exactly what one pass does, and the leads are
+read in one process in one pass's order. A visit stored away from its home partition (a
+producer with another partitioner) would belong to another process: the read then starts
+again in one process.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ import multiprocessing
 import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+from schemas import TopicKind
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
 from stream.kafka.admin import bootstrap_list, wait_for_broker
 from stream.kafka.offsets import topic_end_offsets
 from stream.kafka.partitioner import home_partition
-from stream.kafka.scan import READ_AHEAD_KB, librdkafka_config, scan_topic
+from stream.kafka.scan import librdkafka_config, scan_topic
 from stream.kafka.security import client_kwargs
-from stream.report.facts import Collector, Facts, PartialFacts, merge
+from stream.report.entries import Entries
+from stream.report.facts import Collector, Facts, VisitFacts
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +84,13 @@ def read_facts(
         if facts is not None:
             return facts
         log.info("records stored away from their home partition: reading in one process")
-    return _read(settings, ends, wall, None).finish()
+    collector = _collector(settings, wall)
+    _read(collector, settings, ends, settings.topics.kinds, None)
+    return collector.finish()
 
 
 def report_processes(settings: Settings) -> int:
-    """How many processes read the topics: ``[report] processes``, else one per CPU."""
+    """How many processes read the visits: ``[report] processes``, else one per CPU."""
     return settings.report.processes or len(os.sched_getaffinity(0))
 
 
@@ -94,22 +101,32 @@ def home_ranges(partitions: int, processes: int) -> list[range]:
     return [range(bounds[i], bounds[i + 1]) for i in range(n)]
 
 
-def _read(settings: Settings, ends: Ends, wall: float, homes: range | None) -> Collector:
-    """A collector with every record of the partitions of ``homes`` applied (None: every
-    partition, in one process).
+def _collector(settings: Settings, wall: float) -> Collector:
+    return Collector(rules_from_settings(settings), clock_mode=settings.clock, now=wall)
+
+
+def _topics(settings: Settings, *, visits: bool) -> dict[str, TopicKind]:
+    """The visits topic (``visits=True``), or the others, with their kinds."""
+    kinds = settings.topics.kinds.items()
+    return {topic: kind for topic, kind in kinds if (kind == "visits") == visits}
+
+
+def _read(
+    collector: Collector,
+    settings: Settings,
+    ends: Ends,
+    topics: Mapping[str, TopicKind],
+    homes: range | None,
+) -> None:
+    """Apply every record of ``topics`` on the partitions of ``homes`` (None: every
+    partition) to ``collector``.
 
     A record read from ``homes`` whose home partition is outside it raises ``_AwayFromHome``.
     """
-    collector = Collector(rules_from_settings(settings), clock_mode=settings.clock, now=wall)
     add, partitions = collector.add, settings.partitions
     servers = bootstrap_list(settings.bootstrap_servers)
-    # The processes share the read-ahead a single reader has.
-    share = 1.0 if homes is None else len(homes) / partitions
-    config = {
-        **librdkafka_config(settings.kafka),
-        "queued.max.messages.kbytes": int(READ_AHEAD_KB * share),
-    }
-    for topic, kind in settings.topics.kinds.items():
+    config = librdkafka_config(settings.kafka)
+    for topic, kind in topics.items():
         mine = {p: end for p, end in ends[topic].items() if homes is None or p in homes}
         read = 0
         for partition, records in scan_topic(servers, topic, mine, config=config):
@@ -122,17 +139,18 @@ def _read(settings: Settings, ends: Ends, wall: float, homes: range | None) -> C
                 add(kind, home, key, value)
         collector.read_all(kind)
         log.debug("read topic=%s partitions=%s messages=%d", topic, sorted(mine), read)
-    return collector
 
 
 def _read_in_processes(
     settings: Settings, ends: Ends, wall: float, ranges: Sequence[range]
 ) -> Facts | None:
-    """The facts read by one process per range of home partitions (this one reads the
-    first), merged; None when a record is stored away from its home's range."""
+    """The facts, the visits read by one process per range of home partitions (this one
+    reads the first, then the other topics whole); None when a visit is stored away from
+    its home's range."""
     context = multiprocessing.get_context("fork")
     gc.freeze()  # the parent's objects stay shared with the children, not copied on write
     children: list[tuple[Any, Connection]] = []
+    receiving = ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="report-receive")
     try:
         for homes in ranges[1:]:
             receive, send = context.Pipe(duplex=False)
@@ -142,61 +160,56 @@ def _read_in_processes(
             child.start()
             send.close()
             children.append((child, receive))
+        # Received as they come, so that a process ends as soon as it has read its visits.
+        parts = [receiving.submit(_receive, receive) for _, receive in children]
+        collector = _collector(settings, wall)
         try:
-            parts = [_read(settings, ends, wall, ranges[0]).finish_part()]
+            visits = _topics(settings, visits=True)
+            _read(collector, settings, ends, visits, ranges[0])
+            _read(collector, settings, ends, _topics(settings, visits=False), None)
         except _AwayFromHome:
             return None
-        for _, receive in children:
-            part = _receive(receive)
+        for received in parts:
+            part = received.result()
             if part is None:
                 return None
-            parts.append(part)
-        return merge(parts)
+            collector.add_visit_facts(part)
+        return collector.finish()
     finally:
         gc.unfreeze()
-        for child, receive in children:
-            receive.close()
+        for child, _ in children:
             if child.is_alive():
                 child.terminate()
             child.join()
+        receiving.shutdown(wait=True)  # the pipes' far ends are closed: nothing blocks
+        for _, receive in children:
+            receive.close()
 
 
-_CHUNK = 10_000  # lead facts sent at a time: the facts are never pickled whole
-
-
-def _send(send: Connection, part: PartialFacts) -> None:
-    """Send ``part`` to the parent a piece at a time (``_receive``)."""
-    facts = part.facts
-    head = (part.leads_split, part.journeys_split, facts.whole_way, facts.as_of)
-    send.send(("facts", (*head, facts.messages, facts.rejected)))
-    for piece in facts.entries.sorted_parts():  # one (stage, source) at a time
-        send.send(("entries", piece))
-    for name, items in (("leads", facts.leads), ("journeys", facts.journeys)):
-        for start in range(0, len(items), _CHUNK):
-            send.send((name, items[start : start + _CHUNK]))
+def _send(send: Connection, part: VisitFacts) -> None:
+    """Send ``part`` to the parent a sorted chunk of entry times at a time (``_receive``)."""
+    send.send(("visits", (part.watermark, part.messages, part.rejected)))
+    for stage, source, chunks in part.entries.sorted_parts():
+        for chunk in chunks:
+            send.send(("entries", (stage, source, [chunk])))
     send.send(("end", None))
 
 
-def _receive(connection: Connection) -> PartialFacts | None:
-    """The facts a report process sent (``_send``); None if it met a record away from home."""
+def _receive(connection: Connection) -> VisitFacts | None:
+    """The facts a report process sent (``_send``); None if it met a visit away from home."""
     try:
         status, payload = connection.recv()
         if status == "error":
             raise payload
         if status == "away":
             return None
-        leads_split, journeys_split, whole_way, as_of, messages, rejected = payload
-        facts = Facts(whole_way=whole_way, as_of=as_of, messages=messages, rejected=rejected)
+        watermark, messages, rejected = payload
+        entries = Entries()
         while True:
             status, payload = connection.recv()
-            if status == "entries":
-                facts.entries.add_sorted(*payload)
-            elif status == "leads":
-                facts.leads.extend(payload)
-            elif status == "journeys":
-                facts.journeys.extend(payload)
-            else:
-                return PartialFacts(facts, leads_split, journeys_split)
+            if status != "entries":
+                return VisitFacts(entries, watermark, messages, rejected)
+            entries.add_sorted(*payload)
     except EOFError:
         raise RuntimeError("a report process ended before sending its facts") from None
 
@@ -205,9 +218,11 @@ def _child(
     send: Connection, settings: Settings, ends: Mapping[str, dict[int, int]], wall: float,
     homes: range,
 ) -> None:  # fmt: skip
-    """A report process: the facts of the records of ``homes``, sent to the parent."""
+    """A report process: what the visits of ``homes`` add to the facts, sent to the parent."""
     try:
-        part = _read(settings, dict(ends), wall, homes).finish_part()
+        collector = _collector(settings, wall)
+        _read(collector, settings, dict(ends), _topics(settings, visits=True), homes)
+        part = collector.visit_facts()
     except _AwayFromHome:
         send.send(("away", None))
         return

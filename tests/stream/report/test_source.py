@@ -12,10 +12,11 @@ from stream.core.funnel import ClockMode
 from stream.core.rules import FunnelRules
 from stream.kafka.admin import ensure_topics
 from stream.kafka.partitioner import home_partition
-from stream.report.facts import Collector, Facts, PartialFacts, merge
+from stream.report.facts import Collector, Facts
 from stream.report.source import home_ranges
 from tests.harness import produce
 from tests.reliability.support import (
+    CLOSE,
     END,
     START,
     Message,
@@ -24,6 +25,7 @@ from tests.reliability.support import (
     closing_events,
     key_at_home,
     traffic,
+    visit,
 )
 from tests.stream.report.test_report import report_json
 
@@ -47,17 +49,16 @@ def _by_partition(messages: list[Message], names: TopicNames) -> dict[tuple[str,
     return out
 
 
-def _read(
-    stored: dict[tuple[str, int], list[Any]], homes: range, clock: ClockMode, now: float
-) -> PartialFacts:
-    """What one report process does with the partitions of ``homes``, without Kafka."""
-    collector = Collector(FunnelRules(), clock_mode=clock, now=now)
-    for kind in ("visits", "leads", "transitions"):
+def _apply(
+    collector: Collector, stored: dict[tuple[str, int], list[Any]], kinds: tuple[str, ...],
+    homes: range,
+) -> None:  # fmt: skip
+    """What a report process does with the records of ``kinds`` on ``homes``, without Kafka."""
+    for kind in kinds:
         for partition in homes:
             for key, value in stored.get((kind, partition), []):
-                collector.add(kind, partition, key, value)
-        collector.read_all(kind)
-    return collector.finish_part()
+                collector.add(kind, partition, key, value)  # type: ignore[arg-type]
+        collector.read_all(kind)  # type: ignore[arg-type]
 
 
 def _seen(facts: Facts) -> dict[str, Any]:
@@ -79,26 +80,42 @@ def _seen(facts: Facts) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("clock", ["event", "wall"])
-def test_the_facts_of_partition_ranges_merge_into_those_of_one_pass(clock: ClockMode) -> None:
+def test_visits_read_in_partition_ranges_give_the_facts_of_one_pass(clock: ClockMode) -> None:
     names = TopicNames.from_prefix("t.")
     # The generator's noise (copies, late and out-of-order deliveries, malformed messages),
-    # and on every partition leads known only from their stage changes: the facts of leads
-    # first seen on the transitions topic come after all the others in one pass.
+    # leads known only from their stage changes, and the latest event of all a visit read by
+    # another process: the clock's watermark comes from there.
     orphans = [
         change(names, f"o{p}-{stage}", key_at_home(f"orphan-{p}", p), stage, START + 600 * p)
         for p in range(PARTITIONS)
         for stage in ("lead", "mql")
     ]
-    messages = traffic(names, 20_000, seed=5) + orphans + closing_events(names)
+    latest = CLOSE + 600.0
+    last = visit(names, "late-1", key_at_home("late-visitor", PARTITIONS - 1), latest)
+    messages = traffic(names, 20_000, seed=5) + orphans + closing_events(names) + [last]
     stored = _by_partition(messages, names)
     now = END + DAY
-    whole = _read(stored, range(PARTITIONS), clock, now)
-    parts = [_read(stored, homes, clock, now) for homes in home_ranges(PARTITIONS, 3)]
-    # Leads first seen on the transitions topic exist in each part: the order is tested.
-    assert all(part.journeys_split < len(part.facts.journeys) for part in parts)
-    assert all(part.leads_split < len(part.facts.leads) for part in parts)
-    assert whole.facts.entries.count("visit", START, END) > 10_000
-    assert _seen(merge(parts)) == _seen(whole.facts)
+
+    def collector() -> Collector:
+        return Collector(FunnelRules(), clock_mode=clock, now=now)
+
+    whole = collector()
+    _apply(whole, stored, ("visits", "leads", "transitions"), range(PARTITIONS))
+    first, *others = home_ranges(PARTITIONS, 3)
+    parts = []
+    for homes in others:  # the other processes: the visits of their range
+        part = collector()
+        _apply(part, stored, ("visits",), homes)
+        parts.append(part.visit_facts())
+    merged = collector()  # this process: its visits, then every lead and stage change
+    _apply(merged, stored, ("visits",), first)
+    _apply(merged, stored, ("leads", "transitions"), range(PARTITIONS))
+    for visits in parts:
+        merged.add_visit_facts(visits)
+    expected = whole.finish()
+    assert expected.entries.count("visit", START, END) > 10_000
+    assert expected.as_of == (latest if clock == "event" else now)
+    assert _seen(merged.finish()) == _seen(expected)
 
 
 async def test_a_report_read_in_processes_equals_one_read_in_one(
