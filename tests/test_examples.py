@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from stream.config.funnel_rules import rules_from_settings
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.generate.profile import DEFAULT_PROFILE
 from tests.harness import free_port
 

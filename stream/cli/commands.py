@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.errors import FunnelError, require_extra
 
 log = logging.getLogger("funnel")

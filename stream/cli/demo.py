@@ -38,7 +38,8 @@ from rich.text import Text
 
 from stream.cli.demo_view import render_summary
 from stream.cli.run import create_all_topics
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.errors import BrokerUnavailable, FunnelError
 from stream.generate import OutMessage, generate_messages, produce, run_generator
 from stream.generate.profile import DAY_S, DEFAULT_PROFILE, HOUR_S

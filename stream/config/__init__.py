@@ -6,7 +6,8 @@ core's (``stream.core.durations``), re-exported here for callers that read confi
 """
 
 from stream.config.funnel_rules import rules_from_settings
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.config.topics import TopicNames, changelog_topics, rerouted_topics
 from stream.core.durations import format_duration, parse_duration
 

@@ -1,29 +1,24 @@
-"""Settings: one frozen object built from the TOML file and the ``FUNNEL_*`` environment.
+"""Settings: one frozen object, as the TOML file and the ``FUNNEL_*`` environment give it.
 
-This module is the only code that reads ``FUNNEL_*`` variables. The sections (``funnel``,
-``labels``, ``sla``, ``north_star``, ``kafka``, ``ingest``) mirror the file and refuse unknown
-keys; the runtime values of interface.md are top-level fields (the gateway's are in
-``ingest``, with ``FUNNEL_INGEST_*`` variables); durations are float seconds. Every
-refusal is a one-line ``ConfigError`` naming the file (or variable) and the key, e.g.
-``funnel.toml: north_star.conversion.mql: must be in (0, 1], got 1.5``.
+The sections (``funnel``, ``labels``, ``sla``, ``north_star``, ``report``, ``kafka``,
+``ingest``) mirror the file and refuse unknown keys; the runtime values of interface.md are
+top-level fields (the gateway's are in ``ingest``, with ``FUNNEL_INGEST_*`` variables);
+durations are float seconds. ``stream.config.loading.load_settings`` builds it from the file
+and the environment.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-import re
-import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
     SecretStr,
-    ValidationError,
     model_validator,
 )
 
@@ -32,7 +27,6 @@ from stream.config.fields import (
     AllowList,
     Amount,
     KafkaName,
-    Loc,
     PositiveSeconds,
     Rate,
     Refused,
@@ -45,14 +39,11 @@ from stream.config.fields import (
     must,
     whole_number,
 )
-from stream.config.ingest import LEAD_CREATED, IngestSettings, resolve_ingest
+from stream.config.ingest import LEAD_CREATED, IngestSettings
 from stream.config.topics import TopicNames
 from stream.core.calendar import DAY_NAMES, Weekday
 from stream.core.durations import parse_duration
 from stream.core.rules import DEFAULT_EXTRA_STAGES, DEFAULT_FOLLOWUP_STAGES, DEFAULT_STAGES
-from stream.errors import ConfigError
-
-_SECTIONS = ("funnel", "labels", "sla", "north_star", "report", "kafka", "ingest")
 
 
 class FunnelSettings(BaseModel):
@@ -309,95 +300,3 @@ class Settings(BaseModel):
 def _not_among(stages: tuple[str, ...], got: str | None = None) -> str:
     message = f"not a configured stage (one of {', '.join(stages)})"
     return message if got is None else f"{message}, got {got!r}"
-
-
-def load_settings(
-    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
-    """Build the settings from ``config_path`` (else ``FUNNEL_CONFIG``) and the environment.
-
-    ``environ`` defaults to ``os.environ``; an empty variable counts as unset. Environment
-    values override the file. Raises ``ConfigError`` with a one-line message naming the
-    file or variable and the key.
-    """
-    given = os.environ if environ is None else environ
-    env = {key: value for key, value in given.items() if value}
-    path = Path(config_path) if config_path is not None else None
-    if path is None and "FUNNEL_CONFIG" in env:
-        path = Path(env["FUNNEL_CONFIG"])
-    source, data = (str(path), _read_toml(path)) if path else ("configuration", {})
-    for key in data:
-        if key not in _SECTIONS:
-            raise ConfigError(f"{source}: {key}: unknown key")
-    # Where each environment value lands, so that an error names the variable, not the file.
-    from_env: dict[Loc, str] = {}
-    for field in Settings.model_fields.keys() - {*_SECTIONS, "config_path"}:
-        if (variable := f"FUNNEL_{field.upper()}") in env:
-            data[field] = env[variable]
-            from_env[(field,)] = variable
-    if isinstance(kafka := data.setdefault("kafka", {}), dict):
-        _resolve_kafka(kafka, env, source, from_env)
-    if isinstance(ingest := data.setdefault("ingest", {}), dict):
-        resolve_ingest(ingest, env, source, from_env)
-    data["config_path"] = path
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, from_env)) from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def _resolve_kafka(
-    kafka: dict[str, Any], env: Mapping[str, str], source: str, from_env: dict[Loc, str]
-) -> None:
-    """Lay ``FUNNEL_KAFKA_*`` over ``kafka`` and read the password it names (in place)."""
-    if "sasl_password" in kafka:
-        raise ConfigError(
-            f"{source}: kafka.sasl_password: the password may not sit in the file; "
-            "set kafka.sasl_password_env to the name of a variable that holds it"
-        )
-    for key in sorted(KafkaSettings.model_fields.keys() - {"sasl_password"}):
-        if (variable := f"FUNNEL_KAFKA_{key.upper()}") in env:
-            kafka[key] = env[variable]
-            from_env[("kafka", key)] = variable
-    if isinstance(name := kafka.get("sasl_password_env"), str):
-        if name not in env:
-            loc = ("kafka", "sasl_password_env")
-            where = from_env.get(loc, f"{source}: kafka.sasl_password_env")
-            raise ConfigError(f"{where}: {name} is not set")
-        kafka["sasl_password"] = env[name]
-
-
-def _describe(exc: ValidationError, source: str, from_env: Mapping[Loc, str]) -> str:
-    """One line for all of pydantic's errors: ``source: key: problem, got value``."""
-    lines: list[str] = []
-    for error in exc.errors():
-        loc: Loc = tuple(error["loc"])
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, Refused):
-            loc, problem = loc + tuple(cause.key.split(".")), str(cause)
-        elif error["type"] == "extra_forbidden":
-            problem = "unknown key"
-        elif error["type"] == "missing":
-            problem = "required key is missing"
-        else:
-            problem = str(cause) if isinstance(cause, ValueError) else error["msg"]
-            problem = re.sub(r"^(Input|String) should ", "must ", problem)
-            got = repr(error["input"])
-            if ", got " not in problem and not isinstance(error["input"], dict | BaseModel):
-                problem += f", got {got if len(got) <= 60 else got[:57] + '...'}"
-        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-        where = from_env.get(loc[:1]) or from_env.get(loc[:2]) or f"{source}: {key[1:]}"
-        lines.append(f"{where}: {problem}")
-    return "; ".join(lines)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from tests.monitoring.sources import DATASOURCES, INFINITY, PROMETHEUS, REPO, load_yaml
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from stream.cli.commands import main as funnel
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.observability.dashboards import (
     HEADING,
     apply_definitions,

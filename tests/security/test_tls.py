@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.config.topics import TopicNames
 from stream.kafka.broker import tansu_binary
 from stream.kafka.security import client_kwargs

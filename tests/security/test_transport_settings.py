@@ -16,7 +16,8 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.errors import ConfigError
 from stream.kafka.security import client_kwargs, faust_credentials
 

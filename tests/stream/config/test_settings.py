@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from stream.config.funnel_rules import rules_from_settings
-from stream.config.settings import BusinessHours, Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import BusinessHours, Settings
 from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
 from stream.errors import ConfigError

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.ingest import BATCH_LIMIT, CALL_LIMIT, Gateway, ProduceFailed
 from stream.ingest.mapping import OutMessage
 from stream.ingest.mapping.hubspot import signature_v3

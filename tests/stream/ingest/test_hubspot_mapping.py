@@ -11,7 +11,7 @@ import pytest
 
 from schemas import LeadCreated, StageChanged, classify
 from stream.config.ingest import HubSpotMapping
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.ingest.mapping import HubSpotMapper, OutMessage, Refusal, SignatureError
 from stream.ingest.mapping import verify_signature_v3 as verify
 from tests.stream.ingest.support import STAGES

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas import LeadCreated, Rejection, StageChanged, Visit, classify
 from stream.config.ingest import SegmentMapping
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.ingest.mapping import OutMessage, Refusal, SegmentMapper
 from tests.stream.ingest.support import STAGES
 

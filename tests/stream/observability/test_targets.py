@@ -6,7 +6,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.observability.scrape import Samples, parse_metrics
 from stream.observability.targets import register_targets
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stream.config.funnel_rules import rules_from_settings
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.config.topics import TopicNames
 from stream.generate import generate_messages
 from stream.planning.plan import Measured, PlanError, bottleneck, lead_times, reverse_funnel

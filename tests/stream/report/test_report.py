@@ -15,7 +15,8 @@ import pytest
 
 from schemas import TopicKind
 from stream.config.funnel_rules import rules_from_settings
-from stream.config.settings import Settings, load_settings
+from stream.config.loading import load_settings
+from stream.config.settings import Settings
 from stream.config.topics import TopicNames
 from stream.report import build_report, collect, parse_period
 from stream.report.recount import InputMessage

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from stream.config.funnel_rules import rules_from_settings
-from stream.config.settings import load_settings
+from stream.config.loading import load_settings
 from stream.config.topics import TopicNames
 from stream.generate import generate_messages
 from stream.report import build_report, collect, parse_period
