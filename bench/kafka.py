@@ -9,6 +9,7 @@ the broker: a group has caught up when its committed offsets equal the topics' e
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -106,7 +107,23 @@ async def produce_paced(
 
     Record timestamps are the producer's wall clock at sending, which is what the worker's
     ``funnel_processing_delay_seconds`` subtracts from its own clock.
+
+    The objects alive when it starts are frozen (``gc.freeze``) until it ends: the
+    harness's heap made each full collection in this process take 30-68 ms, every 3-4 s,
+    while the sends stopped, and the records stamped just before carried that pause as delay
+    (docs/performance.md, "How the measuring stays out of the way").
     """
+    gc.collect()
+    gc.freeze()
+    try:
+        return await _produce_paced(bootstrap, messages, rate=rate, label=label)
+    finally:
+        gc.unfreeze()
+
+
+async def _produce_paced(
+    bootstrap: str, messages: Iterable[OutMessage], *, rate: float, label: str
+) -> Paced:
     producer = AIOKafkaProducer(
         bootstrap_servers=[bootstrap], linger_ms=1, acks=1, enable_idempotence=False
     )
