@@ -108,11 +108,11 @@ def _report_child(ctx: Context, output: str) -> Child:
     return Child("funnel report", command, ctx.dir("logs") / "report.log", env)
 
 
-def _wait(pid: int) -> tuple[int, float, float]:
-    """The exit status, peak RSS (MB) and CPU seconds of child ``pid``, once it exits."""
+def _wait(pid: int) -> tuple[int, float]:
+    """The exit status and CPU seconds (its processes' included) of child ``pid``, once it
+    exits."""
     _, status, usage = os.wait4(pid, 0)
-    cpu = usage.ru_utime + usage.ru_stime
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, cpu  # KiB on Linux
+    return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
 async def run_report(ctx: Context) -> Results:
@@ -136,11 +136,11 @@ async def run_report(ctx: Context) -> Results:
     exited = threading.Event()
     sampler = asyncio.create_task(asyncio.to_thread(tree_memory_peaks, child.pid, exited.is_set))
     try:
-        code, largest_mb, cpu_s = await asyncio.to_thread(_wait, child.pid)
+        code, cpu_s = await asyncio.to_thread(_wait, child.pid)
     finally:
         exited.set()
         child.stop()
-    peak_mb, peak_pss_mb = await sampler
+    peak_mb, peak_pss_mb, largest_mb = await sampler
     seconds = time.monotonic() - child.started_at
     if code != 0:
         raise ChildFailed(f"funnel report exited with status {code} (see {child.log_path})")
@@ -169,7 +169,7 @@ async def run_report(ctx: Context) -> Results:
         "report_seconds": seconds,
         "report_events_per_s": rate,
         # Summed over the report's processes (it reads in one per CPU), sampled every 50 ms;
-        # the PSS counts the pages they share once, the largest single process from wait4.
+        # the PSS counts the pages they share once; the largest single process's own peak.
         "report_peak_rss_mb": peak_mb,
         "report_peak_pss_mb": peak_pss_mb,
         "report_largest_process_rss_mb": largest_mb,

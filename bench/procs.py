@@ -185,34 +185,45 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _memory_kb(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of ``pid`` in KiB, (0, 0) once it is gone."""
-    rss = pss = 0
-    with suppress(OSError), open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as file:
-        for line in file:
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    return rss, pss
+def _memory_kb(pid: int) -> tuple[int, int, int]:
+    """(RSS, PSS, peak RSS) of ``pid`` in KiB, zeros once it is gone."""
+    rss = pss = hwm = 0
+    with suppress(OSError):
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+        with open(f"/proc/{pid}/status", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+    return rss, pss, hwm
 
 
 def tree_memory_peaks(
     pid: int, done: Callable[[], bool], every_s: float = 0.05
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """The peak over time of the summed RSS and of the summed PSS (MB) of ``pid`` and its
-    descendants, sampled every ``every_s`` until ``done()``.
+    descendants, sampled every ``every_s`` until ``done()``, and the largest peak RSS of any
+    one of them (its ``VmHWM``: the kernel's own high-water mark, missing only what a process
+    adds in its last ``every_s``).
 
     A report reading in several processes counts each one: the sum of their RSS counts a
-    page they share once per process (at most what they use), their PSS shares it out.
+    page they share once per process (at most what they use), their PSS shares it out. The
+    largest process is not taken from ``wait4``: Linux keeps in a child's ``ru_maxrss`` the
+    peak of the memory it ran in before its ``exec``, and a child started by ``subprocess``
+    (``vfork``) ran in the harness's, which held about 400 MB at the end of a full run.
     """
-    peak_rss = peak_pss = 0
+    peak_rss = peak_pss = largest = 0
     while not done():
         sizes = [_memory_kb(p) for p in _descendants(pid)]
-        peak_rss = max(peak_rss, sum(rss for rss, _ in sizes))
-        peak_pss = max(peak_pss, sum(pss for _, pss in sizes))
+        peak_rss = max(peak_rss, sum(rss for rss, _, _ in sizes))
+        peak_pss = max(peak_pss, sum(pss for _, pss, _ in sizes))
+        largest = max([largest, *(hwm for _, _, hwm in sizes)])
         time.sleep(every_s)
-    return peak_rss / 1024, peak_pss / 1024
+    return peak_rss / 1024, peak_pss / 1024, largest / 1024
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
