@@ -7,7 +7,8 @@
 from stream.report.commands import make_plan, plan_output, report_output, write_output
 from stream.report.errors import ReportError
 from stream.report.facts import Facts, collect
-from stream.report.model import Report, build_report, parse_period
+from stream.report.model import Report, build_report
+from stream.report.period import parse_period
 
 __all__ = [
     "Facts",

@@ -32,7 +32,8 @@ from stream.planning.plan import (
 from stream.report.errors import ReportError
 from stream.report.facts import Facts
 from stream.report.fmt import count, duration, moment
-from stream.report.model import build_report, parse_period, step_rows
+from stream.report.model import build_report, step_rows
+from stream.report.period import parse_period
 from stream.report.render_html import render_html
 from stream.report.render_json import (
     gap_dict,

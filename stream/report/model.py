@@ -1,7 +1,8 @@
 """The period report as plain values, computed from the facts of a recount (pure).
 
-``build_report`` takes the facts (``stream.report.facts``), the settings and a ``Period`` and
-returns a ``Report`` that the Markdown, HTML and JSON renderers only format. What counts in a
+``build_report`` takes the facts (``stream.report.facts``), the settings and a ``Period``
+(``stream.report.period``) and returns a ``Report`` that the Markdown, HTML and JSON renderers
+only format; the cohort table is built in ``stream.report.cohorts``. What counts in a
 period is decided here and explained in docs/reports.md: a stage entry by the time of its
 first entry, a lead's follow-up outcome by the time its follow-up clock started, a step between
 stages by the time of its later entry, a cohort by the time its leads became leads.
@@ -9,15 +10,11 @@ stages by the time of its later entry, a cohort by the time its leads became lea
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Literal
-from zoneinfo import ZoneInfo
 
 from stream.config.settings import Settings
 from stream.core.effects import FollowUp
@@ -33,66 +30,25 @@ from stream.planning.plan import (
     bottleneck,
     north_star_plan,
 )
-from stream.report.errors import ReportError
-from stream.report.facts import Facts, Journey, LeadOutcome
+from stream.report.cohorts import Cohorts, cohorts
+from stream.report.facts import Facts, LeadOutcome
+from stream.report.period import Period, month_spans
 
 __all__ = [
     "COMMITTED_STAGES",
-    "Cohort",
-    "Cohorts",
     "Commitment",
     "Latency",
     "Pace",
-    "Period",
     "Report",
     "StageRow",
     "StepRow",
     "TeamRow",
     "build_report",
-    "parse_period",
     "step_rows",
 ]
 
 COMMITTED_STAGES = ("mql", "sql")  # [sla.marketing] mql_per_month, sql_per_month
 ALL_TEAMS = "all teams"
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """``[start, end)`` in epoch seconds, with the dates as given and the business time zone."""
-
-    start: float
-    end: float
-    time_zone: str
-    label_from: str
-    label_to: str
-
-    @property
-    def days(self) -> float:
-        """Length in days."""
-        return (self.end - self.start) / 86400.0
-
-
-def _instant(text: str, zone: ZoneInfo, option: str) -> float:
-    """A date (local midnight) or an ISO date-time (local if it has no offset)."""
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), zone).timestamp()
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ReportError(f"{option}: must be a date such as 2026-11-01, got {text!r}") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).timestamp()
-
-
-def parse_period(start: str, end: str, time_zone: str) -> Period:
-    """The period ``[start, end)``: dates are local midnights in ``time_zone``."""
-    zone = ZoneInfo(time_zone)
-    period = Period(
-        _instant(start, zone, "--from"), _instant(end, zone, "--to"), time_zone, start, end
-    )
-    if period.end <= period.start:
-        raise ReportError(f"--to ({end}) must be later than --from ({start})")
-    return period
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,108 +211,6 @@ def step_rows(stages: Sequence[str], facts: Facts, start: float, end: float) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class Cohort:
-    """The leads that became leads in one week or month of the period, and how far they got.
-
-    ``within_window[stage]`` counts those that reached ``stage`` (or a later funnel stage)
-    within the conversion window of becoming a lead, ``so_far[stage]`` those that reached it
-    by the report's clock. ``window_complete`` is False while the window of some of the
-    cohort's leads has not ended by the clock (its within-window shares can still rise).
-    """
-
-    label: str
-    start: float
-    end: float
-    leads: int
-    within_window: Mapping[str, int]
-    so_far: Mapping[str, int]
-    window_complete: bool
-
-    def share(self, reached: Mapping[str, int], stage: str) -> float | None:
-        """``reached[stage]`` ÷ leads (None without leads)."""
-        return reached[stage] / self.leads if self.leads else None
-
-
-@dataclass(frozen=True, slots=True)
-class Cohorts:
-    """Cohort table: by week (periods up to 13 weeks) or by calendar month, local time."""
-
-    unit: Literal["week", "month"]
-    window_seconds: float
-    stages: Sequence[str]  # the later funnel stages, after the lead stage
-    rows: Sequence[Cohort]
-
-
-WEEKLY_UP_TO_DAYS = 13 * 7
-
-
-def _cohort_spans(
-    period: Period,
-) -> tuple[Literal["week", "month"], list[tuple[str, float, float]]]:
-    """The cohorts' (label, start, end) within the period: calendar weeks from Monday, or
-    calendar months, clipped to the period."""
-    if round(period.days) > WEEKLY_UP_TO_DAYS:  # rounded: a DST change adds or takes 1h
-        return "month", [(label, start, end) for label, start, end, _ in _month_spans(period)]
-    zone = ZoneInfo(period.time_zone)
-    day = datetime.fromtimestamp(period.start, zone).date()
-    monday = day - timedelta(days=day.weekday())
-    spans = []
-    while (first := datetime.combine(monday, time(0), zone).timestamp()) < period.end:
-        monday += timedelta(days=7)
-        after = datetime.combine(monday, time(0), zone).timestamp()
-        label = (monday - timedelta(days=7)).isoformat()
-        spans.append((label, max(first, period.start), min(after, period.end)))
-    return "week", spans
-
-
-def _reached(journey: Journey, stages: Sequence[str]) -> dict[str, float]:
-    """When the lead reached each of ``stages`` (funnel order): its earliest first entry into
-    that stage or a later one, so a skipped stage counts as passed."""
-    entered = dict(journey)
-    out: dict[str, float] = {}
-    earliest = math.inf
-    for stage in reversed(stages):
-        earliest = min(earliest, entered.get(stage, math.inf))
-        if earliest < math.inf:
-            out[stage] = earliest
-    return out
-
-
-def _cohorts(settings: Settings, facts: Facts, period: Period) -> Cohorts:
-    stages = settings.funnel.stages
-    lead_stage, later = stages[1], stages[2:]
-    window = settings.report.conversion_window
-    unit, spans = _cohort_spans(period)
-    starts = [start for _, start, _ in spans]
-    leads = [0] * len(spans)
-    within: list[Counter[str]] = [Counter() for _ in spans]
-    so_far: list[Counter[str]] = [Counter() for _ in spans]
-    for journey in facts.journeys:
-        created = dict(journey).get(lead_stage)
-        if created is None or not period.start <= created < period.end:
-            continue
-        index = bisect.bisect_right(starts, created) - 1
-        leads[index] += 1
-        for stage, at in _reached(journey, later).items():
-            if at <= facts.as_of:
-                so_far[index][stage] += 1
-                within[index][stage] += at - created <= window
-    rows = [
-        Cohort(
-            label,
-            start,
-            end,
-            leads[index],
-            {stage: within[index][stage] for stage in later},
-            {stage: so_far[index][stage] for stage in later},
-            window_complete=end + window <= facts.as_of,
-        )
-        for index, (label, start, end) in enumerate(spans)
-    ]
-    return Cohorts(unit, window, later, rows)
-
-
-@dataclass(frozen=True, slots=True)
 class Commitment:
     """Marketing's deliveries into one stage against its monthly commitment, per month."""
 
@@ -500,26 +354,10 @@ def _teams(
     return teams, _team_row(ALL_TEAMS, in_period, business_hours), histogram
 
 
-def _month_spans(period: Period) -> list[tuple[str, float, float, float]]:
-    """The calendar months the period touches: (YYYY-MM, covered start, end, month length)."""
-    zone = ZoneInfo(period.time_zone)
-    local = datetime.fromtimestamp(period.start, zone)
-    year, month = local.year, local.month
-    spans: list[tuple[str, float, float, float]] = []
-    while True:
-        first = datetime(year, month, 1, tzinfo=zone).timestamp()
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        after = datetime(year, month, 1, tzinfo=zone).timestamp()
-        if first >= period.end:
-            return spans
-        label = datetime.fromtimestamp(first, zone).strftime("%Y-%m")
-        spans.append((label, max(first, period.start), min(after, period.end), after - first))
-
-
 def _commitments(settings: Settings, facts: Facts, period: Period) -> list[Commitment]:
     marketing = settings.sla.marketing
     per_month = {"mql": marketing.mql_per_month, "sql": marketing.sql_per_month}
-    spans = _month_spans(period)
+    spans = month_spans(period)
     out: list[Commitment] = []
     for stage in COMMITTED_STAGES:
         if stage not in settings.funnel.stages:
@@ -607,5 +445,5 @@ def build_report(
         bottleneck=None if plan is None else bottleneck(plan, measured),
         rejected=facts.rejected,
         steps=step_rows(settings.funnel.stages, facts, period.start, period.end),
-        cohorts=_cohorts(settings, facts, period),
+        cohorts=cohorts(settings, facts, period),
     )

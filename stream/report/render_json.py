@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.planning.plan import Gap, LeadTimes, Measured, Plan
-from stream.report.model import Cohort, Cohorts, Latency, Report, StepRow, TeamRow
+from stream.report.cohorts import Cohort, Cohorts
+from stream.report.model import Latency, Report, StepRow, TeamRow
 
 __all__ = [
     "cohorts_dict",

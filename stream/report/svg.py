@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from html import escape
 
 from stream.core.durations import format_duration
+from stream.report.cohorts import Cohorts
 from stream.report.fmt import bucket_label, count, percent
-from stream.report.model import Cohorts, Commitment, StageRow
+from stream.report.model import Commitment, StageRow
 
 __all__ = ["cohort_chart", "deliveries_chart", "funnel_chart", "latency_chart"]
 
