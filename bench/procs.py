@@ -123,13 +123,10 @@ class Child:
     def memory_mb(self, key: str = "VmHWM") -> float | None:
         """A memory figure of ``/proc/<pid>/status`` (VmHWM: peak RSS; VmRSS) in MiB."""
         try:
-            text = Path(f"/proc/{self.pid}/status").read_text()
-        except (OSError, ChildFailed):
+            kb = status_kb(self.pid, key)
+        except ChildFailed:
             return None
-        for line in text.splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1]) / 1024
-        return None
+        return None if kb is None else kb / 1024
 
     def cpu_seconds(self) -> float | None:
         """User and system CPU time of the child so far (``/proc/<pid>/stat``), all threads."""
@@ -187,19 +184,27 @@ def _descendants(pid: int) -> list[int]:
 
 def _memory_kb(pid: int) -> tuple[int, int, int]:
     """(RSS, PSS, peak RSS) of ``pid`` in KiB, zeros once it is gone."""
-    rss = pss = hwm = 0
-    with suppress(OSError):
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as file:
-            for line in file:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-        with open(f"/proc/{pid}/status", encoding="ascii") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
-    return rss, pss, hwm
+    rss = pss = 0
+    with suppress(OSError), open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as file:
+        for line in file:
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, pss, status_kb(pid, "VmHWM") or 0
+
+
+def status_kb(pid: int, key: str) -> int | None:
+    """The figure ``key`` (VmHWM, VmRSS, …) of ``/proc/<pid>/status`` in KiB; None once the
+    process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    return None
 
 
 def tree_memory_peaks(
