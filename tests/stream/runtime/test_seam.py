@@ -18,7 +18,12 @@ from aiokafka.record.memory_records import MemoryRecords
 from faust.tables.base import Collection
 from faust.tables.manager import TableManager
 
-from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+from stream.runtime.faustparts import (
+    MEMTABLE_BLOOM_RATIO,
+    PromptTableManager,
+    StateTable,
+    rocksdb_options,
+)
 from stream.runtime.seam import fetch
 from stream.runtime.seam.producer import Record, append_records
 from stream.runtime.seam.rocksdb import (
@@ -106,6 +111,24 @@ def test_rocksdb_reads_and_writes_are_the_stores_own(tmp_path: Path) -> None:
     assert len(partition_databases(store)) == 2
     for db in partition_databases(store):
         db.close()
+
+
+def test_state_databases_filter_their_memtables_and_keep_fausts_settings(tmp_path: Path) -> None:
+    """What RocksDB itself writes down for a state table's database (its OPTIONS file)."""
+    app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
+    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    store = table.data
+    assert isinstance(store, RocksDBStore)
+    db = partition_db(store, 0)
+    written = "".join(path.read_text() for path in tmp_path.rglob("OPTIONS-*"))
+    db.close()
+    settings = dict(
+        line.strip().split("=", 1) for line in written.splitlines() if "=" in line.strip()
+    )
+    assert settings["memtable_whole_key_filtering"] == "true"
+    assert float(settings["memtable_prefix_bloom_size_ratio"]) == MEMTABLE_BLOOM_RATIO
+    assert int(settings["write_buffer_size"]) == rocksdb_options()["write_buffer_size"]
+    assert "bloomfilter" in settings["filter_policy"]  # Faust's filter of the files on disk
 
 
 def test_state_tables_store_bytes_as_faust_stores_bytes() -> None:
