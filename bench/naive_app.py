@@ -24,7 +24,7 @@ import faust
 from schemas import Rejection, TopicKind, Visit, classify
 from schemas.events import LeadCreated
 from stream.config.settings import Settings
-from stream.runtime.worker import SESSION_TIMEOUT_S
+from stream.runtime.faustparts import SESSION_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,8 @@ def run_worker(settings: Settings) -> int:
     """Run one worker in the foreground until SIGINT/SIGTERM; returns the exit code."""
     import faust
 
-    from stream.runtime.worker import SESSION_TIMEOUT_S, Worker
+    from stream.runtime.faustparts import SESSION_TIMEOUT_S
+    from stream.runtime.worker import Worker
 
     if settings.store == "rocksdb":
         check_data_dir(settings.data_dir, settings.app_id)

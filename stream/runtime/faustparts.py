@@ -1,5 +1,5 @@
-"""Faust pieces the worker configures: its state tables, their RocksDB settings, and a table
-manager without Faust's start-up pause."""
+"""Faust pieces the worker configures: the app's settings, its state tables, their RocksDB
+settings, and a table manager without Faust's start-up pause."""
 
 from __future__ import annotations
 
@@ -10,6 +10,25 @@ from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 
+from stream.config.settings import Settings
+from stream.kafka.security import faust_credentials
+from stream.runtime.leadsweb import advertised_url
+from stream.runtime.seam import transport
+
+# A member joining a group waits about half the session timeout, twice after kill -9: short,
+# so a restart is quick (docs/performance.md, 4.). Heartbeats come from Faust's consumer
+# thread, not the main loop. Apache Kafka may set a higher floor; ``funnel worker`` takes it
+# (stream.cli.run.session_timeout). The rebalance timeout follows the session timeout.
+SESSION_TIMEOUT_S = 2.0
+# Faust waits this long after an assignment before recovering tables, in case another
+# rebalance follows; the default (3 s) only delays start-up. A rebalance during recovery
+# interrupts it anyway (Faust restarts recovery for the new generation).
+RECOVERY_DELAY_S = 0.0
+# At most this many records per fetch handed to the worker, and bytes fetched per partition:
+# they bound the memory of a batch (the fetched bytes, the decoded records and events);
+# docs/performance.md (12.) has the rate and memory of the sizes tried.
+MAX_RECORDS_PER_FETCH = 20_000
+FETCH_BYTES_PER_PARTITION = 2 << 20
 # Bits of the memtable's bloom filter, as a share of the write buffer (4 MiB: 80 KiB, some
 # 16 bits per visitor state of ~100 bytes).
 MEMTABLE_BLOOM_RATIO = 0.02
@@ -80,3 +99,41 @@ class StateTable(faust.Table[str, bytes]):
                 **(store.options or {}), use_rocksdict=store.use_rocksdict
             )
         return store
+
+
+def faust_app(settings: Settings, session_timeout_s: float) -> faust.App:
+    """The worker's ``faust.App``, on its own transport (``funnel://``), not started."""
+    s = settings
+    return faust.App(
+        s.app_id,
+        # The worker's own transport (stream.runtime.seam.transport): the fast path.
+        broker=transport.broker_url(s.bootstrap_servers),
+        broker_credentials=faust_credentials(s.kafka),
+        store="rocksdb://" if s.store == "rocksdb" else "memory://",
+        datadir=str(s.data_dir),
+        web_port=s.web_port,
+        web_bind=s.web_bind,
+        web_host=s.web_bind,
+        # What the other members call for /leads?scope=group (sent in the group metadata).
+        canonical_url=advertised_url(s.web_bind, s.web_port),
+        topic_partitions=s.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=session_timeout_s,
+        broker_session_timeout=session_timeout_s,
+        stream_recovery_delay=RECOVERY_DELAY_S,
+        broker_heartbeat_interval=session_timeout_s / 4,
+        broker_commit_interval=1.0,
+        # Changelog writes are many and small: batch them instead of one request each.
+        producer_linger=0.02,
+        producer_max_batch_size=1 << 20,
+        broker_max_poll_records=MAX_RECORDS_PER_FETCH,
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
+        # Offsets are committed by Faust's timer (every second) only: a commit every N
+        # acknowledgements would run inside the fetch loop and hold records back.
+        broker_commit_every=1 << 62,
+        autodiscover=False,
+        TableManager=PromptTableManager,
+    )

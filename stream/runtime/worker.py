@@ -1,8 +1,9 @@
 """The Faust layer: topics, tables, agents, timers and web views around the funnel core.
 
-One ``faust.App`` per worker process, built by ``create_app(settings)``. The agents only
-classify messages, hand valid events to ``Funnel`` (the plain-Python core) and export what it
-did; all state lives in two Faust tables keyed like their source topics:
+One ``faust.App`` per worker process, built by ``Worker(settings)`` (the app's settings are
+``stream.runtime.faustparts.faust_app``). The agents only classify messages, hand valid
+events to ``Funnel`` (the plain-Python core) and export what it did; all state lives in two
+Faust tables keyed like their source topics:
 
 - ``lead_states`` (key ``lead_id``): every fact about a lead, with the ids of the events
   applied to it, so a replay after a crash is recognised and changes nothing;
@@ -36,17 +37,16 @@ from stream.config.settings import Settings
 from stream.config.topics import rerouted_topics
 from stream.core.funnel import Funnel
 from stream.kafka.offsets import topic_end_offsets
-from stream.kafka.security import client_kwargs, faust_credentials
+from stream.kafka.security import client_kwargs
 from stream.observability.metrics import FORGOTTEN_IDS, REROUTED, FunnelMetrics, StateCollector
 from stream.observability.targets import register_targets
 from stream.runtime.batching import WriteBackStore
 from stream.runtime.deadletter import DeadLetters
-from stream.runtime.faustparts import PromptTableManager, StateTable, rocksdb_options
+from stream.runtime.faustparts import SESSION_TIMEOUT_S, StateTable, faust_app, rocksdb_options
 from stream.runtime.leadsweb import (
     RETRY_AFTER_S,
     LeadQuery,
     LeadsUnavailable,
-    advertised_url,
     group_answer,
     local_answer,
 )
@@ -56,21 +56,7 @@ from stream.runtime.seam.producer import wait_for_metadata
 
 log = logging.getLogger(__name__)
 
-# A member joining a group waits about half the session timeout, twice after kill -9: short,
-# so a restart is quick (docs/performance.md, 4.). Heartbeats come from Faust's consumer
-# thread, not the main loop. Apache Kafka may set a higher floor; ``funnel worker`` takes it
-# (stream.cli.run.session_timeout). The rebalance timeout follows the session timeout.
-SESSION_TIMEOUT_S = 2.0
-# Faust waits this long after an assignment before recovering tables, in case another
-# rebalance follows; the default (3 s) only delays start-up. A rebalance during recovery
-# interrupts it anyway (Faust restarts recovery for the new generation).
-RECOVERY_DELAY_S = 0.0
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
-# At most this many records per fetch handed to the worker, and bytes fetched per partition:
-# they bound the memory of a batch (the fetched bytes, the decoded records and events);
-# docs/performance.md (12.) has the rate and memory of the sizes tried.
-MAX_RECORDS_PER_FETCH = 20_000
-FETCH_BYTES_PER_PARTITION = 2 << 20
 # Exit status when a batch cannot be completed (EX_IOERR: the usual cause is the state store).
 BATCH_FAILED_EXIT = 74
 # Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
@@ -159,40 +145,7 @@ class Worker:
         self._wire()
 
     def _create_app(self) -> faust.App:
-        s = self.settings
-        app = faust.App(
-            s.app_id,
-            # The worker's own transport (stream.runtime.seam.transport): the fast path.
-            broker=transport.broker_url(s.bootstrap_servers),
-            broker_credentials=faust_credentials(s.kafka),
-            store="rocksdb://" if s.store == "rocksdb" else "memory://",
-            datadir=str(s.data_dir),
-            web_port=s.web_port,
-            web_bind=s.web_bind,
-            web_host=s.web_bind,
-            # What the other members call for /leads?scope=group (sent in the group metadata).
-            canonical_url=advertised_url(s.web_bind, s.web_port),
-            topic_partitions=s.partitions,
-            topic_replication_factor=1,
-            topic_disable_leader=True,
-            table_standby_replicas=0,
-            consumer_auto_offset_reset="earliest",
-            broker_rebalance_timeout=self.session_timeout_s,
-            broker_session_timeout=self.session_timeout_s,
-            stream_recovery_delay=RECOVERY_DELAY_S,
-            broker_heartbeat_interval=self.session_timeout_s / 4,
-            broker_commit_interval=1.0,
-            # Changelog writes are many and small: batch them instead of one request each.
-            producer_linger=0.02,
-            producer_max_batch_size=1 << 20,
-            broker_max_poll_records=MAX_RECORDS_PER_FETCH,
-            consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
-            # Offsets are committed by Faust's timer (every second) only: a commit every N
-            # acknowledgements would run inside the fetch loop and hold records back.
-            broker_commit_every=1 << 62,
-            autodiscover=False,
-            TableManager=PromptTableManager,
-        )
+        app = faust_app(self.settings, self.session_timeout_s)
         transport.attach(
             app,
             transport.WorkerHooks(

@@ -55,7 +55,7 @@ SEED = 9
 RATE = max(200.0, EVENTS / (10.0 * KILLS))
 # Before a kill in the middle of processing, this many messages are produced while the
 # worker is down: more than two fetches' worth (the worker takes at most 20,000 records per
-# fetch, stream.runtime.worker.MAX_RECORDS_PER_FETCH), so it works through them batch after
+# fetch, stream.runtime.faustparts.MAX_RECORDS_PER_FETCH), so it works through them batch after
 # batch, and a kill once its count has moved, but not past them, lands mid-catch-up.
 BACKLOG = 50_000
 
