@@ -16,15 +16,14 @@ waiting for their lead) always pass on that partition event clock, in both modes
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, Protocol, TypeVar
 
 from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
+from stream.core.gauges import FollowupGauge, followup_gauges, stage_gauges, window_entries
 from stream.core.leads import (
     UNSEEN,
     LeadState,
@@ -48,7 +47,7 @@ from stream.core.stages import (
 )
 from stream.core.view import PartitionView, WindowKey, lead_windows
 from stream.core.visits import VisitCells, VisitorState
-from stream.core.windows import WindowsOfStage, previous_window_start, window_start
+from stream.core.windows import WindowsOfStage, window_start
 
 ClockMode = Literal["wall", "event"]
 StateKind = Literal["visits", "leads"]
@@ -64,17 +63,6 @@ class KeyValueStore(Protocol):
     def __setitem__(self, key: str, value: bytes) -> None: ...
 
     def items(self) -> Iterable[tuple[str | bytes, bytes]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FollowupGauge:
-    """Open leads of one team: how many, how many overdue, the oldest clock start, and how
-    many are at risk per warning (``warn_before`` label; labels with none are left out)."""
-
-    awaiting: int
-    overdue: int
-    oldest_clock_start: float | None
-    at_risk: dict[str, int] = field(default_factory=dict)
 
 
 class Funnel:
@@ -432,23 +420,9 @@ class Funnel:
     # -- what the gauges show ----------------------------------------------------------------
 
     def window_entries(self) -> dict[tuple[str, str, str], int]:
-        """Entries per (stage, window, period) for the current and previous windows.
-
-        The current window is the one that holds the clock (the watermark in ``event`` mode);
-        every configured stage and window is present, with 0 where nothing entered.
-        """
-        totals: Counter[WindowKey] = Counter()
-        for view in self.views.values():
-            totals.update(view.window_counts)
-        out: dict[tuple[str, str, str], int] = {}
-        watermark = self.watermark
-        for spec in self.rules.windows:
-            current = window_start(spec, watermark)
-            previous = previous_window_start(spec, current)
-            for stage in self.rules.all_stages:
-                out[(stage, spec.name, "current")] = totals[(stage, spec.name, current)]
-                out[(stage, spec.name, "previous")] = totals[(stage, spec.name, previous)]
-        return out
+        """Entries per (stage, window, period) for the current and previous windows
+        (``stream.core.gauges.window_entries``)."""
+        return window_entries(self.views.values(), self.rules, self.watermark)
 
     @property
     def watermark(self) -> float:
@@ -456,37 +430,12 @@ class Funnel:
         return self._watermark
 
     def stage_gauges(self) -> dict[str, tuple[int, int]]:
-        """Per funnel-order stage: (leads whose current stage it is, of those stuck), over the
-        owned partitions; every stage is present."""
-        in_stage: Counter[str] = Counter()
-        stuck: Counter[str] = Counter()
-        for view in self.views.values():
-            in_stage.update(view.in_stage)
-            stuck.update(view.stuck)
-        return {stage: (in_stage[stage], stuck[stage]) for stage in self.rules.stages}
+        """Per funnel-order stage: (leads in it, of those stuck) (``stream.core.gauges``)."""
+        return stage_gauges(self.views.values(), self.rules)
 
     def followup_gauges(self) -> dict[str, FollowupGauge]:
-        """Awaiting, overdue and oldest open lead per team with open leads, over the owned
-        partitions (the same live and after a rebuild)."""
-        awaiting: Counter[str] = Counter()
-        overdue: Counter[str] = Counter()
-        at_risk: Counter[tuple[str, str]] = Counter()
-        for view in self.views.values():
-            awaiting.update(view.awaiting)
-            overdue.update(view.overdue)
-            at_risk.update(view.at_risk)
-        labels = [label for label, _ in self.rules.warn_before]
-        out: dict[str, FollowupGauge] = {}
-        # Teams whose open leads are all followed up have no row, live or rebuilt alike.
-        for team in {t for t in awaiting.keys() | overdue.keys() if awaiting[t] or overdue[t]}:
-            starts = [s for v in self.views.values() if (s := v.oldest_open(team)) is not None]
-            out[team] = FollowupGauge(
-                awaiting[team],
-                overdue[team],
-                min(starts, default=None),
-                {label: n for label in labels if (n := at_risk[(team, label)])},
-            )
-        return out
+        """Open leads per team (``stream.core.gauges.followup_gauges``)."""
+        return followup_gauges(self.views.values(), self.rules)
 
     def prune(self) -> None:
         """Forget window counts past the retention."""
