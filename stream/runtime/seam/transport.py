@@ -31,6 +31,7 @@ checked against Faust's own by tests/stream/runtime/test_fastpath_acks.py (docs/
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,6 +202,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._maybe_commit()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            # Faust cancels the fetcher to stop it, at every rebalance and at shutdown, and
+            # its fetcher task takes a cancellation during a rebalance for a crash to
+            # restart from: at shutdown that crash ended the process with exit 1. A worker
+            # that is stopping ends here quietly (tests/reliability/test_stop_in_rebalance.py).
             if self.transport.app.should_stop:
                 return
             raise
