@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ RAW_PREFIX = "bench-lat-raw."
 _RAW_READY_TIMEOUT_S = 30.0
 _RAW_DONE_TIMEOUT_S = 60.0
 _APP = "bench-lat"
+_RAW_GROUP = "bench-lat-raw"  # a group that never commits: the raw client reads without one
 _DELAY = "funnel_processing_delay_seconds"
 _READY_TIMEOUT_S = 180.0
 
@@ -106,8 +108,10 @@ def exact_figures(ordered: Sequence[float], prefix: str, suffix: str) -> Results
     }
 
 
-async def _sample_lag(bootstrap: str, names: TopicNames, lags_path: str, stop: Any) -> None:
-    """Every second until ``stop`` (a process event) is set, how far the worker's committed
+async def _sample_lag(
+    bootstrap: str, names: TopicNames, group: str, lags_path: str, stop: Any
+) -> None:
+    """Every second until ``stop`` (a process event) is set, how far ``group``'s committed
     offsets trail the ends, appended to ``lags_path`` one line each.
 
     Offsets are committed once a second, so up to a second's worth of messages is in this
@@ -129,7 +133,7 @@ async def _sample_lag(bootstrap: str, names: TopicNames, lags_path: str, stop: A
         with open(lags_path, "a", encoding="ascii") as out:
             while not stop.is_set():
                 ends = await ends_client.end_offsets(tps)
-                committed = await admin.list_consumer_group_offsets(_APP, partitions=tps)
+                committed = await admin.list_consumer_group_offsets(group, partitions=tps)
                 lag = sum(
                     max(0, end - max(0, committed[tp].offset if tp in committed else 0))
                     for tp, end in ends.items()
@@ -151,9 +155,36 @@ async def _first_line(path: Path, sampler: Any, timeout_s: float = 60.0) -> None
         await asyncio.sleep(0.1)
 
 
-def _lag_sampler(bootstrap: str, prefix: str, lags_path: str, stop: Any) -> None:
+def _lag_sampler(bootstrap: str, prefix: str, group: str, lags_path: str, stop: Any) -> None:
     """The lag sampler's process (``_sample_lag``)."""
-    asyncio.run(_sample_lag(bootstrap, TopicNames.from_prefix(prefix), lags_path, stop))
+    asyncio.run(_sample_lag(bootstrap, TopicNames.from_prefix(prefix), group, lags_path, stop))
+
+
+@contextlib.asynccontextmanager
+async def _lag_sampling(
+    bootstrap: str, prefix: str, group: str, lags_path: Path
+) -> AsyncIterator[None]:
+    """The lag sampler running (its first sample taken) for the body, stopped after it.
+
+    Both steady windows run one, the worker's and the raw client's: its requests are work
+    for the broker, which the two windows then share alike (docs/performance.md, "How the
+    measuring stays out of the way").
+    """
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    sampler = context.Process(
+        target=_lag_sampler, args=(bootstrap, prefix, group, str(lags_path), stop), daemon=True
+    )
+    sampler.start()
+    try:
+        # Its start-up (an interpreter, its imports) is over before the traffic starts.
+        await _first_line(lags_path, sampler)
+        yield
+    finally:
+        stop.set()
+        await asyncio.to_thread(sampler.join, 10.0)
+        if sampler.is_alive():
+            sampler.kill()
 
 
 async def run_latency(ctx: Context) -> Results:
@@ -195,25 +226,11 @@ async def run_latency(ctx: Context) -> Results:
         before = await child.metrics()
         warm_up_delays = delays_in(delays)
         lags_path = ctx.dir("logs") / "worker-lag.txt"
-        context = multiprocessing.get_context("spawn")
-        stop_sampling = context.Event()
-        sampler = context.Process(
-            target=_lag_sampler,
-            args=(ctx.bootstrap, PREFIX, str(lags_path), stop_sampling),
-            daemon=True,
-        )
-        sampler.start()
-        try:
-            # Its start-up (an interpreter, its imports) is over before the traffic starts.
-            await _first_line(lags_path, sampler)
+        lags_path.unlink(missing_ok=True)
+        async with _lag_sampling(ctx.bootstrap, PREFIX, _APP, lags_path):
             paced = await produce_paced(
                 ctx.bootstrap, traffic, rate=ctx.steady_rate, label="steady traffic"
             )
-        finally:
-            stop_sampling.set()
-            await asyncio.to_thread(sampler.join, 10.0)
-            if sampler.is_alive():
-                sampler.kill()
         lags = [int(line) for line in lags_path.read_text(encoding="ascii").split()][1:]
         log.info("steady traffic: worker lag at most %s messages", max(lags, default=None))
         log.info(
@@ -278,7 +295,12 @@ async def _raw_client_delay(ctx: Context) -> Results:
     ctx.children.start(child)
     try:
         await _wait_for_line(child.log_path, "ready", _RAW_READY_TIMEOUT_S, child)
-        await produce_paced(ctx.bootstrap, traffic, rate=ctx.steady_rate, label="raw client")
+        # The same sampler as in the worker's window (the raw client is in no group: its
+        # "lag" is the whole topic, and is not reported).
+        lags_path = ctx.dir("logs") / "raw-lag.txt"
+        lags_path.unlink(missing_ok=True)
+        async with _lag_sampling(ctx.bootstrap, RAW_PREFIX, _RAW_GROUP, lags_path):
+            await produce_paced(ctx.bootstrap, traffic, rate=ctx.steady_rate, label="raw client")
         exposition = await _wait_for_line(child.log_path, "", _RAW_DONE_TIMEOUT_S, child, exit=True)
     finally:
         child.stop()
