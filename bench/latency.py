@@ -18,7 +18,8 @@ Then the same traffic, warm-up included, goes to fresh topics; a plain aiokafka 
 only decodes (bench/rawdelay.py) reads the steady part from the ends, measured both ways too:
 the delay the broker, the producer and the machine impose anyway, the floor under the
 worker's figure. Both read partitions of the same length, which matters on the embedded
-broker, whose fetch slows as a partition grows (docs/performance.md).
+broker, whose fetch slows as a partition grows (docs/performance.md), and both windows run
+the lag sampler, whose requests are broker work too.
 """
 
 from __future__ import annotations
