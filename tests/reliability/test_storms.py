@@ -35,7 +35,6 @@ from tests.reliability.support import (
     change,
     closing_events,
     counters,
-    cpu_seconds,
     do_recount,
     expected_counters,
     expected_gauges,
@@ -44,6 +43,7 @@ from tests.reliability.support import (
     lead,
     oldest_open,
     produce,
+    rate,
     read_records,
     send_all,
     visit,
@@ -125,8 +125,8 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
     """BOT_EVENTS visits of one visitor (1 s apart: all within the duplicate horizon), then
     as many stage changes of one lead: every one applied once, a duplicate of a recent
     one recognised, the largest changelog record far below Kafka's limit, and at least half
-    the worker's normal rate (messages per CPU second of the worker, so the producer's own
-    speed does not count)."""
+    the worker's normal rate (messages per CPU second of the worker less its idle use, so the
+    producer's own speed does not count)."""
     names = TopicNames.from_prefix(topic_prefix)
     middle = START + (END - START) / 2
     n = BOT_EVENTS
@@ -149,7 +149,10 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
         await wait_caught_up(broker, worker.app_id, names.inputs)
         rates, after = {}, {}
         for phase, messages in (("normal", normal), ("bot visitor", bot), ("bot lead", bot_lead)):
-            rates[phase] = await cpu_rate(worker, messages, broker, names.inputs, timeout)
+            # Per second of the worker's own CPU, less its idle use (support.rate); then
+            # every offset committed, so the next phase starts from an idle worker.
+            rates[phase] = await rate(worker, messages, broker)
+            await wait_caught_up(broker, worker.app_id, names.inputs, timeout=timeout)
             after[phase] = worker.metrics()
         samples = after["bot lead"]
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
@@ -181,19 +184,3 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
     assert max(largest.values()) < SMALL_RECORD, largest
     for phase in ("bot visitor", "bot lead"):
         assert rates[phase] >= 0.5 * rates["normal"], rates
-
-
-async def cpu_rate(
-    worker: WorkerProcess,
-    messages: list[Message],
-    bootstrap: str,
-    topics: tuple[str, ...],
-    timeout: float,
-) -> float:
-    """Messages the worker handles per second of its own CPU time, from the moment the
-    messages are sent until the broker holds its commit of every offset."""
-    assert worker.process is not None
-    before = cpu_seconds(worker.process.pid)
-    await produce(bootstrap, messages)
-    await wait_caught_up(bootstrap, worker.app_id, topics, timeout=timeout)
-    return len(messages) / (cpu_seconds(worker.process.pid) - before)
