@@ -165,12 +165,14 @@ def _lag_sampler(bootstrap: str, prefix: str, group: str, lags_path: str, stop: 
 async def _lag_sampling(
     bootstrap: str, prefix: str, group: str, lags_path: Path
 ) -> AsyncIterator[None]:
-    """The lag sampler running (its first sample taken) for the body, stopped after it.
+    """The lag sampler running (its first sample taken) for the body, stopped after it;
+    ``lags_path`` starts empty.
 
     Both steady windows run one, the worker's and the raw client's: its requests are work
     for the broker, which the two windows then share alike (docs/performance.md, "How the
     measuring stays out of the way").
     """
+    lags_path.unlink(missing_ok=True)
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     sampler = context.Process(
@@ -227,7 +229,6 @@ async def run_latency(ctx: Context) -> Results:
         before = await child.metrics()
         warm_up_delays = delays_in(delays)
         lags_path = ctx.dir("logs") / "worker-lag.txt"
-        lags_path.unlink(missing_ok=True)
         async with _lag_sampling(ctx.bootstrap, PREFIX, _APP, lags_path):
             paced = await produce_paced(
                 ctx.bootstrap, traffic, rate=ctx.steady_rate, label="steady traffic"
@@ -299,7 +300,6 @@ async def _raw_client_delay(ctx: Context) -> Results:
         # The same sampler as in the worker's window (the raw client is in no group: its
         # "lag" is the whole topic, and is not reported).
         lags_path = ctx.dir("logs") / "raw-lag.txt"
-        lags_path.unlink(missing_ok=True)
         async with _lag_sampling(ctx.bootstrap, RAW_PREFIX, _RAW_GROUP, lags_path):
             await produce_paced(ctx.bootstrap, traffic, rate=ctx.steady_rate, label="raw client")
         exposition = await _wait_for_line(child.log_path, "", _RAW_DONE_TIMEOUT_S, child, exit=True)

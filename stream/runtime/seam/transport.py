@@ -172,6 +172,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:
         stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+        ending: tuple[type[BaseException], ...] = (
+            asyncio.CancelledError,
+            *self.consumer_stopped_errors,
+        )
         try:
             while not (stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -201,15 +205,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self._deliver(others, generation)
                 await self._maybe_commit()
                 self.diag.unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                return
-            raise
-        except asyncio.CancelledError:
-            # Faust cancels the fetcher to stop it, at every rebalance and at shutdown, and
-            # its fetcher task takes a cancellation during a rebalance for a crash to
-            # restart from: at shutdown that crash ended the process with exit 1. A worker
-            # that is stopping ends here quietly (tests/reliability/test_stop_in_rebalance.py).
+        except ending:
+            # A stopped consumer, as Faust's own loop ends; and a cancellation: Faust cancels
+            # the fetcher at every rebalance and at shutdown, and its fetcher task takes one
+            # during a rebalance for a crash to restart from, which at shutdown ended the
+            # process with exit 1 (tests/reliability/test_stop_in_rebalance.py). A worker
+            # that is stopping ends here quietly; anything else goes on to Faust.
             if self.transport.app.should_stop:
                 return
             raise
