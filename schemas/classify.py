@@ -53,6 +53,9 @@ _MODEL_FOR_KIND: Final[Mapping[str, type[Event]]] = MappingProxyType(
 _KIND_FOR_TYPE: Final[Mapping[str, TopicKind]] = MappingProxyType(
     {"visit": "visits", "lead_created": "leads", "stage_changed": "transitions"}
 )
+_FIELDS_OF: Final[Mapping[type[Event], frozenset[str]]] = MappingProxyType(
+    {model: frozenset(model.model_fields) for model in _MODEL_FOR_KIND.values()}
+)
 _MAX_PROBLEMS_SHOWN: Final = 3
 # pydantic's UTC: comparing datetimes with the same tzinfo object skips the offset lookups.
 _UTC: Final = TzInfo(0)
@@ -139,34 +142,39 @@ def _key_problem(key: bytes | None, expected: str) -> str | None:
 
 
 def _diagnose(model: type[Event], exc: ValidationError) -> Rejection:
-    """Pick the reason of highest precedence among the errors pydantic reported."""
-    errors = exc.errors(include_url=False, include_context=True, include_input=True)
-    for error in errors:
+    """Pick the reason of highest precedence among the errors pydantic reported.
+
+    The errors are listed without their inputs and contexts, which pydantic would otherwise
+    copy for every error (a poison storm is thousands a second); the two checks that need one
+    ask for it again.
+    """
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    for i, error in enumerate(errors):
         if error["type"] == "json_invalid":
             # jiter's message says what broke and where (line, column), never what was there.
-            ctx = error.get("ctx") or {}
+            ctx = exc.errors(include_url=False, include_input=False)[i].get("ctx") or {}
             return Rejection("invalid_json", f"value is not valid JSON: {ctx.get('error', '?')}")
         if not error["loc"]:
             return Rejection("invalid_json", "value is not a JSON object")
-    for error in errors:
+    for i, error in enumerate(errors):
         if error["loc"] == ("type",):
-            claimed = error["input"]
+            claimed = exc.errors(include_url=False, include_context=False)[i]["input"]
             # Named in the detail only once known to be one of the three type names.
             if isinstance(claimed, str) and claimed in _KIND_FOR_TYPE:
                 return Rejection(
                     "wrong_topic_for_type",
                     f"type {claimed} belongs on the {_KIND_FOR_TYPE[claimed]} topic",
                 )
-    return Rejection("schema_violation", _summarise(model, errors))
+    return Rejection("schema_violation", _summarise(_FIELDS_OF[model], errors))
 
 
-def _summarise(model: type[Event], errors: list[ErrorDetails]) -> str:
+def _summarise(fields: frozenset[str], errors: list[ErrorDetails]) -> str:
     """``field: error_type`` for the first few errors; field names are the model's own."""
     problems = []
     for error in errors[:_MAX_PROBLEMS_SHOWN]:
         field = error["loc"][0]
         # Only the model's field names may appear, so no payload text can slip through.
-        name = field if isinstance(field, str) and field in model.model_fields else "?"
+        name = field if isinstance(field, str) and field in fields else "?"
         problems.append(f"{name}: {error['type']}")
     hidden = len(errors) - _MAX_PROBLEMS_SHOWN
     if hidden > 0:
