@@ -2,8 +2,11 @@
 # `funnel generate`), chosen by the command. Used by docker-compose.yml. No extras: the
 # embedded broker and the demo's terminal view are not needed against Apache Kafka.
 FROM python:3.11-slim AS build
+# a C compiler for the modules the install compiles with mypyc (setup.py); not in the image run
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md requirements.txt ./
+COPY pyproject.toml setup.py README.md requirements.txt ./
 COPY schemas ./schemas
 COPY stream ./stream
 # the versions of the lock file, as in `make install` and CI

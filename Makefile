@@ -8,7 +8,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 # Every install is constrained by the lock file, requirements.txt (make lock): the same
 # versions here, in CI and in the Dockerfile. The venv's own pip is used as it is.
-$(STAMP): pyproject.toml requirements.txt
+# The install also compiles the modules stream/compiled.py names (setup.py, mypyc): an edit to
+# one of them makes the next `make` compile them again.
+COMPILED := $(shell $(PYTHON) stream/compiled.py)
+
+$(STAMP): pyproject.toml requirements.txt setup.py stream/compiled.py $(COMPILED)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "funnel needs Python 3.11 or newer; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c requirements.txt -e '.[dev,bench]'
@@ -38,8 +42,8 @@ test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check stream schemas tests bench
-	$(BIN)/ruff format --check stream schemas tests bench
+	$(BIN)/ruff check stream schemas tests bench setup.py
+	$(BIN)/ruff format --check stream schemas tests bench setup.py
 	$(BIN)/mypy
 
 fmt: $(STAMP)
@@ -78,4 +82,5 @@ schema: $(STAMP)
 	$(BIN)/funnel schema
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache build stream/compiled.json
+	rm -f *__mypyc*.so stream/*/*.so
