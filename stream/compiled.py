@@ -48,9 +48,11 @@ COMPILED_MODULES: Final[tuple[str, ...]] = (
     "stream/core/view.py",
     "stream/core/visits.py",
     "stream/core/windows.py",
+    "stream/runtime/apply.py",
     "stream/runtime/batching.py",
     "stream/runtime/deadletter.py",
     "stream/runtime/reroute.py",
+    "stream/runtime/seam/producer.py",
 )
 """The compiled modules' sources, relative to ``ROOT``. A package's ``__init__.py`` is never
 compiled: this guard runs from ``stream/__init__.py``."""

@@ -30,8 +30,7 @@ from typing import Any, NoReturn
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
-from schemas import Event, Rejection, TopicKind, classify
-from schemas.events import epoch_seconds
+from schemas import TopicKind
 from stream.config.funnel_rules import rules_from_settings
 from stream.config.settings import Settings
 from stream.config.topics import rerouted_topics
@@ -40,6 +39,7 @@ from stream.kafka.offsets import topic_end_offsets
 from stream.kafka.security import client_kwargs
 from stream.observability.metrics import FORGOTTEN_IDS, REROUTED, FunnelMetrics, StateCollector
 from stream.observability.targets import register_targets
+from stream.runtime.apply import apply_records
 from stream.runtime.batching import WriteBackStore
 from stream.runtime.deadletter import DeadLetters
 from stream.runtime.faustparts import SESSION_TIMEOUT_S, StateTable, faust_app, rocksdb_options
@@ -57,10 +57,13 @@ from stream.runtime.seam.producer import wait_for_metadata
 log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# The cyclic collector's thresholds once the states are loaded: a young collection after
+# 100,000 allocations instead of 700. A fetch keeps its thousands of records and events alive
+# while it is handled, and each young collection walked them again: about a tenth of the
+# worker's CPU (docs/performance.md, change 32). The hot path makes almost no cycles.
+GC_THRESHOLDS = (100_000, 50, 100)
 # Exit status when a batch cannot be completed (EX_IOERR: the usual cause is the state store).
 BATCH_FAILED_EXIT = 74
-# Dead-letter reason for a valid event the core failed on (a bug): kept, counted, never lost.
-PROCESSING_ERROR = "processing_error"
 
 
 class Worker:
@@ -212,38 +215,23 @@ class Worker:
                 if kind == "visits"
                 else partial(funnel.apply, partition)
             )
-            statuses: list[str] = []
-            late = 0
+            statuses: dict[str, int] = {}
             forgotten = funnel.forgotten_ids
-            watermark = watermarks.get(topic, 0.0)
-            for record in records:
-                result = classify(kind, record.key, record.value, stages=stages, now=now)
-                if isinstance(result, Rejection):
-                    rejected.append((record, result.reason))
-                    statuses.append(result.reason)
-                    continue
-                event: Event = result
-                t = epoch_seconds(event.occurred_at)
-                if funnel.is_late(t):
-                    late += 1
-                try:
-                    status: str = apply(event, t)
-                except Exception:
-                    # A bug, not bad input: dead-letter it, loudly, so nothing is lost.
-                    log.exception(
-                        "processing failed topic=%s partition=%s offset=%s",
-                        topic,
-                        partition,
-                        record.offset,
-                    )
-                    status = PROCESSING_ERROR
-                    rejected.append((record, PROCESSING_ERROR))
-                statuses.append(status)
-                if t > watermark and status == "applied":
-                    watermark = t
+            late, watermark = apply_records(
+                funnel,
+                records,
+                kind,
+                apply,
+                (topic, partition),
+                stages,
+                now,
+                watermarks.get(topic, 0.0),
+                rejected,
+                statuses,
+            )
             if watermark:
                 watermarks[topic] = watermark
-            for status, n in Counter(statuses).items():
+            for status, n in statuses.items():
                 outcomes[(topic, status)] += n
             if late:
                 late_topics[topic] += late
@@ -318,6 +306,7 @@ class Worker:
             if collecting:
                 gc.enable()
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         names = self.settings.topics
         for topic in names.inputs:
             kind = self.kinds[topic]
