@@ -60,8 +60,6 @@ compiled: this guard runs from ``stream/__init__.py``."""
 MANIFEST: Final = Path(__file__).with_name("compiled.json")
 """Written by ``setup.py`` when it compiles: the SHA-256 of each source it compiled."""
 
-_checked: list[bool] = []
-
 
 def source_digest(source: str, root: Path = ROOT) -> str:
     """The SHA-256 of a module's source (``source`` relative to ``root``)."""
@@ -118,11 +116,9 @@ def use_source_when_stale() -> None:
     """Run every compiled module from its source if any of them changed since it was compiled.
 
     All of them, not only the changed one: compiled modules call each other's C functions
-    directly, so a compiled caller would still reach the stale build.
+    directly, so a compiled caller would still reach the stale build. ``stream/__init__.py``
+    calls it once per process, as the package is first imported.
     """
-    if _checked:
-        return
-    _checked.append(True)
     stale = stale_modules()
     if not stale:
         return
