@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas import REJECT_REASONS
 from stream.config.topics import TopicNames
-from stream.kafka.offsets import read_topic
+from stream.kafka.offsets import consumer_group_offsets, read_topic, topic_end_offsets
+from stream.runtime.faustparts import MAX_RECORDS_PER_FETCH
+from stream.runtime.seam.transport import BACKLOG_RECORDS
 from tests.harness import WorkerProcess, has_series, produce, wait_caught_up
 
 
@@ -121,3 +125,31 @@ async def test_worker_becomes_ready_with_its_known_series(
         )
     finally:
         worker.stop()
+
+
+async def test_a_backlog_is_committed_as_soon_as_its_last_record_is_read(
+    broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # More than one fetch takes, so that a fetch leaves a backlog behind it.
+    count = MAX_RECORDS_PER_FETCH + 2 * BACKLOG_RECORDS
+    names = TopicNames.from_prefix(topic_prefix)
+    visits = [(f"v-{i}".encode(), _visit(f"e-{i}", f"v-{i}")) for i in range(count)]
+    await produce(broker, [(names.visits, key, value, None) for key, value in visits])
+    ends = await topic_end_offsets(broker, names.visits)
+
+    worker = WorkerProcess(broker, topic_prefix, tmp_path).start()
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while "caught up after a backlog" not in worker.tail(200):
+            assert time.monotonic() < deadline, worker.tail()
+            await asyncio.sleep(0.05)
+        # Logged once the commit is done: the offsets are already at the ends, not up to a
+        # commit interval later. (The embedded broker can report an end short of the last
+        # record of a batch: at least the end, then.)
+        committed = await consumer_group_offsets(broker, worker.app_id, [names.visits])
+        behind = {p: end for p, end in ends.items() if committed.get((names.visits, p), 0) < end}
+        assert not behind, (behind, committed)
+        assert worker.metrics().value("funnel_events_applied_total", topic=names.visits) == count
+    finally:
+        assert worker.stop() == 0
