@@ -281,11 +281,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
         committing now rather than at the next tick makes the committed offsets (and the lag
         operators see) current at once, and leaves a crash nothing to replay.
         """
+        # One snapshot of aiokafka's assignment: a rebalance on the consumer thread replaces
+        # it whole, where asking partition by partition could meet a partition just revoked.
+        subscription = self._thread._ensure_consumer()._subscription.subscription
+        assignment = None if subscription is None else subscription.assignment
+        if assignment is None:
+            return False
         lag = 0
         read_offset, topics = self._read_offset, self.batch_topics
-        for tp in self.assignment():
+        for tp in assignment.tps:
             if tp.topic in topics:
-                high = self.highwater(tp)
+                high = assignment.state_value(tp).highwater
                 if high:
                     lag += high - (read_offset.get(tp) or 0)
         if lag >= BACKLOG_RECORDS:
