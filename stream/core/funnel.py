@@ -177,7 +177,7 @@ class Funnel:
             else:
                 self.visitors[visitor_id] = state.encode()
         self.effects.entries.append((self._visit_stage, event.source))
-        view.add_windows(self._windows_of_visit(t), 1)
+        view.add_visit_windows(self._windows_of_visit(t))
         return "applied"
 
     def lead_state(self, lead_id: str) -> LeadState | None:

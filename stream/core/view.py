@@ -63,7 +63,12 @@ class PartitionView:
     clock: float = 0.0
     created_watermark: float = 0.0
     changed_watermark: float = 0.0
-    window_counts: Counter[WindowKey] = field(default_factory=Counter)
+    _window_counts: Counter[WindowKey] = field(default_factory=Counter)
+    # Visits whose windows are not yet in ``_window_counts``: a run of visits counted in the
+    # same windows (the same keys object: ``WindowsOfStage`` reuses it while they fall in
+    # the same windows), added once when the run ends or the counts are read.
+    _run_keys: tuple[WindowKey, ...] = ()
+    _run_n: int = 0
     held: dict[str, float] = field(default_factory=dict)  # lead_id -> release time
     _held_heap: list[tuple[float, str]] = field(default_factory=list)
     in_stage: Counter[str] = field(default_factory=Counter)  # stage -> leads there now
@@ -97,9 +102,30 @@ class PartitionView:
 
     # -- windows ---------------------------------------------------------------------------
 
+    @property
+    def window_counts(self) -> Counter[WindowKey]:
+        """Entries per window, ``(stage, window name, start)`` -> count, every visit included."""
+        if self._run_n:
+            self._end_run()
+        return self._window_counts
+
+    def add_visit_windows(self, keys: tuple[WindowKey, ...]) -> None:
+        """``add_windows(keys, 1)`` for a visit, at a fraction of the cost: visits come
+        mostly in time order, so most share the previous visit's windows and only the
+        length of the run grows."""
+        if keys is not self._run_keys:
+            if self._run_n:
+                self._end_run()
+            self._run_keys = keys
+        self._run_n += 1
+
+    def _end_run(self) -> None:
+        n, self._run_n = self._run_n, 0
+        self.add_windows(self._run_keys, n)
+
     def add_windows(self, keys: tuple[WindowKey, ...], sign: int) -> None:
-        """Add (sign=1) or remove (sign=-1) one count in each window."""
-        counts = self.window_counts
+        """Add ``sign`` (1, -1, or a run's length) to the count of each window."""
+        counts = self._window_counts
         for key in keys:
             n = counts[key] + sign
             if n:
