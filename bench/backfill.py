@@ -80,11 +80,20 @@ def _read_only(bootstrap: str, ends: Offsets) -> int:
     partitions = 1 + max(partition for _, partition in ends)
     ranges = home_ranges(partitions, len(os.sched_getaffinity(0)))
     context = multiprocessing.get_context("fork")
-    with context.Pool(len(ranges)) as pool:
+    pool = context.Pool(len(ranges))
+    try:
         counts = pool.starmap(
             _count_records,
             [(bootstrap, topics, ends, homes.start, homes.stop) for homes in ranges],
         )
+    except BaseException:
+        pool.terminate()
+        raise
+    # The workers leave on the queue's end marker. Not ``with Pool``: its exit stops them
+    # with SIGTERM, and a worker is a fork of the harness, whose SIGTERM handler does not
+    # end a process: an idle worker stayed alive and the run hung in the pool's join.
+    pool.close()
+    pool.join()
     return sum(counts)
 
 
