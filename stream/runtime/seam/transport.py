@@ -214,14 +214,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 others = self._handle_batch_topics(records, active)
                 if others:
                     await self._deliver(others, generation)
-                if self._caught_up():
-                    await self.commit()
-                    log.info(
-                        "caught up after a backlog of %d records; offsets committed", self._backlog
-                    )
-                    self._backlog = 0
-                else:
-                    await self._maybe_commit()
+                await self._maybe_commit()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except ending:
             # A stopped consumer, as Faust's own loop ends; and a cancellation: Faust cancels
@@ -408,6 +401,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 read_offset[tp] = record.offset
 
     async def _maybe_commit(self) -> None:
+        """Commit between fetches when the fetch just handled ended a backlog
+        (``_caught_up``), or after ``broker_commit_every`` acknowledgements (Faust's
+        setting; the worker leaves commits to the timer otherwise)."""
+        if self._caught_up():
+            await self.commit()
+            log.info("caught up after a backlog of %d records; offsets committed", self._backlog)
+            self._backlog = 0
+            return
         every = self._commit_every
         if every is not None and self._n_acked >= every:
             self._n_acked = 0
