@@ -52,6 +52,7 @@ from stream.runtime.leadsweb import (
 )
 from stream.runtime.reroute import Reroutes, split_off_home
 from stream.runtime.seam import transport
+from stream.runtime.seam.fetch import located
 from stream.runtime.seam.producer import wait_for_metadata
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,9 @@ class Worker:
             if topic == tp.topic:
                 records, away = split_off_home(records, partition, partitions)
                 if away:
-                    self.reroutes.send(topic, away)
+                    self.reroutes.send(
+                        topic, {home: [located(r, tp) for r in rs] for home, rs in away.items()}
+                    )
                     outcomes[(topic, REROUTED)] += sum(map(len, away.values()))
             lead_store.partition = visitor_store.partition = partition
             # Visits go straight to the partition's view (Funnel.visit_applier); classify
@@ -216,7 +219,7 @@ class Worker:
                 else partial(funnel.apply, partition)
             )
             statuses: dict[str, int] = {}
-            forgotten = funnel.forgotten_ids
+            forgotten, were_rejected = funnel.forgotten_ids, len(rejected)
             late, watermark = apply_records(
                 funnel,
                 records,
@@ -229,6 +232,10 @@ class Worker:
                 rejected,
                 statuses,
             )
+            if len(rejected) > were_rejected:  # dead letters name where they were read
+                rejected[were_rejected:] = [
+                    (located(r, tp), why) for r, why in rejected[were_rejected:]
+                ]
             if watermark:
                 watermarks[topic] = watermark
             for status, n in statuses.items():

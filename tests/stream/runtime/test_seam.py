@@ -213,9 +213,10 @@ _CONSUMER_RECORD_FIELDS = (
 @pytest.mark.parametrize("max_records", [None, 1, 5, 17])
 @pytest.mark.parametrize("fetch_offset", [0, 3, 7])  # within the first batch, as fetched
 def test_fetched_records_are_aiokafkas_records(max_records: int | None, fetch_offset: int) -> None:
-    """``FunnelPartitionRecords`` yields the records aiokafka's ``PartitionRecords`` yields,
-    field by field, and leaves the fetch position where it does, also when ``getall`` stops
-    after ``max_records`` and is called again."""
+    """``FunnelPartitionRecords`` yields the records aiokafka's ``PartitionRecords`` yields
+    (as parsed; ``located`` adds topic and partition), field by field, and leaves the fetch
+    position where it does, also when ``getall`` stops after ``max_records`` and is called
+    again."""
     offsets = [o for o in range(60) if o % 13 != 5]  # holes, as compaction leaves
     data = _record_batches(offsets, per_batch=9)
     tp = TopicPartition("funnel.visits", 3)
@@ -241,7 +242,9 @@ def test_fetched_records_are_aiokafkas_records(max_records: int | None, fetch_of
     assert positions == expected_positions
     assert [r.offset for r in expected] == [o for o in offsets if o >= fetch_offset]
     assert len(fetched) == len(expected)
-    for mine, theirs in zip(fetched, expected, strict=True):
+    for parsed, theirs in zip(fetched, expected, strict=True):
+        assert not isinstance(parsed, ConsumerRecord)
+        mine = fetch.located(parsed, tp)
         assert isinstance(mine, fetch.FetchedRecord)
         for field in _CONSUMER_RECORD_FIELDS:
             assert getattr(mine, field) == getattr(theirs, field), field
@@ -251,4 +254,18 @@ def test_other_topics_keep_aiokafkas_consumer_records() -> None:
     tp = TopicPartition("funnel.lead_states-changelog", 0)
     data = _record_batches(list(range(5)), per_batch=5)
     records = fetch.FunnelPartitionRecords(tp, MemoryRecords(data), [], 0, None, None, True, 0)
+    assert all(isinstance(r, ConsumerRecord) for r in records)
+
+
+def test_a_read_committed_consumer_keeps_aiokafkas_consumer_records() -> None:
+    """Transactions' aborted records are aiokafka's to skip: that path stays its own."""
+    tp = TopicPartition("funnel.visits", 0)
+    fetch.use_for([tp.topic])
+    data = _record_batches(list(range(5)), per_batch=5)
+    records = list(
+        fetch.FunnelPartitionRecords(
+            tp, MemoryRecords(data), [], 0, None, None, True, aiokafka_fetcher.READ_COMMITTED
+        )
+    )
+    assert [r.offset for r in records] == list(range(5))
     assert all(isinstance(r, ConsumerRecord) for r in records)
