@@ -63,8 +63,6 @@ _new = tuple.__new__
 
 def located(record: Any, tp: TopicPartition) -> FetchedRecord:
     """``record``, fetched from ``tp``, with its topic and partition."""
-    if isinstance(record, FetchedRecord):
-        return record
     return _new(
         FetchedRecord,
         (
