@@ -9,6 +9,14 @@ is not run from its stale C build: ``use_source_when_stale`` (called by ``stream
 then runs every compiled module from its source and says so on stderr; ``make install``
 compiles them again.
 
+``__init__``: a dataclass in a compiled module is a native class, but the ``__init__`` that
+``@dataclass`` generates is Python run by the interpreter (and a frozen one sets each field
+through ``object.__setattr__``): 1.1 µs to build a six-field frozen instance, 0.3 µs a
+non-frozen one, against 0.04 µs for an ``__init__`` written in the class, which mypyc
+compiles. The states and statuses built for every event (``VisitorState``, ``LeadState``,
+``LeadStatus``, ``OpenLead``, ``FollowUp``) write theirs out, field for field in the declared
+order; ``@dataclass`` keeps an ``__init__`` the class defines and still generates the rest.
+
 This file is read by ``setup.py`` and the Makefile without importing the package, so it
 imports the standard library only.
 """

@@ -23,6 +23,23 @@ class FollowUp:
     clock_skew: bool
     owner: str | None = None  # the rep who owned the lead at the follow-up: never a label
 
+    def __init__(
+        self,
+        team: str,
+        wall_seconds: float,
+        business_seconds: float | None,
+        within_sla: bool,
+        clock_skew: bool,
+        owner: str | None = None,
+    ) -> None:
+        # Written out, not generated: stream/compiled.py ("__init__") says why.
+        object.__setattr__(self, "team", team)
+        object.__setattr__(self, "wall_seconds", wall_seconds)
+        object.__setattr__(self, "business_seconds", business_seconds)
+        object.__setattr__(self, "within_sla", within_sla)
+        object.__setattr__(self, "clock_skew", clock_skew)
+        object.__setattr__(self, "owner", owner)
+
 
 @dataclass(slots=True)
 class Effects:

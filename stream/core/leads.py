@@ -47,6 +47,35 @@ class LeadState:
     # stage changes' ``owner``. Owners are pseudonymous rep ids, never metric labels.
     owners: list[tuple[float, str]] = field(default_factory=list)
 
+    def __init__(
+        self,
+        partition: int,
+        created_at: float | None = None,
+        source: str | None = None,
+        teams: list[tuple[float, str]] | None = None,
+        entries: dict[str, list[float]] | None = None,
+        seen: dict[str, float] | None = None,
+        max_created_at: float = 0.0,
+        max_changed_at: float = 0.0,
+        team: str | None = None,
+        dropped_reentries: dict[str, int] | None = None,
+        campaign: str | None = None,
+        owners: list[tuple[float, str]] | None = None,
+    ) -> None:
+        # Written out, not generated: stream/compiled.py ("__init__") says why.
+        self.partition = partition
+        self.created_at = created_at
+        self.source = source
+        self.teams = [] if teams is None else teams
+        self.entries = {} if entries is None else entries
+        self.seen = {} if seen is None else seen
+        self.max_created_at = max_created_at
+        self.max_changed_at = max_changed_at
+        self.team = team
+        self.dropped_reentries = {} if dropped_reentries is None else dropped_reentries
+        self.campaign = campaign
+        self.owners = [] if owners is None else owners
+
     def encode(self) -> bytes:
         """Compact JSON for the state table (campaign and owners only when there are some)."""
         fields = [
@@ -188,6 +217,23 @@ class OpenLead:
     warnings: tuple[tuple[str, float, str], ...] = ()
     owner: str | None = None  # the rep who owns the lead now
 
+    def __init__(
+        self,
+        team: str,
+        clock_start: float,
+        breach_at: float,
+        breach_team: str,
+        warnings: tuple[tuple[str, float, str], ...] = (),
+        owner: str | None = None,
+    ) -> None:
+        # Written out, not generated: stream/compiled.py ("__init__") says why.
+        object.__setattr__(self, "team", team)
+        object.__setattr__(self, "clock_start", clock_start)
+        object.__setattr__(self, "breach_at", breach_at)
+        object.__setattr__(self, "breach_team", breach_team)
+        object.__setattr__(self, "warnings", warnings)
+        object.__setattr__(self, "owner", owner)
+
 
 def released_counts(state: LeadState, effects: Effects) -> None:
     """Count every stage the lead has entered, at the moment it is released."""
@@ -225,6 +271,27 @@ class LeadStatus:
     # follow-up, once the clock passed the instant; followed up, if that came after it.
     warned: tuple[tuple[str, str], ...] = ()
     breach_owner: str | None = None  # the rep at the deadline, once the clock has started
+
+    def __init__(
+        self,
+        released: bool,
+        followup: FollowUp | None,
+        breached: bool,
+        open: OpenLead | None,
+        held_until: float | None,
+        breach_team: str | None = None,
+        warned: tuple[tuple[str, str], ...] = (),
+        breach_owner: str | None = None,
+    ) -> None:
+        # Written out, not generated: stream/compiled.py ("__init__") says why.
+        object.__setattr__(self, "released", released)
+        object.__setattr__(self, "followup", followup)
+        object.__setattr__(self, "breached", breached)
+        object.__setattr__(self, "open", open)
+        object.__setattr__(self, "held_until", held_until)
+        object.__setattr__(self, "breach_team", breach_team)
+        object.__setattr__(self, "warned", warned)
+        object.__setattr__(self, "breach_owner", breach_owner)
 
 
 # The status of a lead with no state yet (``lead_status`` of an empty ``LeadState``).

@@ -29,6 +29,21 @@ class VisitorState:
     # thousands of visits is not scanned for each new one.
     oldest: float | None = field(default=None, compare=False, repr=False)
 
+    def __init__(
+        self,
+        partition: int,
+        visits: dict[str, float] | None = None,
+        cells: dict[float, int] | None = None,
+        latest: float = 0.0,
+        oldest: float | None = None,
+    ) -> None:
+        # Written out, not generated: stream/compiled.py ("__init__") says why.
+        self.partition = partition
+        self.visits = {} if visits is None else visits
+        self.cells = {} if cells is None else cells
+        self.latest = latest
+        self.oldest = oldest
+
     def encode(self) -> bytes:
         """Compact JSON for the state table."""
         return encode_json([self.partition, self.visits, list(self.cells.items()), self.latest])

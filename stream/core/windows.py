@@ -39,6 +39,8 @@ __all__ = [
 _DAY_SECONDS = 86_400
 _MAX_DAYS = 366
 _NO_WINDOW = (math.inf, -math.inf)  # holds no instant: start <= t < end is never true
+_UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class WindowSpec:
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
     whole_days: int = field(init=False, repr=False, compare=False)
     recent: list[tuple[float, float]] = field(init=False, repr=False, compare=False)
+    utc: bool = field(init=False, repr=False, compare=False)  # the zone is UTC: no offset to read
 
     def __post_init__(self) -> None:
         try:
@@ -77,6 +80,7 @@ class WindowSpec:
         object.__setattr__(self, "zone", zone)
         object.__setattr__(self, "whole_days", days)
         object.__setattr__(self, "recent", [_NO_WINDOW, _NO_WINDOW])
+        object.__setattr__(self, "utc", zone.key in _UTC_KEYS)
 
 
 def parse_window(name: str, time_zone: str) -> WindowSpec:
@@ -127,7 +131,9 @@ def _bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
 
 
 def _lookup(spec: WindowSpec, t: float) -> tuple[float, float]:
-    if spec.whole_days:
+    if spec.utc:
+        bounds = _utc_bounds(spec, t)
+    elif spec.whole_days:
         bounds = _day_bounds(spec.zone, spec.whole_days, t)
     else:
         bounds = _sub_day_bounds(spec.zone, spec.seconds, t)
@@ -136,6 +142,19 @@ def _lookup(spec: WindowSpec, t: float) -> tuple[float, float]:
     recent[1] = recent[0]
     recent[0] = bounds
     return bounds
+
+
+def _utc_bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
+    """The bounds ``_day_bounds`` and ``_sub_day_bounds`` give in UTC, without asking the zone
+    for an offset (a third of a lead event's window work): the same floats, tested."""
+    if not spec.whole_days:
+        start = _floor(t, 0.0, spec.seconds)
+        return start, start + spec.seconds
+    days = spec.whole_days
+    ordinal = int(t // _DAY_SECONDS) + _EPOCH_ORDINAL  # exact: float // is floored exactly
+    first = ordinal - (ordinal - 1) % days
+    start = float((first - _EPOCH_ORDINAL) * _DAY_SECONDS)
+    return start, start + float(days * _DAY_SECONDS)
 
 
 def _day_bounds(zone: ZoneInfo, days: int, t: float) -> tuple[float, float]:

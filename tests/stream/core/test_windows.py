@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from stream.core.windows import (
     WindowSpec,
+    _day_bounds,
+    _sub_day_bounds,
+    _utc_bounds,
     next_window_start,
     parse_window,
     previous_window_start,
@@ -243,3 +246,34 @@ def test_cached_windows_survive_out_of_order_lookups() -> None:
     instants = [utc(2026, 1, 1, h, 45) for h in (10, 9, 10, 11, 8, 10, 9)]
     expected = [t - 15 * 60 for t in instants]
     assert [window_start(hour, t) for t in instants] == expected
+
+
+UTC_SPECS = [
+    parse_window(name, "UTC") for name in ("15m", "30m", "1h", "2h", "3h", "1d", "2d", "1w")
+]
+
+
+def zone_bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
+    """The bounds read through the zone's offsets, the way every other zone gets them."""
+    if spec.whole_days:
+        return _day_bounds(spec.zone, spec.whole_days, t)
+    return _sub_day_bounds(spec.zone, spec.seconds, t)
+
+
+@given(
+    spec=st.sampled_from(UTC_SPECS),
+    t=INSTANTS | st.integers(19_700, 20_500).map(lambda day: day * 86_400.0),
+    nudge=st.sampled_from([0.0, -1e-6, -1e-9, 1e-9]),
+)
+def test_utc_windows_skip_the_zone_and_give_the_same_bounds(
+    spec: WindowSpec, t: float, nudge: float
+) -> None:
+    # UTC windows are cut without asking the zone for its offset (a lead event looks up many
+    # windows); they must be the very floats the zone's offsets give, at midnights and just
+    # before them too.
+    t += nudge
+    assert spec.utc
+    assert _utc_bounds(spec, t) == zone_bounds(spec, t)
+    start, end = zone_bounds(spec, t)
+    assert start <= t < end
+    assert not parse_window("1h", "Europe/London").utc
