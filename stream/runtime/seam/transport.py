@@ -272,7 +272,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         the read positions, over the assigned partitions. A lag of ``BACKLOG_RECORDS`` or more
         starts a backlog; a lag of 0 ends it: the worker has read everything there is, and
         committing now rather than at the next tick makes the committed offsets (and the lag
-        operators see) current at once, and leaves a crash nothing to replay.
+        operators see) current at once, and leaves a crash nothing to replay. A partition no
+        fetch has answered for yet has no high watermark: its lag is unknown, so nothing is
+        caught up until every one has been answered (an empty partition's is 0).
         """
         # One snapshot of aiokafka's assignment: a rebalance on the consumer thread replaces
         # it whole, where asking partition by partition could meet a partition just revoked.
@@ -280,17 +282,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
         assignment = None if subscription is None else subscription.assignment
         if assignment is None:
             return False
-        lag = 0
+        lag, unanswered = 0, False
         read_offset, topics = self._read_offset, self.batch_topics
         for tp in assignment.tps:
             if tp.topic in topics:
                 high = assignment.state_value(tp).highwater
-                if high:
+                if high is None:
+                    unanswered = True
+                else:
                     lag += high - (read_offset.get(tp) or 0)
         if lag >= BACKLOG_RECORDS:
             self._backlog = max(self._backlog, lag)
             return False
-        return lag == 0 and self._backlog > 0
+        return lag == 0 and self._backlog > 0 and not unanswered
 
     def _mark_inbound(self, batch: list[tuple[Any, list[Any]]]) -> None:
         """Note when each partition last had records handled, as Faust's monitor does for

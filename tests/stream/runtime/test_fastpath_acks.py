@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.sensors.monitor import Monitor
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -233,3 +234,33 @@ def test_handled_partitions_get_the_inbound_time_fausts_livelock_check_reads() -
     assert [p for p, _ in handled] == [tp] and [p for p, _ in others] == [other]
     inbound = book.app.monitor.stream_inbound_time
     assert set(inbound) == {tp} and before <= inbound[tp] <= monotonic()
+
+
+async def test_a_backlog_is_not_over_while_a_partition_has_no_fetch_answer() -> None:
+    """The early commit after a backlog (``_maybe_commit``) must wait for every assigned
+    partition: one that no fetch has answered yet has records the worker has not seen."""
+    subscription = SubscriptionState()
+    subscription.subscribe(topics={TP[0]})
+    tps = [TopicPartition(TP[0], p) for p in range(3)]
+    subscription.assign_from_subscribed(set(tps))
+    assignment = subscription.subscription.assignment
+    consumer = SimpleNamespace(_subscription=subscription)
+    book = SimpleNamespace(
+        _thread=SimpleNamespace(_ensure_consumer=lambda: consumer),
+        _read_offset={},
+        batch_topics=frozenset({TP[0]}),
+        _backlog=0,
+    )
+
+    def caught_up(highwaters: list[int | None], read: list[int]) -> bool:
+        for tp, high, position in zip(tps, highwaters, read, strict=True):
+            assignment.state_value(tp).highwater = high
+            book._read_offset[tp] = position
+        return BatchConsumer._caught_up(book)
+
+    assert not caught_up([6_000, 0, None], [0, 0, 0])  # a backlog starts
+    assert book._backlog == 6_000
+    # Partitions 0 and 1 read to their ends; partition 2 not answered yet.
+    assert not caught_up([6_000, 0, None], [6_000, 0, 0])
+    assert caught_up([6_000, 0, 0], [6_000, 0, 0])  # answered: it was empty
+    assert not caught_up([6_000, 0, 10], [6_000, 0, 0])  # or it has records to read
