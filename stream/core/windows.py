@@ -146,7 +146,7 @@ def _lookup(spec: WindowSpec, t: float) -> tuple[float, float]:
 
 def _utc_bounds(spec: WindowSpec, t: float) -> tuple[float, float]:
     """The bounds ``_day_bounds`` and ``_sub_day_bounds`` give in UTC, without asking the zone
-    for an offset (a third of a lead event's window work): the same floats, tested."""
+    for an offset (they read it up to three times per window): the same floats, tested."""
     if not spec.whole_days:
         start = _floor(t, 0.0, spec.seconds)
         return start, start + spec.seconds

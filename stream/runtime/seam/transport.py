@@ -409,6 +409,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         (``_caught_up``), or after ``broker_commit_every`` acknowledgements (Faust's
         setting; the worker leaves commits to the timer otherwise)."""
         if self._caught_up():
+            # A commit in flight (Faust's timer) took its offsets before this fetch's acks,
+            # and Faust's ``commit`` only waits for it: wait, then commit these.
+            while await self.maybe_wait_for_commit_to_finish():
+                pass
             await self.commit()
             log.info("caught up after a backlog of %d records; offsets committed", self._backlog)
             self._backlog = 0

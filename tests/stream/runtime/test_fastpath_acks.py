@@ -8,6 +8,7 @@ their index, gaps, committed offsets), so both run here on that bookkeeping alon
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from time import monotonic
@@ -23,6 +24,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
 
 from stream.runtime.seam.transport import (
+    BACKLOG_RECORDS,
     FETCH_MAX_WAIT_MS,
     BatchConsumer,
     FunnelConsumerThread,
@@ -264,3 +266,36 @@ async def test_a_backlog_is_not_over_while_a_partition_has_no_fetch_answer() -> 
     assert not caught_up([6_000, 0, None], [6_000, 0, 0])
     assert caught_up([6_000, 0, 0], [6_000, 0, 0])  # answered: it was empty
     assert not caught_up([6_000, 0, 10], [6_000, 0, 0])  # or it has records to read
+
+
+async def test_a_backlog_end_is_committed_after_a_commit_already_in_flight() -> None:
+    """Faust's ``commit`` waits for a commit in flight and then commits nothing: the offsets
+    acknowledged since that one started must get a commit of their own, before the worker
+    logs that they are committed."""
+    loop = asyncio.get_running_loop()
+    in_flight: asyncio.Future[None] = loop.create_future()
+    commits: list[str] = []
+
+    async def force_commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+        commits.append("the backlog's last acks")
+        return True
+
+    book = SimpleNamespace(
+        app=SimpleNamespace(client_only=False),
+        loop=loop,
+        _commit_fut=in_flight,  # the timer's commit, started before the last fetch's acks
+        _backlog=BACKLOG_RECORDS,
+        _caught_up=lambda: True,
+        force_commit=force_commit,
+    )
+    book.maybe_wait_for_commit_to_finish = lambda: FaustConsumer.maybe_wait_for_commit_to_finish(
+        book
+    )
+    book.commit = lambda: FaustConsumer.commit(book)
+    ending = asyncio.create_task(BatchConsumer._maybe_commit(book))
+    await asyncio.sleep(0.01)
+    assert commits == []  # waiting for the commit in flight
+    book._commit_fut = None  # that commit ends, as Faust's own does
+    in_flight.set_result(None)
+    await asyncio.wait_for(ending, 1)
+    assert commits == ["the backlog's last acks"]
