@@ -13,14 +13,15 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from stream.config.topics import TopicNames
 from stream.generate import OutMessage, generate_messages, produce
-from stream.kafka.admin import ensure_topics
+from stream.kafka.admin import admin_client, ensure_topics
 from stream.kafka.offsets import consumer_group_offsets, topic_end_offsets
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,28 @@ async def committed_count(bootstrap: str, group: str, ends: Offsets) -> int:
     topics = sorted({topic for topic, _ in ends})
     committed = await consumer_group_offsets(bootstrap, group, topics)
     return sum(min(committed.get(tp, 0), end) for tp, end in ends.items())
+
+
+@asynccontextmanager
+async def committed_counter(
+    bootstrap: str, group: str, ends: Offsets
+) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """``committed_count`` for polling: one admin client kept for every call.
+
+    A call is then one OffsetFetch request (about 1 ms of the harness's CPU) instead of a new
+    client's connection, metadata and request (about 4 ms), so completion can be polled often.
+    """
+    wanted = [TopicPartition(topic, partition) for topic, partition in ends]
+    async with admin_client([bootstrap], None) as admin:
+
+        async def count() -> int:
+            committed = await admin.list_consumer_group_offsets(group, partitions=wanted)
+            return sum(
+                min(max(int(meta.offset), 0), ends[(tp.topic, tp.partition)])
+                for tp, meta in committed.items()
+            )
+
+        yield count
 
 
 def _rate(n: float, seconds: float) -> str:
