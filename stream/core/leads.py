@@ -94,14 +94,14 @@ class LeadState:
             fields += [self.campaign, self.owners]
         return encode_json(fields)
 
-    @classmethod
-    def decode(cls, raw: bytes) -> LeadState:
+    @staticmethod
+    def decode(raw: bytes) -> LeadState:
         """Inverse of ``encode`` (also reads states written before ``team`` was kept, and
         before the ids in ``seen`` were digests, ``stream.core.bounds.dedupe_key``)."""
-        return cls.from_fields(decode_json(raw))
+        return LeadState.from_fields(decode_json(raw))
 
-    @classmethod
-    def from_fields(cls, fields: list[Any]) -> LeadState:
+    @staticmethod
+    def from_fields(fields: list[Any]) -> LeadState:
         """The state of ``encode``'s fields, as JSON gives them back."""
         p, created, source, teams, entries, seen, max_created, max_changed, *rest = fields
         team = rest[0] if rest else next((n for t, n in teams if t == created), None)
@@ -110,7 +110,7 @@ class LeadState:
 
             seen = {dedupe_key(eid): t for eid, t in seen.items()}
         campaign, owners = (rest[2], rest[3]) if len(rest) > 3 else (None, ())
-        return cls(
+        return LeadState(
             partition=p,
             created_at=created,
             source=source,

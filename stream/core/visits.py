@@ -54,16 +54,16 @@ class VisitorState:
         visits are a visitor's first), without building the state."""
         return encode_json([partition, {key: t} if t >= horizon_start else {}, [], t])
 
-    @classmethod
-    def decode(cls, raw: bytes) -> VisitorState:
+    @staticmethod
+    def decode(raw: bytes) -> VisitorState:
         """Inverse of ``encode`` (also reads states written before the ids were digested)."""
         fields = decode_json(raw)
         if len(fields) == 2:  # [partition, {event_id: t}]
             partition, visits = fields
             keyed = {dedupe_key(eid): t for eid, t in visits.items()}
-            return cls(partition, keyed, {}, max(visits.values(), default=0.0))
+            return VisitorState(partition, keyed, {}, max(visits.values(), default=0.0))
         partition, visits, cells, latest = fields
-        return cls(partition, visits, {c: n for c, n in cells}, latest)
+        return VisitorState(partition, visits, {c: n for c, n in cells}, latest)
 
     @staticmethod
     def clock_facts(raw: bytes) -> tuple[int, float]:
