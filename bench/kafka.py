@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from stream.config.topics import TopicNames
 from stream.generate import OutMessage, generate_messages, produce
 from stream.kafka.admin import admin_client, ensure_topics
-from stream.kafka.offsets import consumer_group_offsets, topic_end_offsets
+from stream.kafka.offsets import topic_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,8 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> Offsets:
 
 async def committed_count(bootstrap: str, group: str, ends: Offsets) -> int:
     """How many of the messages before ``ends`` the group has committed past."""
-    topics = sorted({topic for topic, _ in ends})
-    committed = await consumer_group_offsets(bootstrap, group, topics)
-    return sum(min(committed.get(tp, 0), end) for tp, end in ends.items())
+    async with committed_counter(bootstrap, group, ends) as count:
+        return await count()
 
 
 @asynccontextmanager
@@ -182,8 +181,8 @@ async def committed_counter(
 ) -> AsyncIterator[Callable[[], Awaitable[int]]]:
     """``committed_count`` for polling: one admin client kept for every call.
 
-    A call is then one OffsetFetch request (about 1 ms of the harness's CPU) instead of a new
-    client's connection, metadata and request (about 4 ms), so completion can be polled often.
+    A call is then one OffsetFetch request (about 0.6 ms of the harness's CPU) instead of a
+    new client's connection and request, so completion can be polled often.
     """
     wanted = [TopicPartition(topic, partition) for topic, partition in ends]
     async with admin_client([bootstrap], None) as admin:
