@@ -128,7 +128,7 @@ def spread(few: list[Message], many: list[Message]) -> list[Message]:
 
 
 async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
-    broker: str, topic_prefix: str, tmp_path: Path
+    own_broker: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     names = TopicNames.from_prefix(topic_prefix)
     middle = START + (END - START) / 2
@@ -148,16 +148,16 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
         )
         return spread([poison(names)] * POISON_COPIES + huge, normal(seed, middle, END))
 
-    worker = WorkerProcess(broker, topic_prefix, tmp_path / "state").start()
+    worker = WorkerProcess(own_broker, topic_prefix, tmp_path / "state").start()
     try:
-        await send_all(broker, closing_events(names, START))
+        await send_all(own_broker, closing_events(names, START))
         worker.wait_ready(timeout=60)
-        await wait_caught_up(broker, worker.app_id, names.inputs)
+        await wait_caught_up(own_broker, worker.app_id, names.inputs)
         # Each the better of two rounds of its own messages (support.best_rate).
         normal_rate = await best_rate(
-            worker, [normal(1, START, middle), normal(3, START, middle)], broker
+            worker, [normal(1, START, middle), normal(3, START, middle)], own_broker
         )
-        poisoned_rate = await best_rate(worker, [poisoned(1, 2), poisoned(2, 4)], broker)
+        poisoned_rate = await best_rate(worker, [poisoned(1, 2), poisoned(2, 4)], own_broker)
         assert worker.process is not None and worker.process.poll() is None
         samples = worker.metrics()
     finally:
@@ -168,7 +168,7 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
     assert samples.value("funnel_events_rejected_total", reason="schema_violation") >= 2 * (
         POISON_COPIES + 4
     )
-    letters = await dead_letters(broker, names)
+    letters = await dead_letters(own_broker, names)
     assert len(letters) == rejected
     omitted = [x for x in letters if "value_omitted_bytes" in x.headers]
     # The two 1.2 MB visits of each round.

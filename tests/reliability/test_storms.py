@@ -120,7 +120,7 @@ SMALL_RECORD = KAFKA_DEFAULT_MAX_MESSAGE_BYTES // 10
 
 
 async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fast(
-    broker: str, topic_prefix: str, tmp_path: Path
+    own_broker: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     """BOT_EVENTS visits of one visitor (1 s apart: all within the duplicate horizon), then
     as many stage changes of one lead: every one applied once, a duplicate of a recent
@@ -151,12 +151,12 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
     bot += bot[-100:]  # retries of the latest visits: duplicates
     stages = ("mql", "sql", "opportunity")
     bot_lead = [lead(names, "bot-lead-created", "bot-lead", middle), *bot_lead_changes(0)]
-    worker = WorkerProcess(broker, topic_prefix, tmp_path / "state").start()
+    worker = WorkerProcess(own_broker, topic_prefix, tmp_path / "state").start()
     timeout = 120 + n / 1000
     try:
-        await send_all(broker, closing_events(names, START))
+        await send_all(own_broker, closing_events(names, START))
         worker.wait_ready(timeout=60)
-        await wait_caught_up(broker, worker.app_id, names.inputs)
+        await wait_caught_up(own_broker, worker.app_id, names.inputs)
         rates, after = {}, {}
         phases = (
             ("normal", [normal, normal_traffic(6)]),
@@ -166,15 +166,15 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
         for phase, rounds in phases:
             # Per second of the worker's own CPU, less its idle use (support.rate); then
             # every offset committed, so the next phase starts from an idle worker.
-            rates[phase] = await best_rate(worker, rounds, broker)
-            await wait_caught_up(broker, worker.app_id, names.inputs, timeout=timeout)
+            rates[phase] = await best_rate(worker, rounds, own_broker)
+            await wait_caught_up(own_broker, worker.app_id, names.inputs, timeout=timeout)
             after[phase] = worker.metrics()
         samples = after["bot lead"]
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
     finally:
         worker.stop()
     largest = {
-        table: max(len(r.value or b"") for r in await read_topic(broker, topic, timeout=120))
+        table: max(len(r.value or b"") for r in await read_topic(own_broker, topic, timeout=120))
         for table, topic in zip(("lead", "visitor"), changelog_topics(worker.app_id), strict=True)
     }
     print(f"messages per CPU second: {rates}; largest changelog records (bytes): {largest}")
