@@ -112,9 +112,11 @@ def closing_events(names: TopicNames, when: float = CLOSE) -> list[Message]:
     return out
 
 
-def traffic(names: TopicNames, count: int, seed: int) -> list[Message]:
-    """About ``count`` generated messages (with the generator's own noise) in [START, END]."""
-    msgs = generate_messages(seed=seed, start=START, end=END, count=count, topics=names)
+def traffic(
+    names: TopicNames, count: int, seed: int, start: float = START, end: float = END
+) -> list[Message]:
+    """About ``count`` generated messages (with the generator's own noise) in [start, end]."""
+    msgs = generate_messages(seed=seed, start=start, end=end, count=count, topics=names)
     return [(m.topic, m.key, m.value, None) for m in msgs]
 
 

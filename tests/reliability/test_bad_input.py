@@ -23,7 +23,6 @@ from pathlib import Path
 
 from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
-from stream.generate import generate_messages
 from tests.reliability.fuzz import arbitrary, corpus, near_valid, oversized
 from tests.reliability.support import (
     END,
@@ -37,6 +36,7 @@ from tests.reliability.support import (
     read_records,
     rejections,
     send_all,
+    traffic,
     visit,
     wait_caught_up,
 )
@@ -133,10 +133,6 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
     names = TopicNames.from_prefix(topic_prefix)
     middle = START + (END - START) / 2
 
-    def normal(seed: int, start: float, end: float) -> list[Message]:
-        msgs = generate_messages(seed=seed, start=start, end=end, count=NORMAL, topics=names)
-        return [(m.topic, m.key, m.value, None) for m in msgs]
-
     def poisoned(round_: int, seed: int) -> list[Message]:
         """Normal traffic with the poison copies and five huge visits spread through it."""
         huge: list[Message] = [
@@ -146,7 +142,8 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
         huge.append(
             visit(names, f"huge{round_}-ok", "huge-visitor-ok", middle, notes="n" * 900_000)
         )
-        return spread([poison(names)] * POISON_COPIES + huge, normal(seed, middle, END))
+        normal = traffic(names, NORMAL, seed, start=middle)
+        return spread([poison(names)] * POISON_COPIES + huge, normal)
 
     worker = WorkerProcess(own_broker, topic_prefix, tmp_path / "state").start()
     try:
@@ -155,7 +152,9 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
         await wait_caught_up(own_broker, worker.app_id, names.inputs)
         # Each the better of two rounds of its own messages (support.best_rate).
         normal_rate = await best_rate(
-            worker, [normal(1, START, middle), normal(3, START, middle)], own_broker
+            worker,
+            [traffic(names, NORMAL, 1, end=middle), traffic(names, NORMAL, 3, end=middle)],
+            own_broker,
         )
         poisoned_rate = await best_rate(worker, [poisoned(1, 2), poisoned(2, 4)], own_broker)
         assert worker.process is not None and worker.process.poll() is None

@@ -46,6 +46,7 @@ from tests.reliability.support import (
     produce,
     read_records,
     send_all,
+    traffic,
     visit,
     wait_caught_up,
 )
@@ -134,19 +135,13 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
     middle = START + (END - START) / 2
     n = BOT_EVENTS
 
-    def normal_traffic(seed: int) -> list[Message]:
-        return [
-            (m.topic, m.key, m.value, None)
-            for m in generate_messages(seed=seed, start=START, end=middle, count=n, topics=names)
-        ]
-
     def bot_lead_changes(first: int) -> list[Message]:
         return [
             change(names, f"bot-s{i}", "bot-lead", stages[i % 3], middle + 1 + i)
             for i in range(first, first + n)
         ]
 
-    normal = normal_traffic(5)
+    normal = traffic(names, n, seed=5, end=middle)
     bot = [visit(names, f"bot-{i}", "bot-visitor", middle + i) for i in range(n)]
     bot += bot[-100:]  # retries of the latest visits: duplicates
     stages = ("mql", "sql", "opportunity")
@@ -159,7 +154,7 @@ async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fa
         await wait_caught_up(own_broker, worker.app_id, names.inputs)
         rates, after = {}, {}
         phases = (
-            ("normal", [normal, normal_traffic(6)]),
+            ("normal", [normal, traffic(names, n, seed=6, end=middle)]),
             ("bot visitor", [bot]),
             ("bot lead", [bot_lead, bot_lead_changes(n)]),  # the same lead's next changes
         )
