@@ -177,7 +177,7 @@ class Funnel:
             else:
                 self.visitors[visitor_id] = state.encode()
         self.effects.entries.append((self._visit_stage, event.source))
-        view.add_visit_windows(self._windows_of_visit(t))
+        view.add_visit_windows(self._windows_of_visit.at(t))
         return "applied"
 
     def lead_state(self, lead_id: str) -> LeadState | None:
@@ -270,9 +270,7 @@ class Funnel:
         else:
             self.leads[event.lead_id] = state.encode()
         windows_after = lead_windows(state, after, rules)
-        if windows_after != windows_before:
-            view.add_windows(windows_before, -1)
-            view.add_windows(windows_after, 1)
+        view.move_windows(windows_before, windows_after)
         view.set_lead(event.lead_id, before.open, after, clock)
         self._track(view, event.lead_id, tracked_before, state, after.released)
         if isinstance(event, LeadCreated):
@@ -404,7 +402,7 @@ class Funnel:
         for _, visitor in _states(self.visitors.items(), wanted_visits, VisitorState.decode):
             view = self.views[("visits", visitor.partition)]
             for t, n in visitor.visit_times():
-                view.add_windows(self._windows_of_visit(t), n)
+                view.add_windows(self._windows_of_visit.at(t), n)
 
     def revoke(self, lead_partitions: Iterable[int], visit_partitions: Iterable[int]) -> None:
         """Stop exporting partitions that another worker owns now."""

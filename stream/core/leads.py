@@ -495,8 +495,11 @@ def record_stage_changed(
 
 def forget_old_ids(state: LeadState, horizon_start: float) -> None:
     """Drop event ids older than the duplicate horizon, keeping the state bounded."""
-    if min(state.seen.values(), default=horizon_start) >= horizon_start:
-        return  # the common case, checked in C
+    for t in state.seen.values():
+        if t < horizon_start:
+            break
+    else:
+        return  # the common case: none is that old
     old = [eid for eid, t in state.seen.items() if t < horizon_start]
     for eid in old:
         del state.seen[eid]

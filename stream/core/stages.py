@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from stream.core.leads import LeadState
 from stream.core.rules import FunnelRules
@@ -115,6 +115,10 @@ class Tracked(NamedTuple):
 
 NOT_TRACKED = Tracked(None, ())
 
+# A named tuple's own constructor is a Python function the interpreter runs (mypyc compiles no
+# NamedTuple class); the ones built for every lead event are made as tuples of their class.
+_new_tuple: Final = tuple.__new__
+
 
 def added_at_cut(
     before: Tracked, after: Tracked, cut: float, whole: tuple[str, str]
@@ -157,5 +161,6 @@ def tracked_entries(
     dq = entries.get(DISQUALIFIED)
     where = None
     if not dq or dq[-1] < entered:
-        where = Position(furthest, entered, rules.stuck_at(furthest, entered), team, owner)
-    return Tracked(where, tuple(firsts))
+        stuck = rules.stuck_at(furthest, entered)
+        where = _new_tuple(Position, (furthest, entered, stuck, team, owner))
+    return _new_tuple(Tracked, (where, tuple(firsts)))

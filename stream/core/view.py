@@ -133,6 +133,17 @@ class PartitionView:
             else:
                 del counts[key]
 
+    def move_windows(self, old: tuple[WindowKey, ...], new: tuple[WindowKey, ...]) -> None:
+        """``add_windows(old, -1)`` then ``add_windows(new, 1)``: a lead's windows before and
+        after an event. Both list the lead's stages in the order it entered them, so they
+        mostly share a prefix (a stage change adds the windows of one stage at the end),
+        whose counts would go down and up again: only what follows it is counted."""
+        same, end = 0, min(len(old), len(new))
+        while same < end and old[same] == new[same]:
+            same += 1
+        self.add_windows(old[same:], -1)
+        self.add_windows(new[same:], 1)
+
     def prune_windows(self, before: float) -> None:
         """Forget windows that start before ``before`` (past the retention)."""
         for key in [k for k in self.window_counts if k[2] < before]:

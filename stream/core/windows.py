@@ -226,7 +226,9 @@ class WindowsOfStage:
         self._stage, self._specs = stage, specs
         self._last: tuple[float, float, tuple[tuple[str, str, float], ...]] = (0.0, 0.0, ())
 
-    def __call__(self, t: float) -> tuple[tuple[str, str, float], ...]:
+    def at(self, t: float) -> tuple[tuple[str, str, float], ...]:
+        """The keys of an entry at ``t`` (a method, not ``__call__``: compiled callers call a
+        method directly, an instance's ``__call__`` through the generic call)."""
         start, end, keys = self._last
         if start <= t < end:
             return keys

@@ -41,14 +41,17 @@ def apply_records(
     partition's ``watermark`` moved to the latest event applied.
     """
     late = 0
+    # Names from modules that are not compiled are looked up in this module's globals at each
+    # use: once here, not once per record.
+    check, rejection, event_time = classify, Rejection, epoch_seconds
     for record in records:
-        result = classify(kind, record.key, record.value, stages=stages, now=now)
-        if isinstance(result, Rejection):
+        result = check(kind, record.key, record.value, stages=stages, now=now)
+        if isinstance(result, rejection):
             reason: str = result.reason
             rejected.append((record, reason))
             statuses[reason] = statuses.get(reason, 0) + 1
             continue
-        t = epoch_seconds(result.occurred_at)
+        t = event_time(result.occurred_at)
         if funnel.is_late(t):
             late += 1
         try:
