@@ -26,9 +26,9 @@ from typing import Final
 from stream.core.leads import LeadState
 
 MAX_VISIT_IDS = 2_000
-MAX_LEAD_IDS = 64
-MAX_STAGE_TIMES = 16
-MAX_TEAM_ASSIGNMENTS = 64
+MAX_LEAD_IDS: Final = 64
+MAX_STAGE_TIMES: Final = 16
+MAX_TEAM_ASSIGNMENTS: Final = 64
 # Kafka's default message.max.bytes (a record batch of one record); every state must stay
 # far below it.
 KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588

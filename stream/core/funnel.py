@@ -27,10 +27,12 @@ from stream.core.gauges import FollowupGauge, followup_gauges, stage_gauges, win
 from stream.core.leads import (
     UNSEEN,
     LeadState,
-    apply_lead_created,
-    apply_stage_changed,
+    LeadStatus,
     forget_old_ids,
     lead_status,
+    new_status,
+    record_lead_created,
+    record_stage_changed,
     status_effects,
 )
 from stream.core.openleads import OpenLeads
@@ -53,6 +55,10 @@ ClockMode = Literal["wall", "event"]
 StateKind = Literal["visits", "leads"]
 ViewKey = tuple[StateKind, int]
 _S = TypeVar("_S", LeadState, VisitorState)
+# A held lead state after its last event, the view's clock and event clock it was applied at,
+# and what was derived from it then: its status, windows and stage position. These depend on
+# nothing else, so the state's next event at the same clocks need not derive them again.
+_LeadFacts = tuple[LeadState, float, float, LeadStatus, tuple[WindowKey, ...], Tracked]
 
 
 class KeyValueStore(Protocol):
@@ -101,6 +107,9 @@ class Funnel:
         # many events in a fetch (a CRM loop) is decoded and encoded once per fetch.
         self.hold_lead_states = False
         self._held_leads: dict[str, LeadState] = {}
+        # What was derived from a held lead state after its last event (``_LeadFacts``): the
+        # next event of that state at the same clocks starts from it.
+        self._last_lead: _LeadFacts | None = None
         self._visit_cells = VisitCells(rules.windows)
         # Duplicate-detection ids forgotten because a key's state reached its cap
         # (stream.core.bounds), since the process started; the caller exports it.
@@ -192,6 +201,7 @@ class Funnel:
         """The lead states held since the last call (``hold_lead_states``), for the caller
         to write (``state.encode()``, in the store of ``state.partition``)."""
         held, self._held_leads = self._held_leads, {}
+        self._last_lead = None
         return held
 
     def take_held_visitors(self) -> dict[str, VisitorState]:
@@ -225,46 +235,35 @@ class Funnel:
         if t > self._watermark:
             self._watermark = t
         windows_before: tuple[WindowKey, ...] = ()
+        # Taken, and kept again only if this event is applied to the end.
+        last, self._last_lead = self._last_lead, None
         if fresh:  # a lead seen for the first time (most lead_created): nothing to undo
             before, tracked_before = UNSEEN, NOT_TRACKED
+        elif last is not None and last[0] is state and last[1] == clock and last[2] == hold:
+            _, _, _, before, windows_before, tracked_before = last  # as derived again
         else:
             before = lead_status(state, rules, clock, hold)
             windows_before = lead_windows(state, before, rules)
             tracked_before = tracked(state, rules, before.released)
+        released, effects = before.released, self.effects
         if isinstance(event, LeadCreated):
-            after = apply_lead_created(
-                state,
-                key,
-                t,
-                event.source,
-                event.team,
-                rules,
-                clock,
-                before,
-                self.effects,
-                hold,
-                campaign=event.campaign,
-                owner=event.owner,
-            )
+            record_lead_created(
+                state, key, t, event.source, event.team, rules, released, effects,
+                event.campaign, event.owner,
+            )  # fmt: skip
         else:
-            after = apply_stage_changed(
-                state,
-                key,
-                t,
-                event.to_stage,
-                event.team,
-                rules,
-                clock,
-                before,
-                self.effects,
-                hold,
-                owner=event.owner,
+            record_stage_changed(
+                state, key, t, event.to_stage, event.team, released, effects, event.owner
             )
         # The horizon runs in event time, as for visits: in wall mode the wall clock would
         # forget the id of every event older than the horizon (a backfill) the moment it is
         # applied, and count its duplicate again.
         forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
         self.forgotten_ids += bound_lead(state)
+        # The status after the bounds: that of the state as stored, which the next event, a
+        # rebuild and a report derive (a dropped team or owner assignment can decide
+        # ``team_at`` at a deadline).
+        after = new_status(state, rules, clock, before, effects, hold)
         if self.hold_lead_states:
             self._held_leads[event.lead_id] = state
         else:
@@ -272,7 +271,9 @@ class Funnel:
         windows_after = lead_windows(state, after, rules)
         view.move_windows(windows_before, windows_after)
         view.set_lead(event.lead_id, before.open, after, clock)
-        self._track(view, event.lead_id, tracked_before, state, after.released)
+        tracked_after = self._track(view, event.lead_id, tracked_before, state, after.released)
+        if self.hold_lead_states:
+            self._last_lead = (state, clock, hold, after, windows_after, tracked_after)
         if isinstance(event, LeadCreated):
             view.created_watermark = max(view.created_watermark, t)
         else:
@@ -330,16 +331,16 @@ class Funnel:
 
     def _track(
         self, view: PartitionView, lead_id: str, before: Tracked, state: LeadState, released: bool
-    ) -> None:
+    ) -> Tracked:
         """Move the lead's position, and schedule (or, when already due, observe) the stage
-        times of its new first entries (``stream.core.stages``)."""
+        times of its new first entries (``stream.core.stages``); returns what it moved to."""
         rules = self.rules
         after = tracked(state, rules, released)
         view.set_position(lead_id, before.position, after.position, view.clock)
         if len(after.entries) < 2 or after.entries == before.entries:
             # One first entry makes no stage time: nothing to observe or schedule (a million
             # open leads cost no memory here); its cuts are scheduled with its second.
-            return
+            return after
         hold, clock = rules.orphan_hold, view.event_clock
         for cut in after.cuts:
             if cut + hold < clock:
@@ -348,6 +349,7 @@ class Funnel:
                 self.effects.stage_times.extend(added_at_cut(before, after, cut, whole_way(rules)))
             else:
                 view.push_cut(lead_id, cut, cut + hold)
+        return after
 
     def _release(self, view: PartitionView, lead_id: str) -> None:
         """Count a held lead on its own: its orphan hold has passed with no lead_created."""

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from bisect import bisect_right, insort
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from stream.core.codec import decode_json, encode_json
 from stream.core.effects import Effects, FollowUp
 from stream.core.rules import FunnelRules
 
-DEFAULT_TEAM = "default"
-UNKNOWN_SOURCE = "unknown"
+DEFAULT_TEAM: Final = "default"
+UNKNOWN_SOURCE: Final = "unknown"
 
 
 @dataclass(slots=True)
@@ -295,7 +295,7 @@ class LeadStatus:
 
 
 # The status of a lead with no state yet (``lead_status`` of an empty ``LeadState``).
-UNSEEN = LeadStatus(False, None, False, None, None)
+UNSEEN: Final = LeadStatus(False, None, False, None, None)
 
 
 def lead_status(
@@ -326,7 +326,7 @@ def lead_status(
     breach_owner = state.owner_at(breach_at)
     if stop is None:
         opened = _opened(state, rules, start, breach_at, breach_team)
-        warned = tuple((label, team) for label, at, team in opened.warnings if clock > at)
+        warned = tuple([(label, team) for label, at, team in opened.warnings if clock > at])
         return LeadStatus(
             True, None, clock > breach_at, opened, None, breach_team, warned, breach_owner
         )
@@ -338,10 +338,8 @@ def lead_status(
     followup = FollowUp(
         state.team_at(stop), wall, business, within, stop < start, state.owner_at(stop)
     )
-    warned = tuple(
-        (label, state.team_at(at))
-        for (label, _), at in zip(labels, times, strict=True)
-        if stop > at
+    warned = tuple(  # as in _opened
+        [(labels[i][0], state.team_at(at)) for i, at in enumerate(times) if stop > at]
     )
     return LeadStatus(
         True, followup, stop > breach_at, None, None, breach_team, warned, breach_owner
@@ -361,9 +359,10 @@ def _opened(
     state: LeadState, rules: FunnelRules, start: float, breach_at: float, breach_team: str
 ) -> OpenLead:
     labels, times = rules.warn_before, rules.warning_times(start)
-    warnings = tuple(
-        [(label, at, state.team_at(at)) for (label, _), at in zip(labels, times, strict=True)]
-    )
+    # ``times`` has one instant per ``warn_before`` entry, in its order: indexed together,
+    # as ``zip(..., strict=True)`` is a generic call in compiled code (a list, not a generator,
+    # for the same reason).
+    warnings = tuple([(labels[i][0], at, state.team_at(at)) for i, at in enumerate(times)])
     return OpenLead(
         state.current_team, start, breach_at, breach_team, warnings, state.current_owner
     )
@@ -409,6 +408,19 @@ def apply_lead_created(
     record_lead_created(
         state, event_id, t, source, team, rules, before.released, effects, campaign, owner
     )
+    return new_status(state, rules, clock, before, effects, hold_clock)
+
+
+def new_status(
+    state: LeadState,
+    rules: FunnelRules,
+    clock: float,
+    before: LeadStatus,
+    effects: Effects,
+    hold_clock: float | None = None,
+) -> LeadStatus:
+    """The status of a lead whose new event ``state`` records (``record_lead_created``,
+    ``record_stage_changed``); what changed from ``before`` goes to ``effects``."""
     after = lead_status(state, rules, clock, hold_clock)
     status_effects(before, after, state, effects)
     return after
@@ -468,9 +480,7 @@ def apply_stage_changed(
 
     Its ``team`` and ``owner``, when given, hold from its ``occurred_at`` on."""
     record_stage_changed(state, event_id, t, to_stage, team, before.released, effects, owner)
-    after = lead_status(state, rules, clock, hold_clock)
-    status_effects(before, after, state, effects)
-    return after
+    return new_status(state, rules, clock, before, effects, hold_clock)
 
 
 def record_stage_changed(
@@ -495,11 +505,9 @@ def record_stage_changed(
 
 def forget_old_ids(state: LeadState, horizon_start: float) -> None:
     """Drop event ids older than the duplicate horizon, keeping the state bounded."""
-    for t in state.seen.values():
-        if t < horizon_start:
-            break
-    else:
-        return  # the common case: none is that old
-    old = [eid for eid, t in state.seen.items() if t < horizon_start]
+    seen = state.seen
+    if not seen or min(seen.values()) >= horizon_start:
+        return  # the common case, checked in C (a keyword to ``min`` would cost more)
+    old = [eid for eid, t in seen.items() if t < horizon_start]
     for eid in old:
-        del state.seen[eid]
+        del seen[eid]

@@ -29,6 +29,7 @@ import struct
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from sortedcontainers import SortedList
 
@@ -36,8 +37,8 @@ from stream.core.leads import OpenLead
 from stream.core.openindex import IndexedLead
 from stream.core.rules import FunnelRules
 
-_START = struct.Struct(">d")
-_AFTER = b"\xff"  # after every id of the same start: UTF-8 never holds this byte
+_START: Final = struct.Struct(">d")
+_AFTER: Final = b"\xff"  # after every id of the same start: UTF-8 never holds this byte
 GroupKey = tuple[str, str | None, str, tuple[str, ...]]  # team, owner, breach team, warnings'
 
 

@@ -72,7 +72,7 @@ class FunnelRules:
         """For each of ``warn_before`` (in order), the instant a lead whose clock started at
         ``clock_start`` has that much SLA time left (business time when a calendar is set):
         it is *at risk* after it. Never before the clock start; the grace does not count."""
-        return tuple(self.warning_time(clock_start, before) for _, before in self.warn_before)
+        return tuple([self.warning_time(clock_start, before) for _, before in self.warn_before])
 
     def warning_time(self, clock_start: float, before: float) -> float:
         """The instant a lead whose clock started at ``clock_start`` has ``before`` seconds of

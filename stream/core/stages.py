@@ -29,7 +29,7 @@ from typing import Final, NamedTuple
 from stream.core.leads import LeadState
 from stream.core.rules import FunnelRules
 
-DISQUALIFIED = "disqualified"
+DISQUALIFIED: Final = "disqualified"
 
 
 class StageTime(NamedTuple):
@@ -113,7 +113,7 @@ class Tracked(NamedTuple):
         return sorted({t for _, t in self.entries})
 
 
-NOT_TRACKED = Tracked(None, ())
+NOT_TRACKED: Final = Tracked(None, ())
 
 # A named tuple's own constructor is a Python function the interpreter runs (mypyc compiles no
 # NamedTuple class); the ones built for every lead event are made as tuples of their class.

@@ -144,6 +144,50 @@ def test_a_lead_moved_back_and_forth_stays_small_with_exact_counts() -> None:
     assert LeadState.decode(store["hot"]).first_entry("mql") == T0 + 60.0
 
 
+def test_a_lead_reassigned_past_the_bound_stays_exact_held_or_not() -> None:
+    """An open lead reassigned to another team every 12 minutes for a day and a half: the
+    bound drops the assignments after the 63rd, some of which held at its warning instants
+    and its deadline (the lead's team there is then the 63rd's, as stored). Every event is
+    applied (before the status was derived after the bound, the next event found the lead
+    counted under a team its stored state no longer gave, and failed), and the gauges equal
+    a rebuild from the stored states. Held within fetches, as the worker holds it (and
+    carries each event's derived facts to the next, ``Funnel._last_lead``), with a new lead
+    moving the clock now and then and duplicates in between, it ends the same as written
+    through."""
+    through = Funnel(FunnelRules(), {}, {}, "event")
+    held_store: dict[str, bytes] = {}
+    held = Funnel(FunnelRules(), held_store, {}, "event")
+    held.hold_lead_states = True
+    events = [lead("created", "hot", T0, team="a")]
+    for i in range(3 * MAX_TEAM_ASSIGNMENTS * 4):
+        team = f"team-{i % 7}" if i % 4 == 1 else None
+        events.append(stage(f"s-{i}", "hot", "mql", T0 + 180.0 * (i + 1), team=team))
+        if i % 50 == 49:  # another lead: the lead topic's watermark, and so the clock, moves
+            events.append(lead(f"c-{i}", f"other-{i}", T0 + 180.0 * (i + 1)))
+        if i % 30 == 29:
+            events.append(events[-3])  # a duplicate
+    for i, event in enumerate(events):
+        assert held.apply(0, event) == through.apply(0, event)
+        if i % 37 == 36:  # a fetch ends
+            held_store.update((k, s.encode()) for k, s in held.take_held_leads().items())
+    held_store.update((k, s.encode()) for k, s in held.take_held_leads().items())
+    assert len(LeadState.decode(held_store["hot"]).teams) == MAX_TEAM_ASSIGNMENTS
+    assert held_store == through.leads
+    rebuilt = Funnel(FunnelRules(), dict(through.leads), {}, "event")
+    rebuilt.rebuild([0], [])
+    assert rebuilt.followup_gauges() == through.followup_gauges() == held.followup_gauges()
+    assert rebuilt.stage_gauges() == through.stage_gauges() == held.stage_gauges()
+    for f in (held, through):
+        f.advance(T0 + 30 * DAY)
+    assert held.forgotten_ids == through.forgotten_ids > 0
+    assert held.window_entries() == through.window_entries()
+    assert held.followup_gauges() == through.followup_gauges()
+    e, f = held.effects, through.effects
+    for name in ("entries", "reentries", "followups", "breaches", "warnings", "stage_times"):
+        assert Counter(getattr(e, name)) == Counter(getattr(f, name)), name
+    assert f.breaches and f.warnings
+
+
 def test_a_held_lead_released_later_counts_its_forgotten_reentries() -> None:
     funnel = Funnel(FunnelRules(), {}, {}, "event")
     for i in range(3 * MAX_STAGE_TIMES):
