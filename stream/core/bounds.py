@@ -58,8 +58,21 @@ _new_blake2b: Final = hashlib.blake2b(digest_size=8).copy
 _b2a_base64: Final = binascii.b2a_base64
 
 
-def bound_lead(state: LeadState) -> int:
-    """Trim ``state`` to the bounds above; returns how many event ids it forgot."""
+def forget_old_ids(state: LeadState, horizon_start: float) -> None:
+    """Drop event ids older than the duplicate horizon, keeping the state bounded."""
+    seen = state.seen
+    if not seen or min(seen.values()) >= horizon_start:
+        return  # the common case, checked in C (a keyword to ``min`` would cost more)
+    old = [eid for eid, t in seen.items() if t < horizon_start]
+    for eid in old:
+        del seen[eid]
+
+
+def bound_lead(state: LeadState, horizon_start: float) -> int:
+    """Forget the event ids older than ``horizon_start`` (the duplicate horizon), then trim
+    ``state`` to the bounds above; returns how many ids the bounds forgot (those past the
+    horizon are not counted)."""
+    forget_old_ids(state, horizon_start)
     forgotten = 0
     seen = state.seen
     while len(seen) > MAX_LEAD_IDS:

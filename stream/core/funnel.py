@@ -28,7 +28,6 @@ from stream.core.leads import (
     UNSEEN,
     LeadState,
     LeadStatus,
-    forget_old_ids,
     lead_status,
     new_status,
     record_lead_created,
@@ -258,8 +257,7 @@ class Funnel:
         # The horizon runs in event time, as for visits: in wall mode the wall clock would
         # forget the id of every event older than the horizon (a backfill) the moment it is
         # applied, and count its duplicate again.
-        forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
-        self.forgotten_ids += bound_lead(state)
+        self.forgotten_ids += bound_lead(state, min(clock, view.watermark) - rules.dedupe_horizon)
         # The status after the bounds: that of the state as stored, which the next event, a
         # rebuild and a report derive (a dropped team or owner assignment can decide
         # ``team_at`` at a deadline).

@@ -387,30 +387,6 @@ def status_effects(
         effects.breaches.append(after.breach_team or state.current_team)
 
 
-def apply_lead_created(
-    state: LeadState,
-    event_id: str,
-    t: float,
-    source: str,
-    team: str,
-    rules: FunnelRules,
-    clock: float,
-    before: LeadStatus,
-    effects: Effects,
-    hold_clock: float | None = None,
-    *,
-    campaign: str | None = None,
-    owner: str | None = None,
-) -> LeadStatus:
-    """Apply a new ``lead_created`` (its id not in ``state.seen``); ``before`` is the status.
-
-    The earliest ``lead_created`` gives the lead its source, team, campaign and owner."""
-    record_lead_created(
-        state, event_id, t, source, team, rules, before.released, effects, campaign, owner
-    )
-    return new_status(state, rules, clock, before, effects, hold_clock)
-
-
 def new_status(
     state: LeadState,
     rules: FunnelRules,
@@ -462,27 +438,6 @@ def record_lead_created(
     enter_stage(state, rules.lead_stage, t, released, effects)
 
 
-def apply_stage_changed(
-    state: LeadState,
-    event_id: str,
-    t: float,
-    to_stage: str,
-    team: str | None,
-    rules: FunnelRules,
-    clock: float,
-    before: LeadStatus,
-    effects: Effects,
-    hold_clock: float | None = None,
-    *,
-    owner: str | None = None,
-) -> LeadStatus:
-    """Apply a new ``stage_changed`` (its id not in ``state.seen``); ``before`` is the status.
-
-    Its ``team`` and ``owner``, when given, hold from its ``occurred_at`` on."""
-    record_stage_changed(state, event_id, t, to_stage, team, before.released, effects, owner)
-    return new_status(state, rules, clock, before, effects, hold_clock)
-
-
 def record_stage_changed(
     state: LeadState,
     event_id: str,
@@ -501,13 +456,3 @@ def record_stage_changed(
     if owner is not None:
         insort(state.owners, (t, owner))
     enter_stage(state, to_stage, t, released, effects)
-
-
-def forget_old_ids(state: LeadState, horizon_start: float) -> None:
-    """Drop event ids older than the duplicate horizon, keeping the state bounded."""
-    seen = state.seen
-    if not seen or min(seen.values()) >= horizon_start:
-        return  # the common case, checked in C (a keyword to ``min`` would cost more)
-    old = [eid for eid, t in seen.items() if t < horizon_start]
-    for eid in old:
-        del seen[eid]

@@ -15,7 +15,7 @@ from schemas import LeadCreated, StageChanged
 from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
 from stream.core.funnel import Funnel
-from stream.core.leads import LeadState, forget_old_ids, record_lead_created, record_stage_changed
+from stream.core.leads import LeadState, record_lead_created, record_stage_changed
 
 __all__ = ["record_lead_event"]
 
@@ -46,8 +46,7 @@ def record_lead_event(
         record_stage_changed(
             state, key, t, event.to_stage, event.team, False, _NO_EFFECTS, event.owner
         )
-    forget_old_ids(state, min(clock, view.watermark) - rules.dedupe_horizon)
-    funnel.forgotten_ids += bound_lead(state)
+    funnel.forgotten_ids += bound_lead(state, min(clock, view.watermark) - rules.dedupe_horizon)
     leads[event.lead_id] = state.encode()
     if isinstance(event, LeadCreated):
         view.created_watermark = max(view.created_watermark, t)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.core.bounds import forget_old_ids
 from stream.core.calendar import BusinessCalendar
 from stream.core.effects import Effects, FollowUp
 from stream.core.leads import (
@@ -20,10 +21,10 @@ from stream.core.leads import (
     LeadState,
     LeadStatus,
     OpenLead,
-    apply_lead_created,
-    apply_stage_changed,
-    forget_old_ids,
     lead_status,
+    new_status,
+    record_lead_created,
+    record_stage_changed,
 )
 from stream.core.rules import FunnelRules
 from tests.stream.core.scenario import HOUR, at
@@ -55,19 +56,11 @@ class Lead:
         campaign: str | None = None,
     ) -> None:
         before = lead_status(self.state, self.rules, self.clock)
-        apply_lead_created(
-            self.state,
-            event_id,
-            t,
-            source,
-            team,
-            self.rules,
-            self.clock,
-            before,
-            self.effects,
-            campaign=campaign,
-            owner=owner,
-        )
+        record_lead_created(
+            self.state, event_id, t, source, team, self.rules, before.released, self.effects,
+            campaign, owner,
+        )  # fmt: skip
+        new_status(self.state, self.rules, self.clock, before, self.effects)
 
     def changed(
         self,
@@ -78,18 +71,10 @@ class Lead:
         owner: str | None = None,
     ) -> None:
         before = lead_status(self.state, self.rules, self.clock)
-        apply_stage_changed(
-            self.state,
-            event_id,
-            t,
-            to_stage,
-            team,
-            self.rules,
-            self.clock,
-            before,
-            self.effects,
-            owner=owner,
+        record_stage_changed(
+            self.state, event_id, t, to_stage, team, before.released, self.effects, owner
         )
+        new_status(self.state, self.rules, self.clock, before, self.effects)
 
     def status(self, clock: float | None = None) -> LeadStatus:
         return lead_status(self.state, self.rules, self.clock if clock is None else clock)
