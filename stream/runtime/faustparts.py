@@ -1,11 +1,14 @@
 """Faust pieces the worker configures: the app's settings, its state tables, their RocksDB
-settings, and a table manager without Faust's start-up pause."""
+store and settings, and a table manager without Faust's start-up pause."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Set
 from typing import Any
 
 import faust
+from faust.stores import by_url as store_class_by_url
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
@@ -29,6 +32,9 @@ RECOVERY_DELAY_S = 0.0
 # docs/performance.md (12.) has the rate and memory of the sizes tried.
 MAX_RECORDS_PER_FETCH = 20_000
 FETCH_BYTES_PER_PARTITION = 2 << 20
+# How long a state store waits, once the first join has begun, before it opens its databases
+# (StateStore): the consumer's JoinGroup requests go first.
+OPEN_AHEAD_AFTER_S = 0.1
 # Bits of the memtable's bloom filter, as a share of the write buffer (4 MiB: 80 KiB, some
 # 16 bits per visitor state of ~100 bytes).
 MEMTABLE_BLOOM_RATIO = 0.02
@@ -67,13 +73,92 @@ class FilteredRocksDBOptions(RocksDBOptions):
         return options
 
 
+class StateStore(RocksDBStore):
+    """Faust's RocksDB store of a state table, with its databases opened while the group join
+    waits.
+
+    Faust opens a partition's database when the partition is assigned: 16 databases of 8
+    partitions, some 10–25 ms each, after the join, every start and every restart. The embedded
+    broker answers a ``JoinGroup`` a second after it is sent at the earliest (a broker's own
+    wait), with the main thread idle. So when the first join begins (``PromptTableManager``),
+    the store opens each partition's database, one per turn of the event loop, until the
+    group's first assignment arrives; the
+    assignment then finds its databases open and closes those of partitions it did not assign
+    before anything reads them (the rebuild reads every open database). A database that cannot
+    be opened ahead (a lock held by another process on the same directory) is left to the
+    assignment, which opens it as before.
+    """
+
+    _opening_ahead = False  # until the first assignment
+    _opened_ahead = False  # once, on the first join
+
+    def open_ahead(self) -> None:
+        """Open each partition's database, one per turn of the event loop, until the first
+        assignment (called when the first join begins; later calls do nothing)."""
+        if not self._opened_ahead:
+            self._opened_ahead = self._opening_ahead = True
+            self.add_future(self._open_ahead())
+
+    async def _open_ahead(self) -> None:
+        # An open holds the GIL, which the consumer thread needs to send its JoinGroup
+        # requests (two round trips: the broker first assigns the member id); the broker's
+        # wait starts at the second.
+        await asyncio.sleep(OPEN_AHEAD_AFTER_S)
+        partitions = self.table.partitions or self.app.conf.topic_partitions
+        for partition in range(partitions):
+            await asyncio.sleep(0)
+            if not self._opening_ahead:
+                return
+            try:
+                self._db_for_partition(partition)
+            except Exception:
+                return  # the assignment opens it, with Faust's retries
+
+    async def on_rebalance(
+        self,
+        assigned: Set[Any],
+        revoked: Set[Any],
+        newly_assigned: Set[Any],
+        generation_id: int = 0,
+    ) -> None:
+        self._opening_ahead, self._opened_ahead = False, True
+        own = self.table.changelog_topic.topics
+        standby = self.app.assignor.assigned_standbys()
+        kept = {tp.partition for tp in assigned if tp.topic in own and tp not in standby}
+        for partition in [p for p in self._dbs if p not in kept]:
+            del self._dbs[partition]  # opened ahead, not assigned: closed when dropped
+        await super().on_rebalance(
+            assigned,  # type: ignore[arg-type]
+            revoked,  # type: ignore[arg-type]
+            newly_assigned,  # type: ignore[arg-type]
+            generation_id,
+        )
+
+    def revoke_partitions(self, table: Any, tps: Set[Any]) -> None:
+        # Faust's runs a full garbage collection after dropping the revoked databases, even
+        # when none is this table's (every first assignment): 10–70 ms each time.
+        own = table.changelog_topic.topics
+        if any(tp.topic in own for tp in tps):
+            super().revoke_partitions(table, tps)  # type: ignore[arg-type]
+
+
 class PromptTableManager(TableManager):
-    """Faust's table manager without its start-up pause.
+    """Faust's table manager without its start-up pause, which has the state stores open their
+    databases while the first join waits (``StateStore``).
 
     Faust sleeps a second before registering tables, in case an app defines some late; the
     worker defines both of its tables before the app starts, so that second only delays every
     start and every restart.
     """
+
+    def on_partitions_revoked(self, revoked: Set[Any]) -> None:
+        super().on_partitions_revoked(revoked)  # type: ignore[arg-type]
+        # Called just before the consumer sends its JoinGroup: the stores open their
+        # databases while the broker makes it wait (on the first join only).
+        for table in self.values():
+            store = table.data
+            if isinstance(store, StateStore):
+                store.open_ahead()
 
     async def on_start(self) -> None:
         if not self.should_stop:
@@ -92,7 +177,21 @@ class StateTable(faust.Table[str, bytes]):
         return "raw"
 
     def _new_store_by_url(self, url: Any) -> Any:
-        store = super()._new_store_by_url(url)
+        store_class = store_class_by_url(url)
+        if store_class is RocksDBStore:
+            store_class = StateStore
+        store = store_class(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
         if isinstance(store, RocksDBStore):
             # The table's options, as Faust's store read them (it keeps the dict it was given).
             store.rocksdb_options = FilteredRocksDBOptions(

@@ -3,6 +3,7 @@ methods (stream/runtime/seam/producer.py, fetch.py, rocksdb.py; stream/runtime/f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ from faust.tables.manager import TableManager
 
 from stream.runtime.faustparts import (
     MEMTABLE_BLOOM_RATIO,
+    OPEN_AHEAD_AFTER_S,
     PromptTableManager,
+    StateStore,
     StateTable,
     rocksdb_options,
 )
@@ -269,3 +272,27 @@ def test_a_read_committed_consumer_keeps_aiokafkas_consumer_records() -> None:
     )
     assert [r.offset for r in records] == list(range(5))
     assert all(isinstance(r, ConsumerRecord) for r in records)
+
+
+async def test_state_stores_open_their_databases_ahead_and_keep_only_the_assigned(
+    tmp_path: Path,
+) -> None:
+    """Opened while the first join waits; the assignment keeps its own partitions' databases
+    and drops the others before anything reads them; nothing is opened ahead after it."""
+    app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
+    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    store = table.data
+    assert isinstance(store, StateStore)
+    store.open_ahead()
+    await asyncio.sleep(OPEN_AHEAD_AFTER_S + 0.5)
+    assert sorted(store._dbs) == [0, 1, 2, 3]
+    [topic] = table.changelog_topic.topics
+    assigned = {TopicPartition(topic, 1), TopicPartition(topic, 3), TopicPartition("input", 0)}
+    ahead = store._dbs[1]
+    await store.on_rebalance(assigned, set(), assigned)
+    assert sorted(store._dbs) == [1, 3] and store._dbs[1] is ahead
+    store.open_ahead()  # a later join: nothing more is opened
+    await asyncio.sleep(OPEN_AHEAD_AFTER_S + 0.2)
+    assert sorted(store._dbs) == [1, 3]
+    for db in partition_databases(store):
+        db.close()
