@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, Strict
-from pydantic_core import PydanticCustomError, TzInfo, core_schema
+from pydantic_core import PydanticCustomError, core_schema
 
 # RFC 3339 date-time. The offset is optional here only so that a naive timestamp fails with
 # pydantic's own "timezone_aware" error; ``AwareDatetime`` then insists on it.
@@ -33,32 +33,6 @@ def _require_rfc3339(value: object) -> object:
     ):
         return value
     raise PydanticCustomError("rfc3339_timestamp", "Input should be an RFC 3339 timestamp")
-
-
-# The UTC ``TzInfo`` pydantic-core gives parsed timestamps, once met, and the epoch in it.
-_utc_epoch: list[Any] = [None, None]
-
-
-def epoch_seconds(moment: datetime) -> float:
-    """``moment.timestamp()``, at a third of the cost for the UTC datetimes pydantic parses.
-
-    ``timestamp()`` asks the datetime's tzinfo (pydantic-core's ``TzInfo``) for its offset,
-    a call into pydantic-core each time. pydantic-core gives every UTC timestamp (``Z`` or
-    ``+00:00``; what producers write) the same ``TzInfo`` object, and two datetimes of the
-    same tzinfo object are subtracted without asking it: the difference from the epoch,
-    written in that tzinfo, is the ``timedelta`` ``timestamp()`` computes, so the same float.
-    Any other offset or tzinfo goes through ``timestamp()``. tests/schemas/test_events.py
-    compares both.
-    """
-    zone = moment.tzinfo
-    utc, epoch = _utc_epoch
-    if zone is not utc:
-        if type(zone) is not TzInfo or zone.utcoffset(None):
-            return moment.timestamp()
-        epoch = datetime(1970, 1, 1, tzinfo=zone)
-        _utc_epoch[:] = (zone, epoch)
-    seconds: float = (moment - epoch).total_seconds()
-    return seconds
 
 
 class _Rfc3339:
@@ -136,11 +110,6 @@ class _EventBase(BaseModel):
     type: str
     occurred_at: Timestamp
     schema_version: int = Field(default=1, description="Contract version.")
-
-    @property
-    def occurred_epoch(self) -> float:
-        """``occurred_at`` in seconds since the Unix epoch."""
-        return epoch_seconds(self.occurred_at)
 
 
 class Visit(_EventBase):

@@ -42,6 +42,7 @@ COMPILED_MODULES: Final[tuple[str, ...]] = (
     "stream/core/calendar.py",
     "stream/core/codec.py",
     "stream/core/effects.py",
+    "stream/core/eventtime.py",
     "stream/core/funnel.py",
     "stream/core/gauges.py",
     "stream/core/leadlist.py",

@@ -23,6 +23,7 @@ from typing import Literal, Protocol, TypeVar
 from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
+from stream.core.eventtime import event_seconds
 from stream.core.gauges import FollowupGauge, followup_gauges, stage_gauges, window_entries
 from stream.core.leads import (
     UNSEEN,
@@ -142,7 +143,7 @@ class Funnel:
         ``t`` is the event's ``occurred_at`` in epoch seconds, if the caller has it already.
         """
         if t is None:
-            t = event.occurred_at.timestamp()
+            t = event_seconds(event.occurred_at)
         if isinstance(event, Visit):
             status = self._apply_visit(self.view("visits", partition), event, t)
         else:

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from schemas import Rejection, TopicKind, Visit, classify
-from schemas.events import epoch_seconds
 from stream.core.effects import FollowUp
+from stream.core.eventtime import event_seconds
 from stream.core.funnel import ClockMode, Funnel
 from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
 from stream.core.record import record_lead_event
@@ -125,7 +125,7 @@ class Collector:
         if isinstance(event, Rejection):
             facts.rejected += 1
             return
-        t = epoch_seconds(event.occurred_at)
+        t = event_seconds(event.occurred_at)
         if isinstance(event, Visit):
             if self.visits.add(partition, event.visitor_id, event.event_id, t):
                 facts.entries.add(self.rules.visit_stage, event.source, t)

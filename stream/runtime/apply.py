@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from schemas import Rejection, TopicKind, classify
-from schemas.events import epoch_seconds
+from stream.core.eventtime import event_seconds
 from stream.core.funnel import Funnel
 
 log = logging.getLogger("stream.runtime.worker")
@@ -43,7 +43,7 @@ def apply_records(
     late = 0
     # Names from modules that are not compiled are looked up in this module's globals at each
     # use: once here, not once per record.
-    check, rejection, event_time = classify, Rejection, epoch_seconds
+    check, rejection = classify, Rejection
     for record in records:
         result = check(kind, record.key, record.value, stages=stages, now=now)
         if isinstance(result, rejection):
@@ -51,7 +51,7 @@ def apply_records(
             rejected.append((record, reason))
             statuses[reason] = statuses.get(reason, 0) + 1
             continue
-        t = event_time(result.occurred_at)
+        t = event_seconds(result.occurred_at)
         if funnel.is_late(t):
             late += 1
         try:

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import EVENT_MODELS, LeadCreated, StageChanged, Visit
-from schemas.events import epoch_seconds
 
 VISIT: dict[str, Any] = {
     "event_id": "ev-1",
@@ -94,12 +93,6 @@ def test_stage_changed_with_all_fields() -> None:
         raw(TRANSITION, from_stage="lead", team="emea", owner="rep-7")
     )
     assert (change.from_stage, change.team, change.owner) == ("lead", "emea", "rep-7")
-
-
-def test_occurred_epoch_is_seconds_since_epoch_in_utc() -> None:
-    change = StageChanged.model_validate_json(raw(TRANSITION))
-    expected = datetime(2026, 11, 27, 21, 0, tzinfo=UTC).timestamp()
-    assert change.occurred_epoch == expected
 
 
 def test_extra_fields_are_ignored_and_never_stored() -> None:
@@ -305,7 +298,7 @@ def test_event_models_map_type_names_to_models() -> None:
 def test_models_can_be_built_in_python_with_aware_datetimes() -> None:
     when = datetime(2026, 11, 27, 15, 0, tzinfo=timezone(timedelta(hours=2)))
     visit = Visit(event_id="e", type="visit", occurred_at=when, visitor_id="v", source="s")
-    assert visit.occurred_epoch == when.timestamp()
+    assert visit.occurred_at == when
     with pytest.raises(ValidationError):
         Visit(
             event_id="e",
@@ -314,35 +307,3 @@ def test_models_can_be_built_in_python_with_aware_datetimes() -> None:
             visitor_id="v",
             source="s",
         )
-
-
-_OFFSETS = st.sampled_from(["Z", "z", "+00:00", "-00:00", "+05:30", "-08:00", "+14:00"])
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
-    _OFFSETS,
-    st.lists(_OFFSETS, max_size=3),
-)
-def test_epoch_seconds_equals_timestamp(when: datetime, offset: str, before: list[str]) -> None:
-    """``epoch_seconds`` of a parsed timestamp is ``timestamp()`` to the bit, whichever
-    offsets were parsed before it (the UTC tzinfo it remembers)."""
-    for other in before:
-        parsed = Visit.model_validate_json(raw(VISIT, occurred_at=f"2026-01-01T00:00:00{other}"))
-        assert epoch_seconds(parsed.occurred_at) == parsed.occurred_at.timestamp()
-    text = when.isoformat(timespec="microseconds") + offset
-    visit = Visit.model_validate_json(raw(VISIT, occurred_at=text))
-    assert epoch_seconds(visit.occurred_at) == visit.occurred_at.timestamp()
-    assert visit.occurred_epoch == visit.occurred_at.timestamp()
-
-
-def test_epoch_seconds_of_other_datetimes() -> None:
-    """Datetimes built in Python (any tzinfo, or none) give ``timestamp()`` as well."""
-    moments = [
-        datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
-        datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=-3))),
-        datetime(2026, 3, 29, 1, 30),
-    ]
-    for moment in moments:
-        assert epoch_seconds(moment) == moment.timestamp()

@@ -19,6 +19,7 @@ from schemas import REJECT_REASONS, Rejection, classify
 from stream.core.bounds import dedupe_key
 from stream.core.calendar import BusinessCalendar
 from stream.core.effects import FollowUp
+from stream.core.eventtime import event_seconds
 from stream.core.funnel import ClockMode, FollowupGauge, Funnel
 from stream.core.leads import LeadState
 from stream.core.rules import FunnelRules
@@ -259,7 +260,7 @@ class TestStages:
         g, _, by_applier = funnel()
         apply = g.visit_applier(3)
         for event in visits:
-            assert apply(event, event.occurred_epoch) == f.apply(3, event)
+            assert apply(event, event_seconds(event.occurred_at)) == f.apply(3, event)
         assert by_applier == by_apply
         assert entries(g) == entries(f)
         assert g.window_entries() == f.window_entries()

@@ -8,6 +8,7 @@ import random
 from schemas import Visit, classify
 from stream.config.topics import TopicNames
 from stream.core.bounds import MAX_VISIT_IDS
+from stream.core.eventtime import event_seconds
 from stream.core.funnel import Funnel
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages
@@ -23,11 +24,13 @@ NAMES = TopicNames.from_prefix("visitors.")
 
 def _worker_answers(rules: FunnelRules, visits: list[tuple[int, Visit]]) -> list[bool]:
     funnel = Funnel(rules, {}, {}, "event")
-    return [funnel.apply(p, v, v.occurred_epoch) == "applied" for p, v in visits]
+    return [funnel.apply(p, v, event_seconds(v.occurred_at)) == "applied" for p, v in visits]
 
 
 def _report_answers(recent: RecentVisits, visits: list[tuple[int, Visit]]) -> list[bool]:
-    return [recent.add(p, v.visitor_id, v.event_id, v.occurred_epoch) for p, v in visits]
+    return [
+        recent.add(p, v.visitor_id, v.event_id, event_seconds(v.occurred_at)) for p, v in visits
+    ]
 
 
 def test_a_month_of_visits_holds_about_a_horizon_of_visitors() -> None:
