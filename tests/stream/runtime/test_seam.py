@@ -296,3 +296,16 @@ async def test_state_stores_open_their_databases_ahead_and_keep_only_the_assigne
     assert sorted(store._dbs) == [1, 3]
     for db in partition_databases(store):
         db.close()
+
+
+def test_state_stores_are_built_as_faust_builds_a_tables_store(tmp_path: Path) -> None:
+    """The same arguments as Faust's own ``_new_store_by_url``; only the class differs."""
+    app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
+    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    ours = table.data
+    fausts = Collection._new_store_by_url(table, "rocksdb://")
+    assert type(ours) is StateStore and type(fausts) is RocksDBStore
+    for name in ("url", "table_name", "key_type", "value_type", "key_serializer", "options"):
+        assert getattr(ours, name) == getattr(fausts, name), name
+    assert ours.value_serializer == fausts.value_serializer == "raw"
+    assert ours.table is fausts.table is table and ours.app is fausts.app is app
