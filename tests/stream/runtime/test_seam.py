@@ -99,9 +99,14 @@ async def test_a_full_batch_is_closed_and_the_rest_go_to_a_new_one() -> None:
     assert done == len(records)
 
 
-def test_rocksdb_reads_and_writes_are_the_stores_own(tmp_path: Path) -> None:
+def _state_table(tmp_path: Path) -> StateTable:
+    """A state table of 4 partitions on RocksDB in ``tmp_path``, as the worker makes them."""
     app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
-    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    return StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+
+
+def test_rocksdb_reads_and_writes_are_the_stores_own(tmp_path: Path) -> None:
+    table = _state_table(tmp_path)
     store = table.data
     assert isinstance(store, RocksDBStore)
     partition_db(store, 1).put(b"lead-1", b"one")
@@ -118,8 +123,7 @@ def test_rocksdb_reads_and_writes_are_the_stores_own(tmp_path: Path) -> None:
 
 def test_state_databases_filter_their_memtables_and_keep_fausts_settings(tmp_path: Path) -> None:
     """What RocksDB itself writes down for a state table's database (its OPTIONS file)."""
-    app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
-    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    table = _state_table(tmp_path)
     store = table.data
     assert isinstance(store, RocksDBStore)
     db = partition_db(store, 0)
@@ -279,8 +283,7 @@ async def test_state_stores_open_their_databases_ahead_and_keep_only_the_assigne
 ) -> None:
     """Opened while the first join waits; the assignment keeps its own partitions' databases
     and drops the others before anything reads them; nothing is opened ahead after it."""
-    app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
-    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    table = _state_table(tmp_path)
     store = table.data
     assert isinstance(store, StateStore)
     store.open_ahead()
@@ -300,12 +303,11 @@ async def test_state_stores_open_their_databases_ahead_and_keep_only_the_assigne
 
 def test_state_stores_are_built_as_faust_builds_a_tables_store(tmp_path: Path) -> None:
     """The same arguments as Faust's own ``_new_store_by_url``; only the class differs."""
-    app = faust.App("seam-test", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
-    table = StateTable(app, name="states", key_type=str, partitions=4, options=rocksdb_options())
+    table = _state_table(tmp_path)
     ours = table.data
     fausts = Collection._new_store_by_url(table, "rocksdb://")
     assert type(ours) is StateStore and type(fausts) is RocksDBStore
     for name in ("url", "table_name", "key_type", "value_type", "key_serializer", "options"):
         assert getattr(ours, name) == getattr(fausts, name), name
     assert ours.value_serializer == fausts.value_serializer == "raw"
-    assert ours.table is fausts.table is table and ours.app is fausts.app is app
+    assert ours.table is fausts.table is table and ours.app is fausts.app is table.app
