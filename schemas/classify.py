@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, final
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, TzInfo
@@ -64,6 +64,7 @@ _UTC: Final = TzInfo(0)
 _latest_allowed: list[Any] = [None, None]
 
 
+@final  # callers may test ``type(r) is Rejection`` (the worker does, per message)
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a message was refused: a stable ``reason`` and a short ``detail`` for operators.

@@ -16,7 +16,7 @@ from pydantic_core import TzInfo
 # The UTC ``TzInfo`` pydantic-core gives parsed timestamps, once met, and the epoch in it.
 _utc_epoch: list[Any] = [None, None]
 
-_EXACT_MICROSECONDS: Final = 1 << 53
+_EXACT_MICROSECONDS: Final = float(1 << 53)
 """Below this in magnitude (some 285 years either side of 1970) a count of microseconds is a
 float exactly, and so is its quotient by 1,000,000 what ``timedelta.total_seconds()`` gives."""
 
@@ -43,8 +43,15 @@ def event_seconds(moment: datetime) -> float:
         epoch = datetime(1970, 1, 1, tzinfo=zone)
         _utc_epoch[:] = (zone, epoch)
     since: timedelta = moment - epoch
-    micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+    # The whole seconds fit the compiled integers' fast path (below 2**30 in magnitude for
+    # either factor); times a million they would not, and an integer product past it costs
+    # a Python long. A multiple of 1,000,000 (of 64) below 2**59 is a float exactly, so the
+    # float product is exact, and so is the sum while below 2**53: the one rounding left is
+    # the division, as in ``total_seconds()``. Past 2**53 the float sum may be rounded, but
+    # not back below the bound: that case goes to ``total_seconds()`` as before.
+    whole = since.days * 86_400 + since.seconds
+    micros = float(whole) * 1_000_000.0 + float(since.microseconds)
     if -_EXACT_MICROSECONDS < micros < _EXACT_MICROSECONDS:
-        return float(micros) / 1_000_000.0
+        return micros / 1_000_000.0
     seconds: float = since.total_seconds()
     return seconds
