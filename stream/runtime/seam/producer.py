@@ -37,26 +37,30 @@ def append_records(
 
     Records join the partition's last batch while it waits for the sender, as
     ``add_message`` does; each goes to the batch's own record builder, as
-    ``BatchBuilder.append`` does without a serializer, saving a Python call per record.
+    ``BatchBuilder.append`` does without a serializer, saving a Python call per record, and
+    with its arguments by position (parsing keywords cost the builder more than the record).
     """
     queue = producer._message_accumulator
     waiting = queue._batches.get(tp)
-    builder = waiting[-1]._builder if waiting else None
+    batch: Any = waiting[-1]._builder if waiting else None  # aiokafka's BatchBuilder
     started: list[tuple[Any, Any]] = []
+    # The batch's record builder and next offset, read once: nothing else runs until this
+    # returns (no await), so the offset is written back when a batch is left or at the end.
+    builder = None if batch is None or batch._closed else batch._builder
+    offset = 0 if builder is None else batch._relative_offset
     for key, value, headers in records:
-        if builder is not None and not builder._closed:
-            if (
-                builder._builder.append(
-                    builder._relative_offset, timestamp_ms, key=key, value=value, headers=headers
-                )
-                is not None
-            ):
-                builder._relative_offset += 1
+        if builder is not None:
+            if builder.append(offset, timestamp_ms, key, value, headers) is not None:
+                offset += 1
                 continue
-            builder.close()  # full
-        builder = producer.create_batch()
-        builder.append(key=key, value=value, timestamp=timestamp_ms, headers=headers)
-        started.append((queue._append_batch(builder, tp), builder))
+            batch._relative_offset = offset
+            batch.close()  # full
+        batch = producer.create_batch()
+        batch.append(key=key, value=value, timestamp=timestamp_ms, headers=headers)
+        started.append((queue._append_batch(batch, tp), batch))
+        builder, offset = batch._builder, batch._relative_offset
+    if builder is not None:
+        batch._relative_offset = offset
     return started
 
 
