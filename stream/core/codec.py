@@ -11,6 +11,13 @@ decode_json: Final = orjson.loads
 _dumps: Final = orjson.dumps
 
 
+def json_float(x: float) -> bytes:
+    """``x`` as JSON text, written as ``encode_json`` writes it within a value: a piece for
+    a caller that joins a small value from its pieces (the result is not kept)."""
+    text: bytes = _dumps(x)
+    return text
+
+
 def encode_json(value: Any) -> bytes:
     """Compact JSON of ``value`` as bytes of exactly its length.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from stream.core.bounds import MAX_VISIT_IDS, dedupe_key
-from stream.core.codec import decode_json, encode_json
+from stream.core.codec import decode_json, encode_json, json_float
 from stream.core.windows import WindowSpec, next_window_start, previous_window_start, window_start
 
 
@@ -52,8 +52,13 @@ class VisitorState:
     @staticmethod
     def encode_first(partition: int, key: str, t: float, horizon_start: float) -> bytes:
         """``encode`` of a new visitor's state after its first visit (the hot path: most
-        visits are a visitor's first), without building the state."""
-        return encode_json([partition, {key: t} if t >= horizon_start else {}, [], t])
+        visits are a visitor's first), without building the state: its JSON joined from
+        the pieces, the time written by the encoder ``encode`` uses. ``key`` is a
+        ``dedupe_key`` (URL-safe base64), which JSON writes as it is."""
+        at, opening = json_float(t), str(partition).encode()
+        if t >= horizon_start:
+            return b"".join((b"[", opening, b',{"', key.encode(), b'":', at, b"},[],", at, b"]"))
+        return b"".join((b"[", opening, b",{},[],", at, b"]"))
 
     @staticmethod
     def decode(raw: bytes) -> VisitorState:

@@ -5,6 +5,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream.core.bounds import dedupe_key
 from stream.core.funnel import Funnel
 from stream.core.rules import FunnelRules
 from stream.core.visits import VisitCells, VisitorState
@@ -17,13 +18,15 @@ times = st.floats(min_value=0, max_value=2e9, allow_nan=False)
 def test_encode_first_equals_a_new_state_with_one_visit(
     partition: int, event_id: str, t: float, horizon_start: float
 ) -> None:
+    key = dedupe_key(event_id)  # what states keep, and all encode_first is given
     state = VisitorState(partition, latest=t)
-    state.visits[event_id] = t
+    state.visits[key] = t
     state.forget_before(horizon_start)
-    assert VisitorState.encode_first(partition, event_id, t, horizon_start) == state.encode()
+    assert VisitorState.encode_first(partition, key, t, horizon_start) == state.encode()
     # A visit before the horizon is not kept, one at it or after is.
-    kept = VisitorState.decode(VisitorState.encode_first(partition, event_id, t, horizon_start))
-    assert (event_id in kept.visits) == (t >= horizon_start)
+    kept = VisitorState.decode(VisitorState.encode_first(partition, key, t, horizon_start))
+    assert (key in kept.visits) == (t >= horizon_start)
+    assert kept.latest == t
 
 
 visit_plans = st.lists(
