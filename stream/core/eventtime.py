@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from pydantic_core import TzInfo
 
-# The UTC ``TzInfo`` pydantic-core gives parsed timestamps, once met, and the epoch in it.
-_utc_epoch: list[Any] = [None, None]
+# The UTC ``TzInfo`` pydantic-core gives parsed timestamps, once met, and the epoch in it
+# (Final: the compiled module keeps the list itself, not a lookup in its globals per call).
+_utc_epoch: Final[list[Any]] = [None, None]
 
 _EXACT_MICROSECONDS: Final = float(1 << 53)
 """Below this in magnitude (some 285 years either side of 1970) a count of microseconds is a

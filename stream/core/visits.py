@@ -69,7 +69,7 @@ class VisitorState:
             keyed = {dedupe_key(eid): t for eid, t in visits.items()}
             return VisitorState(partition, keyed, {}, max(visits.values(), default=0.0))
         partition, visits, cells, latest = fields
-        return VisitorState(partition, visits, {c: n for c, n in cells}, latest)
+        return VisitorState(partition, visits, {c: n for c, n in cells} if cells else {}, latest)
 
     @staticmethod
     def clock_facts(raw: bytes) -> tuple[int, float]:
