@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Final
 
-from stream.core.bounds import MAX_VISIT_IDS, dedupe_key
+from stream.core.bounds import MAX_VISIT_IDS, dedupe_key, earliest
 from stream.core.codec import decode_json, encode_json, json_float
 from stream.core.windows import WindowSpec, next_window_start, previous_window_start, window_start
 
@@ -108,33 +106,16 @@ class VisitorState:
         visits = self.visits
         oldest = self.oldest
         if oldest is None:
-            oldest = _earliest(visits)
+            oldest = earliest(visits)
         if oldest < horizon_start:
             for eid in [eid for eid, t in visits.items() if t < horizon_start]:
                 del visits[eid]
-            oldest = _earliest(visits)
+            oldest = earliest(visits)
         self.oldest = oldest
 
     def visit_times(self) -> list[tuple[float, int]]:
         """(time, visits) whose windows the state counts: each kept visit, then each cell."""
         return [(t, 1) for t in self.visits.values()] + list(self.cells.items())
-
-
-_NEVER: Final = math.inf
-
-
-def _earliest(visits: dict[str, float]) -> float:
-    """The earliest time in ``visits``, infinity when there is none.
-
-    A loop over the values compiles to a few instructions per visit; ``min`` with a default
-    is a call into the builtins with a keyword, some 8,000 instructions for the one or two
-    visits a state usually holds, and it ran for nearly every visit of a known visitor.
-    """
-    earliest = _NEVER
-    for t in visits.values():
-        if t < earliest:
-            earliest = t
-    return earliest
 
 
 class VisitCells:

@@ -28,7 +28,7 @@ import struct
 from array import array
 from bisect import bisect_left
 
-from stream.core.bounds import MAX_VISIT_IDS
+from stream.core.bounds import MAX_VISIT_IDS, earliest
 
 __all__ = ["GENERATIONS", "RecentVisits"]
 
@@ -45,7 +45,7 @@ class _Visits:
 
     def __init__(self, visits: dict[int, float]) -> None:
         self.visits = visits
-        self.oldest = min(visits.values())
+        self.oldest = earliest(visits)
 
     def add(self, key: int, t: float, horizon_start: float, max_ids: int) -> None:
         """``VisitorState.add_visit``: record the visit, forget those before the horizon,
@@ -57,7 +57,7 @@ class _Visits:
         if self.oldest < horizon_start:
             for old in [k for k, at in visits.items() if at < horizon_start]:
                 del visits[old]
-            self.oldest = min(visits.values(), default=math.inf)
+            self.oldest = earliest(visits)
         for _ in range(len(visits) - max_ids):
             del visits[next(iter(visits))]
 
