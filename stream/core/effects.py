@@ -45,7 +45,11 @@ class FollowUp:
 class Effects:
     """Counts produced by applying events or advancing the clock, not yet exported."""
 
-    entries: list[tuple[str, str]] = field(default_factory=list)  # (stage, source)
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (stage, source) of leads
+    # Entries into the visit stage, per source: visits are most events, and a count per
+    # source costs less than a pair per visit, to keep and to export (docs/performance.md, 47.).
+    visits: dict[str, int] = field(default_factory=dict)
+    visit_stage: str = "visit"  # the stage ``visits`` counts (FunnelRules.visit_stage)
     reentries: list[str] = field(default_factory=list)  # stage
     followups: list[FollowUp] = field(default_factory=list)
     breaches: list[str] = field(default_factory=list)  # team
@@ -56,6 +60,7 @@ class Effects:
     def clear(self) -> None:
         """Forget everything, to reuse the accumulator for the next batch."""
         self.entries.clear()
+        self.visits.clear()
         self.reentries.clear()
         self.followups.clear()
         self.breaches.clear()
@@ -65,9 +70,22 @@ class Effects:
     def __bool__(self) -> bool:
         return bool(
             self.entries
+            or self.visits
             or self.reentries
             or self.followups
             or self.breaches
             or self.warnings
             or self.stage_times
         )
+
+    def entry_counts(self) -> dict[tuple[str, str], int]:
+        """Every stage entry counted per (stage, source): the leads' in the order first seen,
+        then the visits' in the order first seen."""
+        counts: dict[tuple[str, str], int] = {}
+        for entry in self.entries:
+            counts[entry] = counts.get(entry, 0) + 1
+        stage = self.visit_stage
+        for source, n in self.visits.items():
+            key = (stage, source)
+            counts[key] = counts.get(key, 0) + n
+        return counts

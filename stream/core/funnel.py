@@ -92,11 +92,10 @@ class Funnel:
         # by different workers).
         self.views: dict[ViewKey, PartitionView] = {}
         self._watermark = 0.0  # the highest view watermark, kept as events are applied
-        self.effects = Effects()
+        self.effects = Effects(visit_stage=rules.visit_stage)
         self._largest_window = max(rules.windows, key=lambda w: w.seconds)
         self._windows_of_visit = WindowsOfStage(rules.visit_stage, rules.windows)
         self._late_cutoff = (-1.0, 0.0)  # (clock it was computed at, oldest window start kept)
-        self._visit_stage = rules.visit_stage
         # With ``hold_visitor_states`` (the worker), a visitor state changed again after
         # its first visit stays decoded here until ``take_held_visitors()``: a visitor seen
         # many times in a fetch (a hot key) is decoded and encoded once per fetch, not once
@@ -185,7 +184,8 @@ class Funnel:
                 self._held_visitors[visitor_id] = state
             else:
                 self.visitors[visitor_id] = state.encode()
-        self.effects.entries.append((self._visit_stage, event.source))
+        visits, source = self.effects.visits, event.source
+        visits[source] = visits.get(source, 0) + 1
         view.add_visit_windows(self._windows_of_visit.at(t))
         return "applied"
 

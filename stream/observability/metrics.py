@@ -232,12 +232,13 @@ class FunnelMetrics:
 
     def record_effects(self, effects: Effects) -> None:
         """Export what the core did (then the caller clears ``effects``)."""
-        # Entries are counted per (stage, source) first, in the order first seen (which is
-        # the order the label bound admits new sources in); each source is then bounded,
-        # its overflow counted once per entry, and the counter updated once per label pair.
+        # Entries come counted per (stage, source), the leads' first, each in the order first
+        # seen (the order the label bound admits new sources in); each source is then
+        # bounded, its overflow counted once per entry, and the counter updated once per
+        # label pair.
         source = self.source
         per_label: Tally[tuple[str, str]] = Tally()
-        for (stage, src), n in Tally(effects.entries).items():
+        for (stage, src), n in effects.entry_counts().items():
             per_label[(stage, source(src, count=n))] += n
         for (stage, label), n in per_label.items():
             self.stage_entries.labels(stage, label).inc(n)

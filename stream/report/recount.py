@@ -57,7 +57,7 @@ class Recount:
     def drain(self) -> None:
         """Move the funnel's pending effects into the totals."""
         effects = self.funnel.effects
-        self.entries.update(effects.entries)
+        self.entries.update(effects.entry_counts())
         self.reentries.update(effects.reentries)
         self.followups.extend(effects.followups)
         self.breaches.update(effects.breaches)

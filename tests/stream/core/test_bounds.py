@@ -59,7 +59,7 @@ def test_a_bot_visitor_stays_small_and_its_windows_exact_after_a_rebuild() -> No
             largest = max(largest, len(store["bot"]))
     _write_back(funnel, store)
     assert largest < 100_000 < SMALL
-    assert len(funnel.effects.entries) == n
+    assert funnel.effects.visits == {"organic": n}
     assert funnel.forgotten_ids == n - MAX_VISIT_IDS
     rebuilt = Funnel(rules, {}, store, "event")
     rebuilt.rebuild([], [0])

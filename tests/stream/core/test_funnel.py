@@ -67,7 +67,7 @@ def followups(f: Funnel) -> list[FollowUp]:
 
 
 def entries(f: Funnel) -> Counter[tuple[str, str]]:
-    return Counter(e for e in f.effects.entries if e[1] != TICK)
+    return Counter({e: n for e, n in f.effects.entry_counts().items() if e[1] != TICK})
 
 
 def gauges(f: Funnel) -> dict[str, FollowupGauge]:
@@ -666,6 +666,9 @@ class TestRebuild:
             )
             assert live.effects.followups + restarted.effects.followups == (whole.effects.followups)
             assert live.effects.entries + restarted.effects.entries == whole.effects.entries
+            assert Counter(live.effects.entry_counts()) + Counter(
+                restarted.effects.entry_counts()
+            ) == Counter(whole.effects.entry_counts())
             assert restarted.window_entries() == whole.window_entries()
             assert restarted.followup_gauges() == whole.followup_gauges()
 
@@ -721,7 +724,7 @@ def assert_scenario_metrics(scenario: Scenario, messages: Iterable[Message]) -> 
         (k, o): n for (k, o), n in outcomes.items() if o not in ("applied", "duplicate")
     } == scenario.rejected
 
-    assert Counter(e.entries) == scenario.stage_entries
+    assert e.entry_counts() == scenario.stage_entries
     assert Counter(e.reentries) == scenario.stage_reentries
     assert f.watermark == scenario.watermark
     assert nonzero(f.window_entries()) == scenario.window_entries

@@ -192,8 +192,8 @@ def outcome(f: Funnel, leads: dict[str, bytes], clock: float) -> Outcome:
     return Outcome(
         windows=f.window_entries(),
         gauges=f.followup_gauges(),
-        entries=Counter(e.entries),
-        entries_per_stage=Counter(s for s, _ in e.entries),
+        entries=Counter(e.entry_counts()),
+        entries_per_stage=Counter(s for (s, _), n in e.entry_counts().items() for _ in range(n)),
         reentries=Counter(e.reentries),
         followups=Counter(e.followups),
         followups_per_team=Counter((u.team, u.within_sla) for u in e.followups),
@@ -345,7 +345,9 @@ def test_a_restart_at_any_point_goes_on_as_if_none_happened(
     after.advance(FAR)
     # The two processes together counted what one uninterrupted process counts.
     both, one = before.effects, whole.effects
-    assert Counter(both.entries + after.effects.entries) == Counter(one.entries)
+    assert Counter(both.entry_counts()) + Counter(after.effects.entry_counts()) == Counter(
+        one.entry_counts()
+    )
     assert Counter(both.reentries + after.effects.reentries) == Counter(one.reentries)
     assert Counter(both.followups + after.effects.followups) == Counter(one.followups)
     assert Counter(both.breaches + after.effects.breaches) == Counter(one.breaches)

@@ -59,7 +59,7 @@ def test_holding_states_in_fetches_gives_the_stores_and_windows_of_writing_throu
     _write_back(held, held_store)
     assert held_store == through.visitors
     assert held.window_entries() == through.window_entries()
-    assert held.effects.entries == through.effects.entries
+    assert held.effects.visits == through.effects.visits
 
 
 def _write_back(funnel: Funnel, store: dict[str, bytes]) -> None:
