@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import rocksdict
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import Producer
 
 from schemas import Rejection, TopicKind, classify
 from stream.config.topics import TopicNames
+from stream.core.leads import LeadState
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages
 from stream.kafka.admin import ensure_topics
@@ -268,6 +270,53 @@ def expected_oldest(result: Recount) -> dict[str, float]:
         for team, g in result.funnel.followup_gauges().items()
         if g.oldest_clock_start
     }
+
+
+def owned_lead_partitions(scrape: Samples, names: TopicNames) -> set[int]:
+    """The lead partitions a worker owned when ``scrape`` was taken (its lag gauges)."""
+    return {
+        int(labels["partition"])
+        for labels, _ in scrape.series("funnel_consumer_lag_messages")
+        if labels["topic"] == names.leads
+    }
+
+
+def stored_lead_states(data_dir: Path, partitions: Iterable[int]) -> dict[str, LeadState]:
+    """The lead states a stopped worker's RocksDB holds for ``partitions``."""
+    out: dict[str, LeadState] = {}
+    for p in partitions:
+        path = data_dir / "v1" / "tables" / f"lead_states-{p}.db"
+        db = rocksdict.Rdict(
+            str(path),
+            options=rocksdict.Options(raw_mode=True),
+            access_type=rocksdict.AccessType.read_only(),
+        )
+        try:
+            for key, value in db.items():
+                assert isinstance(key, bytes), key  # raw mode
+                if not key.startswith(b"__faust"):  # the store's changelog offset
+                    out[key.decode()] = LeadState.decode(value)
+        finally:
+            db.close()
+    return out
+
+
+def lead_state_differences(result: Recount, stored: dict[str, LeadState]) -> list[str]:
+    """The leads whose stored creation or stage entries (what the gauges derive from) differ
+    from the recount's, with the ids of the events applied to one and not the other."""
+    out: list[str] = []
+    for key, raw in result.funnel.leads.items():
+        lead_id = key if isinstance(key, str) else key.decode()
+        want, got = LeadState.decode(raw), stored.get(lead_id)
+        if got is None:
+            out.append(f"{lead_id}: not stored")
+        elif (got.created_at, got.entries) != (want.created_at, want.entries):
+            missing, extra = set(want.seen) - set(got.seen), set(got.seen) - set(want.seen)
+            out.append(
+                f"{lead_id} (partition {want.partition}): entries {got.entries} against "
+                f"{want.entries}; events missing {sorted(missing)}, extra {sorted(extra)}"
+            )
+    return out
 
 
 def do_recount(records: Iterable[Record], rules: FunnelRules | None = None) -> Recount:

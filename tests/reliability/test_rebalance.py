@@ -23,10 +23,13 @@ from tests.reliability.support import (
     expected_gauges,
     expected_oldest,
     gauges,
+    lead_state_differences,
     oldest_open,
+    owned_lead_partitions,
     produce,
     produce_paced,
     read_records,
+    stored_lead_states,
     traffic,
     wait_caught_up,
     wait_consumed,
@@ -81,5 +84,12 @@ async def test_kill_join_and_leave_sum_to_the_recount(
     assert all(s.value("funnel_events_consumed_total") > 0 for s in scrapes)
 
     expected = do_recount(await read_records(broker, names))
-    assert gauges(*scrapes) == expected_gauges(expected)
+    found, wanted = gauges(*scrapes), expected_gauges(expected)
+    differing: list[str] = []
+    if found != wanted:  # where it went wrong: the stored states, or only the views
+        stored = {}
+        for w, scrape in zip((a, c), scrapes, strict=True):
+            stored.update(stored_lead_states(w.data_dir, owned_lead_partitions(scrape, names)))
+        differing = lead_state_differences(expected, stored)
+    assert found == wanted, f"lead states stored unlike the recount's: {differing or 'none'}"
     assert oldest_open(*scrapes) == expected_oldest(expected)
