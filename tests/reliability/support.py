@@ -272,15 +272,6 @@ def expected_oldest(result: Recount) -> dict[str, float]:
     }
 
 
-def owned_lead_partitions(scrape: Samples, names: TopicNames) -> set[int]:
-    """The lead partitions a worker owned when ``scrape`` was taken (its lag gauges)."""
-    return {
-        int(labels["partition"])
-        for labels, _ in scrape.series("funnel_consumer_lag_messages")
-        if labels["topic"] == names.leads
-    }
-
-
 def stored_lead_states(data_dir: Path, partitions: Iterable[int]) -> dict[str, LeadState]:
     """The lead states a stopped worker's RocksDB holds for ``partitions``."""
     out: dict[str, LeadState] = {}

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from stream.config.topics import TopicNames
-from tests.harness import wait_split
+from tests.harness import owned, wait_split
 from tests.reliability.support import (
     WorkerProcess,
     closing_events,
@@ -25,7 +25,6 @@ from tests.reliability.support import (
     gauges,
     lead_state_differences,
     oldest_open,
-    owned_lead_partitions,
     produce,
     produce_paced,
     read_records,
@@ -89,7 +88,8 @@ async def test_kill_join_and_leave_sum_to_the_recount(
     if found != wanted:  # where it went wrong: the stored states, or only the views
         stored = {}
         for w, scrape in zip((a, c), scrapes, strict=True):
-            stored.update(stored_lead_states(w.data_dir, owned_lead_partitions(scrape, names)))
+            leads = {p for _, p in owned(scrape, [names.leads])}
+            stored.update(stored_lead_states(w.data_dir, leads))
         differing = lead_state_differences(expected, stored)
     assert found == wanted, f"lead states stored unlike the recount's: {differing or 'none'}"
     assert oldest_open(*scrapes) == expected_oldest(expected)
