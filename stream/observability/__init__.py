@@ -6,8 +6,9 @@ reports can share them.
 
 from stream.observability.buckets import DELAY_BUCKETS, LATENCY_BUCKETS
 from stream.observability.labels import OTHER, LabelBound
-from stream.observability.metrics import FunnelMetrics, StateCollector
+from stream.observability.metrics import FunnelMetrics
 from stream.observability.scrape import Samples, ScrapeError, fetch_metrics, parse_metrics
+from stream.observability.state_gauges import StateCollector
 from stream.observability.targets import register_targets
 
 __all__ = [

@@ -3,7 +3,8 @@
 ``FunnelMetrics`` owns the metric objects and turns the core's ``Effects`` and the pipeline's
 message outcomes into counter and histogram updates. Gauges that describe state (window
 counts, open leads, watermarks, lag) are read from the ``Funnel`` at scrape time by
-``StateCollector``, so they are exact and follow partition ownership.
+``stream.observability.state_gauges.StateCollector``, so they are exact and follow partition
+ownership.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import math
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from schemas import REJECT_REASONS
 from stream import __version__
 from stream.core.effects import Effects
-from stream.core.funnel import Funnel
 from stream.core.leads import DEFAULT_TEAM, UNKNOWN_SOURCE
 from stream.observability.buckets import DELAY_BUCKETS, LATENCY_BUCKETS, STAGE_TIME_BUCKETS
 from stream.observability.labels import LabelBound
@@ -321,103 +319,3 @@ def observe_ages(histogram: Histogram, now: float, timestamps: Iterable[float]) 
     per_bucket[-1] = n - counted  # +Inf
     past = bisect_right(stamps, now)  # the rest lie ahead of ``now``: age 0
     add_observations(histogram, per_bucket, now * past - math.fsum(stamps[:past]))
-
-
-class StateCollector(Collector):
-    """Gauges read from the funnel's state at scrape time: exact, and only for owned partitions."""
-
-    def __init__(
-        self,
-        funnel: Funnel,
-        metrics: FunnelMetrics,
-        watermarks: Mapping[str, float],
-        lag: Callable[[], Mapping[tuple[str, int], int]],
-    ) -> None:
-        self._funnel = funnel
-        self._metrics = metrics
-        self._watermarks = watermarks
-        self._lag = lag
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the state gauges of metrics.md."""
-        windows = GaugeMetricFamily(
-            "funnel_window_stage_entries",
-            "Exact event-time entries per stage in the current and previous window.",
-            labels=["stage", "window", "period"],
-        )
-        for (stage, window, period), n in self._funnel.window_entries().items():
-            windows.add_metric([stage, window, period], n)
-        yield windows
-
-        awaiting = GaugeMetricFamily(
-            "funnel_leads_awaiting_followup", "Open leads whose clock runs.", labels=["team"]
-        )
-        overdue = GaugeMetricFamily(
-            "funnel_leads_overdue", "Open leads past their deadline.", labels=["team"]
-        )
-        oldest = GaugeMetricFamily(
-            "funnel_oldest_awaiting_followup_timestamp_seconds",
-            "Clock start of the oldest open lead.",
-            labels=["team"],
-        )
-        at_risk = GaugeMetricFamily(
-            "funnel_leads_at_risk",
-            "Open leads not yet past their deadline whose time left is at most `before`.",
-            labels=["team", "before"],
-        )
-        befores = self._metrics.warn_before
-        per_team: dict[str, list[float]] = {t: [0, 0, 0.0] for t in self._metrics.team.known}
-        risk: Tally[tuple[str, str]] = Tally()
-        for team, g in self._funnel.followup_gauges().items():
-            label = self._metrics.team(team, count=0)
-            row = per_team.setdefault(label, [0, 0, 0.0])
-            row[0] += g.awaiting
-            row[1] += g.overdue
-            if g.oldest_clock_start is not None:
-                row[2] = g.oldest_clock_start if not row[2] else min(row[2], g.oldest_clock_start)
-            for before, n in g.at_risk.items():
-                risk[(label, before)] += n
-        for team, (n_awaiting, n_overdue, first) in sorted(per_team.items()):
-            awaiting.add_metric([team], n_awaiting)
-            overdue.add_metric([team], n_overdue)
-            oldest.add_metric([team], first)
-            for before in befores:
-                at_risk.add_metric([team, before], risk[(team, before)])
-        yield awaiting
-        yield overdue
-        yield oldest
-        yield at_risk
-
-        in_stage = GaugeMetricFamily(
-            "funnel_leads_in_stage",
-            "Leads whose current stage (the furthest funnel stage reached) is `stage`.",
-            labels=["stage"],
-        )
-        stuck = GaugeMetricFamily(
-            "funnel_leads_stuck",
-            "Of those, the ones in it for longer than funnel.stuck_after.<stage>.",
-            labels=["stage"],
-        )
-        for stage, (n_in, n_stuck) in self._funnel.stage_gauges().items():
-            in_stage.add_metric([stage], n_in)
-            stuck.add_metric([stage], n_stuck)
-        yield in_stage
-        yield stuck
-
-        watermark = GaugeMetricFamily(
-            "funnel_event_time_watermark_timestamp_seconds",
-            "Highest occurred_at applied.",
-            labels=["topic"],
-        )
-        for topic, t in sorted(self._watermarks.items()):
-            watermark.add_metric([topic], t)
-        yield watermark
-
-        lag = GaugeMetricFamily(
-            "funnel_consumer_lag_messages",
-            "High watermark minus committed offset, for partitions this worker owns.",
-            labels=["topic", "partition"],
-        )
-        for (topic, partition), n in sorted(self._lag().items()):
-            lag.add_metric([topic, str(partition)], n)
-        yield lag

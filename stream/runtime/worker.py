@@ -37,7 +37,8 @@ from stream.config.topics import rerouted_topics
 from stream.core.funnel import Funnel
 from stream.kafka.offsets import topic_end_offsets
 from stream.kafka.security import client_kwargs
-from stream.observability.metrics import FORGOTTEN_IDS, REROUTED, FunnelMetrics, StateCollector
+from stream.observability.metrics import FORGOTTEN_IDS, REROUTED, FunnelMetrics
+from stream.observability.state_gauges import StateCollector
 from stream.observability.targets import register_targets
 from stream.runtime.apply import apply_records
 from stream.runtime.batching import WriteBackStore
