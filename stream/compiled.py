@@ -47,6 +47,7 @@ COMPILED_MODULES: Final[tuple[str, ...]] = (
     "stream/core/gauges.py",
     "stream/core/leadlist.py",
     "stream/core/leads.py",
+    "stream/core/leadstatus.py",
     "stream/core/openindex.py",
     "stream/core/openleads.py",
     "stream/core/rebuild.py",

@@ -25,16 +25,8 @@ from stream.core.bounds import bound_lead, dedupe_key
 from stream.core.effects import Effects, Status
 from stream.core.eventtime import event_seconds
 from stream.core.gauges import FollowupGauge, followup_gauges, stage_gauges, window_entries
-from stream.core.leads import (
-    UNSEEN,
-    LeadState,
-    LeadStatus,
-    lead_status,
-    new_status,
-    record_lead_created,
-    record_stage_changed,
-    status_effects,
-)
+from stream.core.leads import LeadState, record_lead_created, record_stage_changed
+from stream.core.leadstatus import UNSEEN, LeadStatus, lead_status, new_status, status_effects
 from stream.core.openleads import OpenLeads
 from stream.core.rebuild import LeadLoad
 from stream.core.rules import FunnelRules

@@ -33,7 +33,7 @@ from typing import Final
 
 from sortedcontainers import SortedList
 
-from stream.core.leads import OpenLead
+from stream.core.leadstatus import OpenLead
 from stream.core.openindex import IndexedLead
 from stream.core.rules import FunnelRules
 

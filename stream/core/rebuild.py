@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream.core.codec import decode_json
-from stream.core.leads import LeadState, lead_status, open_lead
+from stream.core.leads import LeadState
+from stream.core.leadstatus import lead_status, open_lead
 from stream.core.openleads import GroupKey, group_key
 from stream.core.rules import FunnelRules
 from stream.core.stages import Tracked, tracked, tracked_entries

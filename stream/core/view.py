@@ -11,7 +11,8 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stream.core.leads import LeadState, LeadStatus, OpenLead
+from stream.core.leads import LeadState
+from stream.core.leadstatus import LeadStatus, OpenLead
 from stream.core.openindex import OpenLeadIndex
 from stream.core.openleads import OpenLeads
 from stream.core.rules import FunnelRules

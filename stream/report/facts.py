@@ -22,7 +22,8 @@ from schemas import Rejection, TopicKind, Visit, classify
 from stream.core.effects import FollowUp
 from stream.core.eventtime import event_seconds
 from stream.core.funnel import ClockMode, Funnel
-from stream.core.leads import UNKNOWN_SOURCE, LeadState, lead_status
+from stream.core.leads import UNKNOWN_SOURCE, LeadState
+from stream.core.leadstatus import lead_status
 from stream.core.record import record_lead_event
 from stream.core.rules import FunnelRules
 from stream.core.stages import first_entries, pairs_until, whole_way

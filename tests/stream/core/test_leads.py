@@ -16,16 +16,8 @@ from hypothesis import strategies as st
 from stream.core.bounds import forget_old_ids
 from stream.core.calendar import BusinessCalendar
 from stream.core.effects import Effects, FollowUp
-from stream.core.leads import (
-    DEFAULT_TEAM,
-    LeadState,
-    LeadStatus,
-    OpenLead,
-    lead_status,
-    new_status,
-    record_lead_created,
-    record_stage_changed,
-)
+from stream.core.leads import DEFAULT_TEAM, LeadState, record_lead_created, record_stage_changed
+from stream.core.leadstatus import LeadStatus, OpenLead, lead_status, new_status
 from stream.core.rules import FunnelRules
 from tests.stream.core.scenario import HOUR, at
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.calendar import BusinessCalendar
-from stream.core.leads import OpenLead
+from stream.core.leadstatus import OpenLead
 from stream.core.openleads import OpenLeads
 from stream.core.rules import FunnelRules
 from tests.stream.core.scenario import HOUR, at

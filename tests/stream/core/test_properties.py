@@ -33,7 +33,8 @@ from schemas import Event, LeadCreated, StageChanged, Visit
 from stream.core.calendar import BusinessCalendar
 from stream.core.effects import FollowUp
 from stream.core.funnel import ClockMode, FollowupGauge, Funnel
-from stream.core.leads import LeadState, lead_status
+from stream.core.leads import LeadState
+from stream.core.leadstatus import lead_status
 from stream.core.rules import FunnelRules
 from tests.stream.core.scenario import (
     DAY,

@@ -9,7 +9,8 @@ import pytest
 from schemas import LeadCreated, StageChanged, classify
 from stream.config.topics import TopicNames
 from stream.core.funnel import ClockMode, Funnel
-from stream.core.leads import LeadState, lead_status
+from stream.core.leads import LeadState
+from stream.core.leadstatus import lead_status
 from stream.core.record import record_lead_event
 from stream.core.rules import FunnelRules
 from stream.generate import generate_messages

@@ -25,7 +25,8 @@ import pytest
 
 from schemas import LeadCreated, StageChanged
 from stream.core.funnel import Funnel
-from stream.core.leads import LeadState, lead_status
+from stream.core.leads import LeadState
+from stream.core.leadstatus import lead_status
 from stream.core.rules import FunnelRules
 from stream.report.commands import read_owner_names
 from stream.report.errors import ReportError
