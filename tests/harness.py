@@ -57,6 +57,8 @@ class WorkerProcess:
     partitions: int = 8
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # What runs: ``funnel worker``, or a test's wrapper of it (``-m`` and a module's arguments).
+    command: tuple[str, ...] = ("-m", "stream.cli", "worker")
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,7 +88,7 @@ class WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"],
+            [sys.executable, *self.command],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
