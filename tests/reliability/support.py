@@ -32,7 +32,7 @@ from stream.kafka.offsets import read_topic
 from stream.kafka.partitioner import home_partition
 from stream.observability.scrape import Samples
 from stream.report.recount import InputMessage, Recount, recount
-from tests.harness import WorkerProcess, all_series, free_port, produce, wait_caught_up
+from tests.harness import WorkerProcess, all_series, free_port, owned, produce, wait_caught_up
 
 __all__ = [
     "CLOSE",
@@ -308,6 +308,19 @@ def lead_state_differences(result: Recount, stored: dict[str, LeadState]) -> lis
                 f"{want.entries}; events missing {sorted(missing)}, extra {sorted(extra)}"
             )
     return out
+
+
+def owners_lead_differences(
+    result: Recount, owners: Sequence[tuple[WorkerProcess, Samples]], names: TopicNames
+) -> list[str]:
+    """``lead_state_differences`` over the lead states the stopped ``owners`` stored for the
+    lead partitions their last scrape exported: where a gauge mismatch comes from (the stored
+    states, or, when this is empty, a worker's views)."""
+    stored: dict[str, LeadState] = {}
+    for worker, scrape in owners:
+        leads = {p for _, p in owned(scrape, [names.leads])}
+        stored.update(stored_lead_states(worker.data_dir, leads))
+    return lead_state_differences(result, stored)
 
 
 def do_recount(records: Iterable[Record], rules: FunnelRules | None = None) -> Recount:

@@ -25,7 +25,7 @@ from pathlib import Path
 from stream.config.topics import TopicNames
 from stream.kafka.broker import EmbeddedBroker
 from stream.runtime.faustparts import MAX_RECORDS_PER_FETCH
-from tests.harness import owned, wait_split
+from tests.harness import wait_split
 from tests.reliability.crashworker import KILLED_EXIT
 from tests.reliability.support import (
     WorkerProcess,
@@ -34,11 +34,10 @@ from tests.reliability.support import (
     expected_gauges,
     expected_oldest,
     gauges,
-    lead_state_differences,
     oldest_open,
+    owners_lead_differences,
     produce,
     read_records,
-    stored_lead_states,
     traffic,
     wait_caught_up,
 )
@@ -89,9 +88,9 @@ async def test_states_stored_before_a_crash_reach_the_next_owner(
     assert replayed == valid, "the restarted worker's store did not hold the whole batch"
     expected = do_recount(records)
     found, wanted = gauges(scrape), expected_gauges(expected)
-    differing: list[str] = []
     if found != wanted:
-        leads = {p for _, p in owned(scrape, [names.leads])}
-        differing = lead_state_differences(expected, stored_lead_states(second.data_dir, leads))
-    assert found == wanted, f"lead states stored unlike the recount's: {differing[:5] or 'none'}"
+        differing = owners_lead_differences(expected, [(second, scrape)], names)
+        assert found == wanted, (
+            f"lead states stored unlike the recount's: {differing[:5] or 'none'}"
+        )
     assert oldest_open(scrape) == expected_oldest(expected)

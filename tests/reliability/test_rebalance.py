@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from stream.config.topics import TopicNames
-from tests.harness import owned, wait_split
+from tests.harness import wait_split
 from tests.reliability.support import (
     WorkerProcess,
     closing_events,
@@ -23,12 +23,11 @@ from tests.reliability.support import (
     expected_gauges,
     expected_oldest,
     gauges,
-    lead_state_differences,
     oldest_open,
+    owners_lead_differences,
     produce,
     produce_paced,
     read_records,
-    stored_lead_states,
     traffic,
     wait_caught_up,
     wait_consumed,
@@ -84,12 +83,9 @@ async def test_kill_join_and_leave_sum_to_the_recount(
 
     expected = do_recount(await read_records(broker, names))
     found, wanted = gauges(*scrapes), expected_gauges(expected)
-    differing: list[str] = []
     if found != wanted:  # where it went wrong: the stored states, or only the views
-        stored = {}
-        for w, scrape in zip((a, c), scrapes, strict=True):
-            leads = {p for _, p in owned(scrape, [names.leads])}
-            stored.update(stored_lead_states(w.data_dir, leads))
-        differing = lead_state_differences(expected, stored)
-    assert found == wanted, f"lead states stored unlike the recount's: {differing or 'none'}"
+        differing = owners_lead_differences(
+            expected, list(zip((a, c), scrapes, strict=True)), names
+        )
+        assert found == wanted, f"lead states stored unlike the recount's: {differing or 'none'}"
     assert oldest_open(*scrapes) == expected_oldest(expected)
