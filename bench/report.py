@@ -235,6 +235,12 @@ def table(results: Mapping[str, Any]) -> str:
             f"≤ {TARGET_P99_ADDED_S * 1000:.0f} ms",
             _mark(ok["p99_exact_added_by_worker_s_at_5k"]),
         ),
+        (
+            "  the raw client's window again: p99 minus the first's",
+            _seconds(n(results, "p99_exact_raw_client_repeat_diff_s_at_5k")),
+            "resolution",
+            "",
+        ),
         ("  rate actually produced", _rate(n(results, "steady_events_per_s")), "", ""),
         ("  worst lag seen (messages)", _count(n(results, "max_lag_messages_at_5k")), "", ""),
         (
