@@ -158,6 +158,7 @@ class Worker:
                 handle_batch=self.handle_records,
                 backpressure=self._changelog_room,
                 end_offsets=self._end_offsets,
+                stop_uncommitted=self.stop_uncommitted,
             ),
         )
         return app

@@ -37,7 +37,7 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any
+from typing import Any, NoReturn
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -45,6 +45,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 
 from stream.runtime.seam import fetch
+from stream.runtime.seam.membership import Membership
 
 # The broker URL scheme of this transport (the entry point's name in pyproject.toml).
 SCHEME = "funnel"
@@ -63,6 +64,8 @@ FETCH_MAX_WAIT_MS = 20
 # does not. When a fetch reads the last record of a backlog the offsets are committed at
 # once instead of at the next commit tick, up to ``broker_commit_interval`` later.
 BACKLOG_RECORDS = 5_000
+# How long the fetch loop waits before fetching again when the group membership is in doubt.
+MEMBERSHIP_RETRY_S = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +77,16 @@ class WorkerHooks:
     ``batch_topics``' records go to ``handle_batch`` a fetch at a time, after awaiting
     ``backpressure()`` (the producer keeping up). ``end_offsets`` corrects the high
     watermarks Faust reads before recovering a table (see ``FunnelConsumerThread``).
+    ``stop_uncommitted`` ends the process at once, committing and sending nothing more: what
+    the transport calls when a fetch was handled but may belong to another member by now
+    (``stream.runtime.seam.membership``).
     """
 
     batch_topics: frozenset[str]
     handle_batch: BatchHandler
     backpressure: Backpressure
     end_offsets: EndOffsets
+    stop_uncommitted: Callable[[Exception], NoReturn]
 
 
 def broker_url(servers: Iterable[str]) -> str:
@@ -118,6 +125,13 @@ class FunnelConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer: AIOKafkaConsumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its fetcher at start
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # The coordinator exists once the consumer started, and joins at the subscription.
+        consumer, started = self.consumer, self._consumer
+        if isinstance(consumer, BatchConsumer) and started is not None:
+            consumer.membership.watch(started._coordinator)
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         listed: Mapping[Any, int] = await super()._highwaters(partitions)
@@ -164,6 +178,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self.batch_topics = hooks.batch_topics
         self.batch_handler = hooks.handle_batch
         self.backpressure = hooks.backpressure
+        self.stop_uncommitted = hooks.stop_uncommitted
+        self.membership = Membership()  # watched by the consumer thread once it started
         # Per partition, the highest offset this worker acknowledged (see _ack_offsets).
         self._acked_high: dict[Any, int] = {}
         # The largest lag seen since a fetch left a backlog unread (0: none; see _caught_up).
@@ -210,6 +226,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if self.app.consumer_generation_id != generation:
                     # A rebalance completed since the fetch; it ended with a seek to the
                     # committed offsets, so these records are fetched again.
+                    continue
+                if not self.membership.current():
+                    # The group may have dropped this worker (the process stood still, or
+                    # the broker was away): not handled, fetched again from the committed
+                    # offsets once a heartbeat confirms the membership or the rejoin ends.
+                    await self._seek_back()
+                    await self.sleep(MEMBERSHIP_RETRY_S)
                     continue
                 others = self._handle_batch_topics(records, active)
                 if others:
@@ -261,6 +284,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
             read_offset[tp] = recs[-1].offset + 1
         if batch:
             self.batch_handler(batch)
+            if not self.membership.current():
+                # Handled, but the process may have stood still meanwhile and the records
+                # be another member's now: nothing of it may leave the process.
+                self.stop_uncommitted(self.membership.lost())
             self._ack_offsets(taken)
             self._mark_inbound(batch)
         return others

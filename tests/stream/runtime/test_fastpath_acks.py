@@ -13,7 +13,7 @@ import random
 from collections import defaultdict
 from time import monotonic
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +23,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
 
+from stream.runtime.seam.membership import Membership
 from stream.runtime.seam.transport import (
     BACKLOG_RECORDS,
     FETCH_MAX_WAIT_MS,
@@ -34,6 +35,10 @@ from stream.runtime.seam.transport import (
 )
 
 TP = ("funnel.visits", 0)
+
+
+def _never_stopped(exc: Exception) -> NoReturn:
+    raise AssertionError(f"stopped: {exc}")
 
 
 def _bookkeeping(committed: int | None = None) -> Any:
@@ -185,7 +190,9 @@ def _thread(listed: dict[Any, int], ends: dict[int, int] | None) -> Any:
 
     hooks = None
     if ends is not None:
-        hooks = WorkerHooks(frozenset(), lambda fetch: None, nothing, end_offsets_fetched)
+        hooks = WorkerHooks(
+            frozenset(), lambda fetch: None, nothing, end_offsets_fetched, _never_stopped
+        )
     thread = FunnelConsumerThread.__new__(FunnelConsumerThread)
     thread.consumer = SimpleNamespace(in_transaction=False)
     thread.transport = Transport.__new__(Transport)
@@ -228,6 +235,7 @@ def test_handled_partitions_get_the_inbound_time_fausts_livelock_check_reads() -
     book.batch_handler = handled.extend
     book._ack_offsets = lambda taken: BatchConsumer._ack_offsets(book, taken)
     book._mark_inbound = lambda batch: BatchConsumer._mark_inbound(book, batch)
+    book.membership = Membership()  # of a consumer without a group: always a member
     tp, other = TopicPartition(*TP), TopicPartition("funnel.changelog", 0)
     book._read_offset[tp] = 0
     before = monotonic()
