@@ -25,6 +25,11 @@ tests/reliability/test_kill9.py and test_rebalance.py check it end to end):
 - a record before the partition's read position (a redelivery after a seek) is skipped, and a
   hole in the offsets (compaction, transaction markers) is recorded as a gap, as Faust does.
 
+And one thing Faust does not guard against: a fetch held by a worker the group may have dropped
+meanwhile (its process stood still past the session timeout) is not handled, or, when the pause
+came during its handling, nothing of it leaves the process (``stream.runtime.seam.membership``,
+tests/reliability/test_paused_worker.py).
+
 This module overrides private methods of Faust's consumer and consumer thread; each is
 checked against Faust's own by tests/stream/runtime/test_fastpath_acks.py (docs/internals.md).
 """
