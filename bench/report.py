@@ -241,6 +241,18 @@ def table(results: Mapping[str, Any]) -> str:
             "resolution",
             "",
         ),
+        (
+            "  added by the worker at p50, exact",
+            _seconds(n(results, "p50_exact_added_by_worker_s_at_5k")),
+            "",
+            "",
+        ),
+        (
+            "  the raw client's window again: p50 minus the first's",
+            _seconds(n(results, "p50_exact_raw_client_repeat_diff_s_at_5k")),
+            "resolution",
+            "",
+        ),
         ("  rate actually produced", _rate(n(results, "steady_events_per_s")), "", ""),
         ("  worst lag seen (messages)", _count(n(results, "max_lag_messages_at_5k")), "", ""),
         (
