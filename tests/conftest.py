@@ -1,6 +1,7 @@
 """Fixtures shared by the whole test tree.
 
-One embedded broker (Tansu, in memory) serves the whole session; tests keep apart by giving
+One embedded broker (Tansu, in memory) serves the whole session (``make test`` runs two
+pytest-xdist workers, each a session with a broker of its own); tests keep apart by giving
 their topics and consumer groups a unique prefix (``topic_prefix``).
 """
 
