@@ -45,6 +45,9 @@ from tests.reliability.support import (
 
 POISON_COPIES = 10_000
 NORMAL = int(os.environ.get("BAD_INPUT_NORMAL_EVENTS", "10000"))
+# Each rate is the best of this many rounds: on the 2-core machine the poisoned phase's rate
+# moved by more than the margin between runs (docs/reliability.md, "Scenarios").
+ROUNDS = 3
 
 
 async def test_fuzzed_input_is_counted_and_dead_lettered_exactly(
@@ -153,13 +156,15 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
         await send_all(own_broker, closing_events(names, START))
         worker.wait_ready(timeout=60)
         await wait_caught_up(own_broker, worker.app_id, names.inputs)
-        # Each the better of two rounds of its own messages (support.best_rate).
+        # Each the best of ROUNDS rounds of its own messages (support.best_rate).
         normal_rate = await best_rate(
             worker,
-            [traffic(names, NORMAL, 1, end=middle), traffic(names, NORMAL, 3, end=middle)],
+            [traffic(names, NORMAL, 2 * r + 1, end=middle) for r in range(ROUNDS)],
             own_broker,
         )
-        poisoned_rate = await best_rate(worker, [poisoned(1, 2), poisoned(2, 4)], own_broker)
+        poisoned_rate = await best_rate(
+            worker, [poisoned(r + 1, 2 * r + 2) for r in range(ROUNDS)], own_broker
+        )
         assert worker.process is not None and worker.process.poll() is None
         samples = worker.metrics()
     finally:
@@ -167,11 +172,11 @@ async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
     print(f"messages per CPU second: normal={normal_rate:.0f} poisoned={poisoned_rate:.0f}")
     assert poisoned_rate >= 0.5 * normal_rate, (normal_rate, poisoned_rate)
     rejected = samples.value("funnel_events_rejected_total")
-    assert samples.value("funnel_events_rejected_total", reason="schema_violation") >= 2 * (
+    assert samples.value("funnel_events_rejected_total", reason="schema_violation") >= ROUNDS * (
         POISON_COPIES + 4
     )
     letters = await dead_letters(own_broker, names)
     assert len(letters) == rejected
     omitted = [x for x in letters if "value_omitted_bytes" in x.headers]
     # The two 1.2 MB visits of each round.
-    assert len(omitted) == 4 and all(x.value is None for x in omitted)
+    assert len(omitted) == 2 * ROUNDS and all(x.value is None for x in omitted)
