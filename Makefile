@@ -40,12 +40,10 @@ $(BIN)/uv:
 ## test: lint, then every test (needs Debian's prometheus, chromium and docker-compose), two
 ## at a time: a test mostly waits on its processes and the broker (the whole run used about
 ## half of the wall time in CPU when it ran one at a time), and each of the two pytest-xdist
-## workers has its own embedded broker (tests/conftest.py). The tests marked `alone` (rates
-## compared, deadlines on the wall clock) then run one at a time. TEST_WORKERS=0: all serial.
+## workers has its own embedded broker (tests/conftest.py). TEST_WORKERS=0 runs one at a time.
 TEST_WORKERS ?= 2
 test: $(STAMP) system-packages lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not alone"
-	$(BIN)/python -m pytest -q -m alone
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check stream schemas tests bench setup.py

@@ -21,8 +21,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from stream.config.topics import TopicNames
 from stream.core.rules import FunnelRules
 from tests.reliability.fuzz import arbitrary, corpus, near_valid, oversized
@@ -132,7 +130,6 @@ def spread(few: list[Message], many: list[Message]) -> list[Message]:
     return out
 
 
-@pytest.mark.alone
 async def test_poison_and_oversized_messages_keep_half_the_normal_rate(
     own_broker: str, topic_prefix: str, tmp_path: Path
 ) -> None:

@@ -23,8 +23,6 @@ import random
 import uuid
 from pathlib import Path
 
-import pytest
-
 from stream.config.topics import TopicNames, changelog_topics
 from stream.core.bounds import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, MAX_LEAD_IDS, MAX_VISIT_IDS
 from stream.generate import OutMessage, generate_messages
@@ -122,7 +120,6 @@ BOT_EVENTS = int(os.environ.get("BOT_EVENTS", "40000"))
 SMALL_RECORD = KAFKA_DEFAULT_MAX_MESSAGE_BYTES // 10
 
 
-@pytest.mark.alone
 async def test_a_bot_visitor_and_a_bot_lead_keep_the_worker_running_small_and_fast(
     own_broker: str, topic_prefix: str, tmp_path: Path
 ) -> None:

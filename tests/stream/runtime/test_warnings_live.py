@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from stream.config.topics import TopicNames
 from tests.harness import WorkerProcess, produce
 from tests.reliability.support import lead
@@ -59,7 +57,6 @@ def at_risk_leads(worker: WorkerProcess) -> list[tuple[str, str]]:
     return [(row["lead_id"], row["team"]) for row in rows]
 
 
-@pytest.mark.alone
 async def test_at_risk_and_overdue_within_seconds_of_the_instant(
     broker: str, topic_prefix: str, tmp_path: Path
 ) -> None:
