@@ -454,10 +454,10 @@ def send_at_once(bootstrap: str, messages: list[Message]) -> None:
 IDLE_SAMPLE_S = 1.0
 
 
-async def idle_cpu_rate(pid: int) -> float:
-    """CPU seconds per second process ``pid`` uses over ``IDLE_SAMPLE_S`` from now."""
+async def cpu_rate(pid: int, seconds: float = IDLE_SAMPLE_S) -> float:
+    """CPU seconds per second process ``pid`` uses over the next ``seconds``."""
     started, cpu = time.monotonic(), cpu_seconds(pid)
-    await asyncio.sleep(IDLE_SAMPLE_S)
+    await asyncio.sleep(seconds)
     return (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
 
 
@@ -483,7 +483,7 @@ async def rate(worker: WorkerProcess, send: list[Message], bootstrap: str) -> fl
     assert worker.process is not None
     pid = worker.process.pid
     before = consumed(worker)
-    idle_rate = await idle_cpu_rate(pid)
+    idle_rate = await cpu_rate(pid)
     assert consumed(worker) == before, "the worker was not idle before the measurement"
     started, cpu_before = time.monotonic(), cpu_seconds(pid)
     await ensure_topics(bootstrap, {topic: PARTITIONS for topic, *_ in send})
@@ -494,7 +494,7 @@ async def rate(worker: WorkerProcess, send: list[Message], bootstrap: str) -> fl
         assert time.monotonic() < deadline, (now, target, worker.tail())
         await asyncio.sleep(0.1)
     cpu, seconds = cpu_seconds(pid) - cpu_before, time.monotonic() - started
-    idle_rate = min(idle_rate, await idle_cpu_rate(pid))
+    idle_rate = min(idle_rate, await cpu_rate(pid))
     busy = cpu - idle_rate * seconds
     assert now == target, f"consumed {now - before:.0f} messages, {len(send)} were sent"
     assert busy > 0, f"no CPU time measured for {len(send)} messages (idle {idle_rate:.3f}/s)"
