@@ -2,10 +2,11 @@
 
 ``build_report`` takes the facts (``stream.report.facts``), the settings and a ``Period``
 (``stream.report.period``) and returns a ``Report`` that the Markdown, HTML and JSON renderers
-only format; the cohort table is built in ``stream.report.cohorts``. What counts in a
-period is decided here and explained in docs/reports.md: a stage entry by the time of its
-first entry, a lead's follow-up outcome by the time its follow-up clock started, a step between
-stages by the time of its later entry, a cohort by the time its leads became leads.
+only format; the cohort table is built in ``stream.report.cohorts``, the owners table in
+``stream.report.owners``. What counts in a period is decided here and explained in
+docs/reports.md: a stage entry by the time of its first entry, a lead's follow-up outcome by
+the time its follow-up clock started, a step between stages by the time of its later entry, a
+cohort by the time its leads became leads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stream.config.settings import Settings
@@ -32,12 +33,13 @@ from stream.planning.plan import (
 )
 from stream.report.cohorts import Cohorts, cohorts
 from stream.report.facts import Facts, LeadOutcome
+from stream.report.latency import Latency
+from stream.report.owners import OwnerRow, owner_rows
 from stream.report.period import Period, month_spans
 
 __all__ = [
     "COMMITTED_STAGES",
     "Commitment",
-    "Latency",
     "Pace",
     "Report",
     "StageRow",
@@ -62,25 +64,6 @@ class StageRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Latency:
-    """Nearest-rank percentiles of latencies in seconds (None without any)."""
-
-    p50: float | None
-    p90: float | None
-    p95: float | None
-
-    @classmethod
-    def of(cls, values: Iterable[float]) -> Latency:
-        """The percentiles of ``values``: the smallest value with at least q of them ≤ it."""
-        ordered = sorted(values)
-
-        def rank(q: float) -> float | None:
-            return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
-
-        return cls(rank(0.5), rank(0.9), rank(0.95))
-
-
-@dataclass(frozen=True, slots=True)
 class TeamRow:
     """One team's follow-up record for the leads whose clock started in the period."""
 
@@ -99,74 +82,6 @@ class TeamRow:
     def share_within_sla(self) -> float | None:
         """Follow-ups within the SLA ÷ follow-ups (None without any)."""
         return self.within_sla / self.followups if self.followups else None
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerRow:
-    """One sales rep's follow-up record for the leads whose clock started in the period.
-
-    Leads, follow-ups and open leads are the rep's who followed the lead up (else who owns it
-    now); a breach is the rep's who owned the lead at its deadline. ``team`` is the team of
-    most of the rep's leads.
-    """
-
-    owner: str
-    team: str
-    leads: int
-    followups: int
-    within_sla: int
-    wall: Latency
-    breaches: int
-    open: int
-    overdue: int
-
-    @property
-    def share_within_sla(self) -> float | None:
-        """Follow-ups within the SLA ÷ follow-ups (None without any)."""
-        return self.within_sla / self.followups if self.followups else None
-
-
-NO_OWNER = "(no owner)"
-
-
-def owner_rows(
-    leads: Sequence[LeadOutcome], names: Mapping[str, str] | None = None
-) -> list[OwnerRow]:
-    """Per owner, worst first: most breaches, then most overdue, then the lowest share within
-    the SLA; ``names`` (id -> display name) only changes what is shown."""
-    names = names or {}
-    credited: dict[str | None, list[LeadOutcome]] = defaultdict(list)
-    breaches: Counter[str | None] = Counter()
-    for lead in leads:
-        credited[lead.owner].append(lead)
-        if lead.breached:
-            breaches[lead.breach_owner] += 1
-    rows = []
-    for owner in credited.keys() | breaches.keys():
-        mine = credited.get(owner, [])
-        followups = [lead.followup for lead in mine if lead.followup is not None]
-        teams = Counter(lead.team for lead in mine)
-        rows.append(
-            OwnerRow(
-                owner=NO_OWNER if owner is None else names.get(owner, owner),
-                team=min(teams, key=lambda t: (-teams[t], t)) if teams else "",
-                leads=len(mine),
-                followups=len(followups),
-                within_sla=sum(f.within_sla for f in followups),
-                wall=Latency.of(f.wall_seconds for f in followups),
-                breaches=breaches[owner],
-                open=sum(lead.open for lead in mine),
-                overdue=sum(lead.overdue for lead in mine),
-            )
-        )
-    return sorted(
-        rows,
-        key=lambda r: (-r.breaches, -r.overdue, _share_or_one(r.share_within_sla), r.owner),
-    )
-
-
-def _share_or_one(share: float | None) -> float:
-    return 1.0 if share is None else share
 
 
 @dataclass(frozen=True, slots=True)

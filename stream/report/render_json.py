@@ -9,7 +9,8 @@ from typing import Any
 
 from stream.planning.plan import Gap, LeadTimes, Measured, Plan
 from stream.report.cohorts import Cohort, Cohorts
-from stream.report.model import Latency, Report, StepRow, TeamRow
+from stream.report.latency import Latency
+from stream.report.model import Report, StepRow, TeamRow
 
 __all__ = [
     "cohorts_dict",

@@ -31,7 +31,7 @@ from stream.core.rules import FunnelRules
 from stream.report.commands import read_owner_names
 from stream.report.errors import ReportError
 from stream.report.facts import Facts, _lead_facts
-from stream.report.model import owner_rows
+from stream.report.owners import owner_rows
 from tests.stream.core.scenario import HOUR, at, encode, lead_payload, stage_payload
 
 T0 = at("2026-11-02T09:00:00Z")
