@@ -59,7 +59,9 @@ def test_the_ingest_mapping_is_pure() -> None:
         wrong = {
             n
             for n in names
-            if n.startswith(("aiohttp", "aiokafka", "stream.ingest.server", "stream.kafka"))
+            if n.startswith(
+                ("aiohttp", "aiokafka", "stream.ingest.server", "stream.ingest.run", "stream.kafka")
+            )
         }
         assert not wrong, f"{path} imports {sorted(wrong)}"
 
